@@ -1,0 +1,239 @@
+// Package apierr is Moreid's one error vocabulary. Domain code returns an
+// *Error of a Kind; the gRPC interceptor in this package turns it into a gRPC
+// status carrying a google.rpc.ErrorInfo whose reason is the Kind, and the
+// gateway turns that status back into the documented HTTP status and JSON
+// body. The table below is the only place those mappings live.
+package apierr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Kind is the stable machine code that clients see in the "error" field.
+type Kind string
+
+// The documented error codes (SPEC section 2, "Errors").
+const (
+	InvalidRequest        Kind = "invalid_request"
+	InvalidAPIKey         Kind = "invalid_api_key"
+	InvalidCredentials    Kind = "invalid_credentials"
+	Unauthenticated       Kind = "unauthenticated"
+	IPNotAllowed          Kind = "ip_not_allowed"
+	PasswordLoginDisabled Kind = "password_login_disabled"
+	Forbidden             Kind = "forbidden"
+	NotFound              Kind = "not_found"
+	MethodNotAllowed      Kind = "method_not_allowed"
+	InvalidState          Kind = "invalid_state"
+	InvalidCode           Kind = "invalid_code"
+	Conflict              Kind = "conflict"
+	RateLimited           Kind = "rate_limited"
+	Internal              Kind = "internal"
+	Unavailable           Kind = "unavailable"
+)
+
+// Domain is the ErrorInfo domain of every Moreid error.
+const Domain = "moreid"
+
+type spec struct {
+	code    codes.Code
+	http    int
+	message string // default human text, Chinese as the API document is
+}
+
+var table = map[Kind]spec{
+	InvalidRequest:        {codes.InvalidArgument, http.StatusBadRequest, "请求参数错误"},
+	InvalidAPIKey:         {codes.Unauthenticated, http.StatusUnauthorized, "缺少API密钥或API密钥无效"},
+	InvalidCredentials:    {codes.Unauthenticated, http.StatusUnauthorized, "用户ID或密码错误"},
+	Unauthenticated:       {codes.Unauthenticated, http.StatusUnauthorized, "未登录或登录已过期"},
+	IPNotAllowed:          {codes.PermissionDenied, http.StatusForbidden, "请求来源不匹配已注册的白名单IP"},
+	PasswordLoginDisabled: {codes.PermissionDenied, http.StatusForbidden, "该API密钥不允许密码登录，请使用安全登录"},
+	Forbidden:             {codes.PermissionDenied, http.StatusForbidden, "无权执行此操作"},
+	NotFound:              {codes.NotFound, http.StatusNotFound, "请求的资源不存在"},
+	MethodNotAllowed:      {codes.Unimplemented, http.StatusMethodNotAllowed, "请求方法不允许"},
+	InvalidState:          {codes.FailedPrecondition, http.StatusRequestTimeout, "state值过期或无效"},
+	InvalidCode:           {codes.Aborted, http.StatusConflict, "授权码无效或已过期"},
+	Conflict:              {codes.AlreadyExists, http.StatusConflict, "资源已存在"},
+	RateLimited:           {codes.ResourceExhausted, http.StatusTooManyRequests, "尝试次数过多，请稍后再试"},
+	Internal:              {codes.Internal, http.StatusInternalServerError, "服务器内部错误"},
+	Unavailable:           {codes.Unavailable, http.StatusServiceUnavailable, "服务暂时不可用，请稍后再试"},
+}
+
+// byCode is the fallback for statuses that carry no ErrorInfo (errors made by
+// gRPC or grpc-gateway themselves, such as a malformed request body).
+var byCode = map[codes.Code]Kind{
+	codes.InvalidArgument:    InvalidRequest,
+	codes.OutOfRange:         InvalidRequest,
+	codes.Unauthenticated:    InvalidAPIKey,
+	codes.PermissionDenied:   Forbidden,
+	codes.NotFound:           NotFound,
+	codes.AlreadyExists:      Conflict,
+	codes.Aborted:            InvalidCode,
+	codes.FailedPrecondition: InvalidRequest,
+	codes.ResourceExhausted:  RateLimited,
+	codes.Unavailable:        Unavailable,
+	codes.DeadlineExceeded:   Unavailable,
+	codes.Canceled:           Unavailable,
+	codes.Unimplemented:      NotFound,
+}
+
+// Error is a domain error: a Kind, an optional human message that replaces
+// the Kind's default, and an optional cause that is logged but never shown.
+type Error struct {
+	Kind    Kind
+	Message string
+	Err     error
+	// RetryAfterSeconds, when positive, is sent as a Retry-After header.
+	RetryAfterSeconds int
+}
+
+func (e *Error) Error() string {
+	msg := string(e.Kind)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an error of kind k with the kind's default message.
+func New(k Kind) *Error { return &Error{Kind: k} }
+
+// Newf returns an error of kind k whose human message is the given text. The
+// text reaches clients: never put a secret or an internal detail in it.
+func Newf(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of kind k caused by err. err is logged, never shown.
+func Wrap(k Kind, err error) *Error { return &Error{Kind: k, Err: err} }
+
+// KindOf returns the Kind of err: the Kind of an *Error in its chain, the
+// Kind carried by a gRPC status, or Internal.
+func KindOf(err error) Kind {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	if st, ok := status.FromError(err); ok {
+		return kindOfStatus(st)
+	}
+	return Internal
+}
+
+// Is reports whether err is of kind k.
+func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }
+
+// HTTPStatus is the documented HTTP status of kind k.
+func HTTPStatus(k Kind) int {
+	if s, ok := table[k]; ok {
+		return s.http
+	}
+	return http.StatusInternalServerError
+}
+
+// DefaultMessage is the human text of kind k.
+func DefaultMessage(k Kind) string {
+	if s, ok := table[k]; ok {
+		return s.message
+	}
+	return table[Internal].message
+}
+
+// ToStatus converts any error to the gRPC status a client should see.
+// Errors that are not an *Error nor already a status become Internal, with
+// the default message: internals never leak.
+func ToStatus(err error) *status.Status {
+	var e *Error
+	if !errors.As(err, &e) {
+		if st, ok := status.FromError(err); ok {
+			return st
+		}
+		switch {
+		case errors.Is(err, context.Canceled):
+			e = Wrap(Unavailable, err)
+		case errors.Is(err, context.DeadlineExceeded):
+			e = Wrap(Unavailable, err)
+		default:
+			e = Wrap(Internal, err)
+		}
+	}
+	sp, ok := table[e.Kind]
+	if !ok {
+		sp = table[Internal]
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = sp.message
+	}
+	st := status.New(sp.code, msg)
+	info := &errdetails.ErrorInfo{Reason: string(e.Kind), Domain: Domain}
+	if e.RetryAfterSeconds > 0 {
+		info.Metadata = map[string]string{"retry_after": fmt.Sprint(e.RetryAfterSeconds)}
+	}
+	if withInfo, err := st.WithDetails(info); err == nil {
+		return withInfo
+	}
+	return st
+}
+
+// Details is what a status says in the documented vocabulary.
+type Details struct {
+	Kind       Kind
+	Message    string
+	HTTPStatus int
+	RetryAfter string
+}
+
+// FromStatus reads a status produced by ToStatus (or by gRPC itself) back
+// into the documented vocabulary.
+func FromStatus(st *status.Status) Details {
+	k := kindOfStatus(st)
+	d := Details{Kind: k, Message: st.Message(), HTTPStatus: HTTPStatus(k)}
+	if info := errorInfo(st); info != nil {
+		d.RetryAfter = info.GetMetadata()["retry_after"]
+	} else {
+		// A status without our ErrorInfo was made outside our services
+		// (transport, decoding): its text may be English or technical, so the
+		// client gets the kind's documented message instead.
+		d.Message = DefaultMessage(k)
+	}
+	if k == Internal || k == Unavailable {
+		d.Message = DefaultMessage(k)
+	}
+	return d
+}
+
+func errorInfo(st *status.Status) *errdetails.ErrorInfo {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
+			return info
+		}
+	}
+	return nil
+}
+
+func kindOfStatus(st *status.Status) Kind {
+	if info := errorInfo(st); info != nil {
+		if _, known := table[Kind(info.GetReason())]; known {
+			return Kind(info.GetReason())
+		}
+	}
+	if k, ok := byCode[st.Code()]; ok {
+		return k
+	}
+	return Internal
+}

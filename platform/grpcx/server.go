@@ -1,0 +1,133 @@
+// Package grpcx holds the gRPC plumbing every Moreid binary shares: the
+// server interceptors (request id, recovery, error mapping, access log), the
+// client dial options, and a health service whose answer is computed from
+// live probes.
+package grpcx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/logging"
+)
+
+// ServerOptions returns the options every Moreid gRPC server uses. The
+// interceptors run in order: request id, access log, panic recovery, error
+// mapping, then extra (for instance the API-key check of AuthService).
+func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
+	chain := append([]grpc.UnaryServerInterceptor{
+		requestIDInterceptor,
+		accessLogInterceptor(log),
+		recoverInterceptor(log),
+		errorInterceptor(log),
+	}, extra...)
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(chain...),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(1 << 20),
+	}
+}
+
+func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	id := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(logging.MetadataKey); len(v) > 0 {
+			id = v[0]
+		}
+	}
+	return next(logging.WithRequestID(ctx, logging.CleanRequestID(id)), req)
+}
+
+// accessLogInterceptor logs one line per call: method, outcome, latency.
+// Client mistakes are info, faults are errors with their (internal) cause.
+func accessLogInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := next(ctx, req)
+		attrs := []any{
+			"request_id", logging.RequestID(ctx),
+			"method", info.FullMethod,
+			"latency_ms", float64(time.Since(start).Microseconds()) / 1000,
+		}
+		if err == nil {
+			log.Info("rpc", append(attrs, "code", "OK")...)
+			return resp, nil
+		}
+		st := status.Convert(err)
+		attrs = append(attrs, "code", st.Code().String(), "error", string(apierr.FromStatus(st).Kind))
+		if k := apierr.FromStatus(st).Kind; k == apierr.Internal || k == apierr.Unavailable {
+			log.Error("rpc", attrs...)
+		} else {
+			log.Info("rpc", attrs...)
+		}
+		return resp, err
+	}
+}
+
+func recoverInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("panic", "request_id", logging.RequestID(ctx), "method", info.FullMethod,
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = apierr.ToStatus(apierr.New(apierr.Internal)).Err()
+			}
+		}()
+		return next(ctx, req)
+	}
+}
+
+// errorInterceptor is the one place where domain errors become gRPC
+// statuses. The cause of an internal error is logged here and dropped from
+// the answer.
+func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		resp, err := next(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		if k := apierr.KindOf(err); k == apierr.Internal || k == apierr.Unavailable {
+			log.Error("rpc failure", "request_id", logging.RequestID(ctx), "method", info.FullMethod, "cause", err.Error())
+		}
+		return nil, apierr.ToStatus(err).Err()
+	}
+}
+
+// DialOptions are the client options for calls between Moreid components:
+// plaintext inside the cluster network, request id propagated, keepalive.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(propagateRequestID),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+	}
+}
+
+// Dial connects (lazily) to a Moreid component at target, e.g.
+// "127.0.0.1:9091" or "dns:///user:9091" for client-side load balancing over
+// every replica behind a headless Kubernetes Service.
+func Dial(target string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(target, append(DialOptions(), extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
+	return conn, nil
+}
+
+func propagateRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if id := logging.RequestID(ctx); id != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, logging.MetadataKey, id)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}

@@ -1,0 +1,134 @@
+// Package pgdb opens Moreid's Postgres database through gorm: it creates the
+// database when it is missing and applies a service's versioned migrations
+// (pressly/goose, SQL files embedded in the service binary) before serving.
+package pgdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	"github.com/pressly/goose/v3/lock"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Options tune the connection pool.
+type Options struct {
+	MaxOpenConns int
+	MaxIdleConns int
+}
+
+// Open connects to dsn (a postgres:// URL), creating the database if it does
+// not exist, and returns a gorm handle whose pool is bounded by opts.
+func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
+	if err := ensureDatabase(ctx, dsn); err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
+		Logger:                 logger.Discard, // queries carry secrets' hashes and profile data: not for logs
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	if opts.MaxOpenConns > 0 {
+		sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
+	}
+	if opts.MaxIdleConns > 0 {
+		sqlDB.SetMaxIdleConns(opts.MaxIdleConns)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		return nil, fmt.Errorf("ping postgres: %w", err)
+	}
+	return db, nil
+}
+
+// Migrate applies every pending migration in fsys (goose SQL files at its
+// root), recording versions in the table named versionTable so that each
+// service keeps its own history in a shared database. A Postgres advisory
+// lock makes concurrent replicas apply them once.
+func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string) error {
+	store, err := database.NewStore(database.DialectPostgres, versionTable)
+	if err != nil {
+		return fmt.Errorf("migration store: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(versionTable)))
+	if err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := goose.NewProvider("", db, fsys,
+		goose.WithStore(store),
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// lockID gives each service's migrations their own advisory lock.
+func lockID(name string) int64 {
+	var h int64 = 5887230 // goose's default id, shifted per table
+	for _, c := range name {
+		h = h*31 + int64(c)
+	}
+	return h
+}
+
+// ensureDatabase creates the database named in dsn when it does not exist,
+// connecting to the server's "postgres" database to do so.
+func ensureDatabase(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return errors.New("MOREID_POSTGRES_DSN must be a postgres:// URL")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgconn.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connect to postgres server: %w", redact(err, u))
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)).ReadAll()
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505")) {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// redact keeps a DSN's password out of an error message.
+func redact(err error, u *url.URL) error {
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+	}
+	return err
+}

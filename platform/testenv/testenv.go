@@ -1,0 +1,101 @@
+// Package testenv gives tests their own Postgres database and Redis keyspace
+// on the real servers (never the ones `make run` uses), and removes them when
+// the test ends. Set MOREID_TEST_POSTGRES_URL / MOREID_TEST_REDIS_URL to
+// point tests elsewhere.
+package testenv
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/moreline/moreid/platform/secret"
+)
+
+// PostgresServer is the server URL tests create their databases on.
+func PostgresServer() string {
+	if v := os.Getenv("MOREID_TEST_POSTGRES_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// RedisURL is the Redis tests use: database 15, so that even a leaked key
+// never lands in the keyspace of `make run` (database 0).
+func RedisURL() string {
+	if v := os.Getenv("MOREID_TEST_REDIS_URL"); v != "" {
+		return v
+	}
+	return "redis://127.0.0.1:6379/15"
+}
+
+// Postgres creates a fresh, empty database for the test and returns its DSN.
+// The database is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	server, err := url.Parse(PostgresServer())
+	if err != nil {
+		t.Fatalf("MOREID_TEST_POSTGRES_URL: %v", err)
+	}
+	name := "moreid_test_" + secret.New("", 12, "abcdefghijklmnopqrstuvwxyz0123456789")
+	exec(t, server.String(), "CREATE DATABASE "+name)
+	t.Cleanup(func() { exec(t, server.String(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	dsn := *server
+	dsn.Path = "/" + name
+	return dsn.String()
+}
+
+func exec(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to test postgres: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// Redis returns a client on the test Redis and a key prefix unique to this
+// test. Every key under the prefix is deleted when the test ends.
+func Redis(t testing.TB) (redis.UniversalClient, string) {
+	t.Helper()
+	opts, err := redis.ParseURL(RedisURL())
+	if err != nil {
+		t.Fatalf("MOREID_TEST_REDIS_URL: %v", err)
+	}
+	client := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		t.Fatalf("test redis: %v", err)
+	}
+	prefix := "moreidtest:" + secret.New("", 10, secret.Hex) + ":"
+	t.Cleanup(func() {
+		DeleteKeys(t, client, prefix)
+		_ = client.Close()
+	})
+	return client, prefix
+}
+
+// DeleteKeys removes every key that starts with prefix.
+func DeleteKeys(t testing.TB, client redis.UniversalClient, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	iter := client.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		client.Del(ctx, iter.Val())
+	}
+	if err := iter.Err(); err != nil && !strings.Contains(err.Error(), "closed") {
+		t.Logf("cleaning redis keys %s*: %v", prefix, err)
+	}
+}
