@@ -1,0 +1,19 @@
+// Command moreidctl is the operator CLI of Moreid: it creates users and
+// issues, lists, revokes and restricts API keys over the admin listeners.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/moreline/moreid/moreidctl/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,321 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/moreline/moreid/platform/ipset"
+	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+)
+
+var apikeyCreate = &command{
+	group: "apikey", name: "create",
+	synopsis: "apikey create --name NAME [--whitelist IP_OR_CIDR[,...]] [--no-password-login]",
+	help: `Issue an API key. The key is printed alone on the last line, and only this once.
+  --name NAME                   the application's name, shown to users (required)
+  --whitelist IP_OR_CIDR[,...]  client IPs allowed to use the key (default: any)
+  --no-password-login           allow only the safe login flow with this key`,
+}
+
+var apikeyList = &command{
+	group: "apikey", name: "list",
+	synopsis: "apikey list [--json]",
+	help: `List every API key, revoked ones included, oldest first.
+  --json    print a JSON array of {id, name, prefix, whitelist, created_at, revoked}`,
+}
+
+var apikeyRevoke = &command{
+	group: "apikey", name: "revoke",
+	synopsis: "apikey revoke KEY_ID",
+	help:     `Revoke an API key for good (KEY_ID is the number shown by 'apikey list').`,
+}
+
+var apikeyWhitelist = &command{
+	group: "apikey", name: "whitelist",
+	synopsis: "apikey whitelist KEY_ID --set IP_OR_CIDR[,...]",
+	help: `Replace an API key's IP whitelist.
+  --set IP_OR_CIDR[,...]   the new whitelist (required); --set "" clears it, allowing any IP`,
+}
+
+func init() {
+	apikeyCreate.run = runAPIKeyCreate
+	apikeyList.run = runAPIKeyList
+	apikeyRevoke.run = runAPIKeyRevoke
+	apikeyWhitelist.run = runAPIKeyWhitelist
+}
+
+func apikeyTarget(s settings) target {
+	return target{service: "API-key admin service", addr: s.apikeyAddr, envVar: envAPIKeyAdminAddr}
+}
+
+func runAPIKeyCreate(ctx context.Context, e *env, args []string) error {
+	cmd := apikeyCreate
+	fs := flag.NewFlagSet(cmd.path(), flag.ContinueOnError)
+	name := fs.String("name", "", "")
+	whitelist := fs.String("whitelist", "", "")
+	noPassword := fs.Bool("no-password-login", false, "")
+	pos, err := parseFlags(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef(cmd, "unexpected argument %q", pos[0])
+	}
+	if strings.TrimSpace(*name) == "" {
+		return usagef(cmd, "--name is required")
+	}
+	entries, err := parseWhitelist(cmd, "--whitelist", *whitelist)
+	if err != nil {
+		return err
+	}
+
+	s, err := e.settings()
+	if err != nil {
+		return err
+	}
+	var resp *apikeyv1.CreateAPIKeyResponse
+	err = call(ctx, s, apikeyTarget(s), fmt.Sprintf("create API key %q", *name), func(ctx context.Context, conn *grpc.ClientConn) error {
+		resp, err = apikeyv1.NewAPIKeyAdminServiceClient(conn).CreateAPIKey(ctx, &apikeyv1.CreateAPIKeyRequest{
+			Name:                 *name,
+			Whitelist:            entries,
+			DisablePasswordLogin: *noPassword,
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	k := resp.GetApiKey()
+	fmt.Fprintf(e.stdout, "created API key %d\n", k.GetId())
+	fmt.Fprintf(e.stdout, "name:           %s\n", oneLine(k.GetName()))
+	fmt.Fprintf(e.stdout, "prefix:         %s\n", k.GetPrefix())
+	fmt.Fprintf(e.stdout, "whitelist:      %s\n", describeWhitelist(k.GetWhitelist()))
+	fmt.Fprintf(e.stdout, "password login: %s\n", onOff(k.GetPasswordLogin()))
+	fmt.Fprintln(e.stdout, "warning: the key below is shown only this once; store it now, it cannot be recovered.")
+	// The key alone on the last line, so that scripts can take it with tail -n1.
+	fmt.Fprintln(e.stdout, resp.GetKey())
+	return nil
+}
+
+// keyJSON is one element of `apikey list --json`: exactly these fields.
+type keyJSON struct {
+	ID        int64    `json:"id"`
+	Name      string   `json:"name"`
+	Prefix    string   `json:"prefix"`
+	Whitelist []string `json:"whitelist"`
+	CreatedAt string   `json:"created_at"`
+	Revoked   bool     `json:"revoked"`
+}
+
+func runAPIKeyList(ctx context.Context, e *env, args []string) error {
+	cmd := apikeyList
+	fs := flag.NewFlagSet(cmd.path(), flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parseFlags(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef(cmd, "unexpected argument %q", pos[0])
+	}
+
+	s, err := e.settings()
+	if err != nil {
+		return err
+	}
+	var keys []*apikeyv1.APIKey
+	err = call(ctx, s, apikeyTarget(s), "list API keys", func(ctx context.Context, conn *grpc.ClientConn) error {
+		resp, err := apikeyv1.NewAPIKeyAdminServiceClient(conn).ListAPIKeys(ctx, &apikeyv1.ListAPIKeysRequest{})
+		keys = resp.GetApiKeys()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
+	if *asJSON {
+		out := make([]keyJSON, 0, len(keys))
+		for _, k := range keys {
+			wl := k.GetWhitelist()
+			if wl == nil {
+				wl = []string{}
+			}
+			out = append(out, keyJSON{
+				ID:        k.GetId(),
+				Name:      k.GetName(),
+				Prefix:    k.GetPrefix(),
+				Whitelist: wl,
+				CreatedAt: timestamp(k.GetCreatedAt().AsTime(), k.GetCreatedAt() != nil),
+				Revoked:   k.GetRevokedAt() != nil,
+			})
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return fmt.Errorf("list API keys: encoding JSON: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return nil
+	}
+
+	if len(keys) == 0 {
+		fmt.Fprintln(e.stdout, "no API keys")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tWHITELIST\tPASSWORD LOGIN\tCREATED\tSTATUS")
+	for _, k := range keys {
+		state := "active"
+		if k.GetRevokedAt() != nil {
+			state = "revoked " + timestamp(k.GetRevokedAt().AsTime(), true)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			k.GetId(), oneLine(k.GetName()), k.GetPrefix(), describeWhitelist(k.GetWhitelist()),
+			onOff(k.GetPasswordLogin()), timestamp(k.GetCreatedAt().AsTime(), k.GetCreatedAt() != nil), state)
+	}
+	return tw.Flush()
+}
+
+func runAPIKeyRevoke(ctx context.Context, e *env, args []string) error {
+	cmd := apikeyRevoke
+	fs := flag.NewFlagSet(cmd.path(), flag.ContinueOnError)
+	pos, err := parseFlags(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := keyID(cmd, pos)
+	if err != nil {
+		return err
+	}
+
+	s, err := e.settings()
+	if err != nil {
+		return err
+	}
+	var k *apikeyv1.APIKey
+	err = call(ctx, s, apikeyTarget(s), fmt.Sprintf("revoke API key %d", id), func(ctx context.Context, conn *grpc.ClientConn) error {
+		resp, err := apikeyv1.NewAPIKeyAdminServiceClient(conn).RevokeAPIKey(ctx, &apikeyv1.RevokeAPIKeyRequest{Id: id})
+		k = resp.GetApiKey()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "revoked API key %d (%s, %s)\n", k.GetId(), oneLine(k.GetName()), k.GetPrefix())
+	return nil
+}
+
+func runAPIKeyWhitelist(ctx context.Context, e *env, args []string) error {
+	cmd := apikeyWhitelist
+	fs := flag.NewFlagSet(cmd.path(), flag.ContinueOnError)
+	set := fs.String("set", "", "")
+	pos, err := parseFlags(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := keyID(cmd, pos)
+	if err != nil {
+		return err
+	}
+	// Presence, not value: --set "" is the documented way to clear.
+	if !flagSet(fs, "set") {
+		return usagef(cmd, `--set is required (use --set "" to clear the whitelist)`)
+	}
+	entries, err := parseWhitelist(cmd, "--set", *set)
+	if err != nil {
+		return err
+	}
+
+	s, err := e.settings()
+	if err != nil {
+		return err
+	}
+	var k *apikeyv1.APIKey
+	err = call(ctx, s, apikeyTarget(s), fmt.Sprintf("set the whitelist of API key %d", id), func(ctx context.Context, conn *grpc.ClientConn) error {
+		resp, err := apikeyv1.NewAPIKeyAdminServiceClient(conn).SetWhitelist(ctx, &apikeyv1.SetWhitelistRequest{Id: id, Whitelist: entries})
+		k = resp.GetApiKey()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(k.GetWhitelist()) == 0 {
+		fmt.Fprintf(e.stdout, "API key %d (%s): whitelist cleared, any IP may use it\n", k.GetId(), oneLine(k.GetName()))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "API key %d (%s): whitelist set to %s\n", k.GetId(), oneLine(k.GetName()), describeWhitelist(k.GetWhitelist()))
+	return nil
+}
+
+// keyID takes the single positional KEY_ID.
+func keyID(cmd *command, pos []string) (int64, error) {
+	switch {
+	case len(pos) == 0:
+		return 0, usagef(cmd, "KEY_ID is required")
+	case len(pos) > 1:
+		return 0, usagef(cmd, "unexpected argument %q", pos[1])
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef(cmd, "KEY_ID must be a positive number (as shown by 'apikey list'), not %q", pos[0])
+	}
+	return id, nil
+}
+
+// parseWhitelist splits a comma-separated list, dropping blank entries, and
+// checks each is an IP or CIDR so that a typo is a usage error caught before
+// any call. The entries are sent as typed; the service canonicalises them.
+func parseWhitelist(cmd *command, flagName, list string) ([]string, error) {
+	var out []string
+	for _, entry := range strings.Split(list, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		if _, err := ipset.ParsePrefix(entry); err != nil {
+			return nil, usagef(cmd, "%s: %v", flagName, err)
+		}
+		out = append(out, entry)
+	}
+	return out, nil
+}
+
+func describeWhitelist(wl []string) string {
+	if len(wl) == 0 {
+		return "any IP"
+	}
+	return strings.Join(wl, ",")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// timestamp renders t in RFC 3339 (UTC), or "" when the service sent none.
+func timestamp(t time.Time, present bool) string {
+	if !present {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// oneLine keeps a name from breaking the table or the terminal: control
+// characters (newlines, escape sequences) are shown quoted.
+func oneLine(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,234 @@
+// Package cli is moreidctl: it parses an operator's command line, calls the
+// admin gRPC services and prints the answer. Run is the whole program, with
+// its inputs and outputs passed in so that tests can drive it.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/moreline/moreid/platform/config"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// Environment variables and their defaults (docs/ARCHITECTURE.md).
+const (
+	envUserAdminAddr   = "MOREID_USER_ADMIN_ADDR"
+	envAPIKeyAdminAddr = "MOREID_APIKEY_ADMIN_ADDR"
+	envTimeout         = "MOREID_CTL_TIMEOUT"
+
+	defaultUserAdminAddr   = "127.0.0.1:9191"
+	defaultAPIKeyAdminAddr = "127.0.0.1:9192"
+	defaultTimeout         = 10 * time.Second
+)
+
+// command is one leaf of the command tree.
+type command struct {
+	group, name string
+	synopsis    string // the line shown in the usage listing
+	help        string // what it does, and its flags
+	run         func(ctx context.Context, e *env, args []string) error
+}
+
+func (c *command) path() string { return c.group + " " + c.name }
+
+func (c *command) usage() string {
+	return "Usage:\n  moreidctl " + c.synopsis + "\n\n" + c.help
+}
+
+var commands = []*command{userCreate, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist}
+
+// env is what a command works with.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// settings are read only when a command needs the network, so that help and
+// usage errors work whatever the environment holds.
+type settings struct {
+	userAddr, apikeyAddr string
+	timeout              time.Duration
+}
+
+func (e *env) settings() (settings, error) {
+	vals := map[string]string{}
+	for _, k := range []string{envUserAdminAddr, envAPIKeyAdminAddr, envTimeout} {
+		vals[k] = e.getenv(k)
+	}
+	r := config.FromMap(vals)
+	s := settings{
+		userAddr:   r.String(envUserAdminAddr, defaultUserAdminAddr),
+		apikeyAddr: r.String(envAPIKeyAdminAddr, defaultAPIKeyAdminAddr),
+		timeout:    r.Duration(envTimeout, defaultTimeout),
+	}
+	return s, r.Err()
+}
+
+// usageError is a mistake in the command line: exit status 2 and the usage
+// of the command concerned (or the whole listing when cmd is nil).
+type usageError struct {
+	cmd *command
+	msg string
+}
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(cmd *command, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
+}
+
+// helpRequest asks for the usage on stdout and a zero exit status.
+type helpRequest struct{ cmd *command }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+// Run executes the command line args (without the program name) and returns
+// the process exit status: 0 on success, 1 when the operation failed, 2 on a
+// usage error.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	err := dispatch(ctx, e, args)
+
+	var help *helpRequest
+	var usage *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &help):
+		if help.cmd != nil {
+			fmt.Fprintln(stdout, help.cmd.usage())
+		} else {
+			fmt.Fprint(stdout, mainUsage())
+		}
+		return exitOK
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "moreidctl: %s\n\n", usage.msg)
+		if usage.cmd != nil {
+			fmt.Fprintf(stderr, "%s\n\nRun 'moreidctl help' for every command.\n", usage.cmd.usage())
+		} else {
+			fmt.Fprint(stderr, mainUsage())
+		}
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "moreidctl: %s\n", err)
+		return exitFailure
+	}
+}
+
+func dispatch(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef(nil, "no command given")
+	}
+	if isHelp(args[0]) {
+		return &helpRequest{}
+	}
+	group := args[0]
+	var inGroup []*command
+	for _, c := range commands {
+		if c.group == group {
+			inGroup = append(inGroup, c)
+		}
+	}
+	if len(inGroup) == 0 {
+		return usagef(nil, "unknown command %q", group)
+	}
+	if len(args) < 2 {
+		return usagef(nil, "%q needs a subcommand: %s", group, names(inGroup))
+	}
+	if isHelp(args[1]) {
+		return &helpRequest{}
+	}
+	for _, c := range inGroup {
+		if c.name == args[1] {
+			return c.run(ctx, e, args[2:])
+		}
+	}
+	return usagef(nil, "unknown command %q (%s has: %s)", group+" "+args[1], group, names(inGroup))
+}
+
+func isHelp(a string) bool { return a == "help" || a == "-h" || a == "--help" || a == "-help" }
+
+func names(cs []*command) string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return strings.Join(out, ", ")
+}
+
+func mainUsage() string {
+	var b strings.Builder
+	b.WriteString("moreidctl operates a Moreid suite through its admin listeners.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  moreidctl %s\n", c.synopsis)
+	}
+	b.WriteString("  moreidctl help\n\nCommands:\n")
+	for _, c := range commands {
+		first, _, _ := strings.Cut(c.help, "\n")
+		fmt.Fprintf(&b, "  %-18s %s\n", c.path(), first)
+	}
+	fmt.Fprintf(&b, "  %-18s %s\n", "help", "Print this listing ('moreidctl COMMAND SUBCOMMAND -h' for one command).")
+	fmt.Fprintf(&b, `
+Environment:
+  %-26s user admin listener (default %s)
+  %-26s API-key admin listener (default %s)
+  %-26s time limit of one command (default %s)
+
+Exit status: 0 success, 1 the operation failed, 2 usage error.
+`, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr, envTimeout, defaultTimeout)
+	return b.String()
+}
+
+// parseFlags parses args with fs, accepting flags before and after the
+// positional arguments ("revoke 7 --json" as well as "revoke --json 7"),
+// which the standard flag package alone does not.
+func parseFlags(cmd *command, fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &helpRequest{cmd: cmd}
+			}
+			return nil, usagef(cmd, "%s", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		// After a "--" terminator everything is positional.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// flagSet reports whether the named flag appeared on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}
