@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/testenv"
+	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+)
+
+// build compiles this command once per test binary run.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "user")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
+}
+
+func TestBinary(t *testing.T) {
+	bin := build(t)
+	dsn := testenv.Postgres(t)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	env := append(os.Environ(),
+		"MOREID_POSTGRES_DSN="+dsn,
+		"MOREID_USER_ADDR="+addr,
+		"MOREID_USER_ADMIN_ADDR="+adminAddr,
+		"MOREID_ARGON2_MEMORY_KIB=64",
+		"MOREID_DRAIN_TIMEOUT=2s",
+	)
+
+	t.Run("migrate-only", func(t *testing.T) {
+		cmd := exec.Command(bin, "-migrate-only")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("-migrate-only: %v\n%s", err, out)
+		}
+		// It must not have stayed up to serve.
+		if conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			conn.Close()
+			t.Fatalf("something listens on %s after -migrate-only", addr)
+		}
+	})
+
+	t.Run("bad configuration", func(t *testing.T) {
+		cmd := exec.Command(bin)
+		cmd.Env = append(env, "MOREID_ARGON2_TIME=zero", "MOREID_ARGON2_CONCURRENCY=0")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("started with bad configuration:\n%s", out)
+		}
+		for _, name := range []string{"MOREID_ARGON2_TIME", "MOREID_ARGON2_CONCURRENCY"} {
+			if !strings.Contains(string(out), name) {
+				t.Errorf("error output does not name %s:\n%s", name, out)
+			}
+		}
+	})
+
+	t.Run("serve and drain", func(t *testing.T) {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin)
+		cmd.Env = env
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+		internal, err := grpcx.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer internal.Close()
+		admin, err := grpcx.Dial(adminAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		health := healthpb.NewHealthClient(internal)
+		for {
+			r, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("never became healthy: %v\n%s", err, stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+
+		created, err := userv1.NewUserAdminServiceClient(admin).CreateUser(ctx, &userv1.CreateUserRequest{
+			UserId: "alice", Username: "Alice", Email: "alice@example.com", Password: "alice-password"})
+		if err != nil {
+			t.Fatalf("CreateUser on the admin listener: %v", err)
+		}
+		if created.GetUser().GetAvatarUrl() != defaultAvatar {
+			t.Errorf("avatar %q, want the documented default", created.GetUser().GetAvatarUrl())
+		}
+		if _, err := userv1.NewUserServiceClient(internal).VerifyPassword(ctx, &userv1.VerifyPasswordRequest{
+			UserId: "alice", Password: "alice-password"}); err != nil {
+			t.Fatalf("VerifyPassword on the internal listener: %v", err)
+		}
+		_, err = userv1.NewUserAdminServiceClient(internal).CreateUser(ctx, &userv1.CreateUserRequest{UserId: "x"})
+		if status.Code(err) != codes.Unimplemented {
+			t.Fatalf("CreateUser on the internal listener: %v, want Unimplemented", err)
+		}
+		if strings.Contains(stderr.String(), "alice-password") {
+			t.Fatalf("the password reached the logs")
+		}
+
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("still running 10s after SIGTERM")
+		}
+	})
+}

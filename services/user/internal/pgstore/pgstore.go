@@ -1,0 +1,202 @@
+// Package pgstore keeps users in Postgres through gorm. Its schema is a set
+// of goose SQL migrations embedded in the binary.
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/services/user/internal/user"
+)
+
+//go:embed migrations/*.sql
+var files embed.FS
+
+// Migrations are the schema's goose SQL files, at the root of the FS.
+var Migrations = func() fs.FS {
+	sub, err := fs.Sub(files, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded above: cannot happen
+	}
+	return sub
+}()
+
+// VersionTable records which migrations this service has applied; every
+// service has its own, so they can share one database.
+const VersionTable = "user_schema_migrations"
+
+// Migrate applies the pending migrations.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("postgres pool: %w", err)
+	}
+	return pgdb.Migrate(ctx, sqlDB, Migrations, VersionTable)
+}
+
+// DefaultQueryTimeout bounds one statement when the caller's context has a
+// later deadline or none, so an unresponsive database gives a prompt
+// Unavailable rather than a hung request.
+const DefaultQueryTimeout = 5 * time.Second
+
+// Store implements user.Store.
+type Store struct {
+	db      *gorm.DB
+	timeout time.Duration
+}
+
+var _ user.Store = (*Store)(nil)
+
+// New returns a store over db.
+func New(db *gorm.DB) *Store { return &Store{db: db, timeout: DefaultQueryTimeout} }
+
+// row is the users table.
+type row struct {
+	ID           int32 `gorm:"primaryKey;autoIncrement"`
+	UserID       string
+	Username     string
+	Email        string
+	Bio          string
+	AvatarURL    *string
+	PasswordHash string
+	// The database stamps both times (default now(); clock_timestamp() on
+	// update) so that every replica agrees on one clock.
+	CreatedAt time.Time `gorm:"default:now();autoCreateTime:false"`
+	UpdatedAt time.Time `gorm:"default:now();autoUpdateTime:false"`
+}
+
+func (row) TableName() string { return "users" }
+
+func (r row) record() user.Record {
+	return user.Record{
+		ID: r.ID, UserID: r.UserID, Username: r.Username, Email: r.Email, Bio: r.Bio,
+		AvatarURL: r.AvatarURL, PasswordHash: r.PasswordHash,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+func (s *Store) with(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	return s.db.WithContext(ctx), cancel
+}
+
+// Create implements user.Store.
+func (s *Store) Create(ctx context.Context, r user.Record) (user.Record, error) {
+	db, cancel := s.with(ctx)
+	defer cancel()
+	out := row{UserID: r.UserID, Username: r.Username, Email: r.Email, Bio: r.Bio, AvatarURL: r.AvatarURL, PasswordHash: r.PasswordHash}
+	err := db.Clauses(clause.Returning{}).Create(&out).Error
+	if err != nil {
+		return user.Record{}, classify("create user", err)
+	}
+	return out.record(), nil
+}
+
+// Get implements user.Store.
+func (s *Store) Get(ctx context.Context, userID string) (user.Record, error) {
+	db, cancel := s.with(ctx)
+	defer cancel()
+	var out row
+	if err := db.Where("user_id = ?", userID).Take(&out).Error; err != nil {
+		return user.Record{}, classify("get user", err)
+	}
+	return out.record(), nil
+}
+
+// UpdateProfile implements user.Store: one UPDATE ... RETURNING, so the
+// answer is the row as this statement left it.
+func (s *Store) UpdateProfile(ctx context.Context, userID string, c user.ProfileChange) (user.Record, error) {
+	db, cancel := s.with(ctx)
+	defer cancel()
+	set := map[string]any{"updated_at": gorm.Expr("clock_timestamp()")}
+	if c.Username != nil {
+		set["username"] = *c.Username
+	}
+	if c.Bio != nil {
+		set["bio"] = *c.Bio
+	}
+	var out row
+	res := db.Model(&out).Clauses(clause.Returning{}).Where("user_id = ?", userID).Updates(set)
+	if res.Error != nil {
+		return user.Record{}, classify("update profile", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return user.Record{}, fmt.Errorf("update profile: %w", user.ErrNotFound)
+	}
+	return out.record(), nil
+}
+
+// ReplacePasswordHash implements user.Store.
+func (s *Store) ReplacePasswordHash(ctx context.Context, id int32, oldHash, newHash string) error {
+	db, cancel := s.with(ctx)
+	defer cancel()
+	err := db.Model(&row{}).
+		Where("id = ? AND password_hash = ?", id, oldHash).
+		Updates(map[string]any{"password_hash": newHash, "updated_at": gorm.Expr("clock_timestamp()")}).Error
+	if err != nil {
+		return classify("replace password hash", err)
+	}
+	return nil
+}
+
+// classify sorts a database error into the domain's vocabulary: a missing
+// row, a taken user_id, an unreachable database (Unavailable, so callers
+// answer 503 instead of 500), or anything else (Internal).
+func classify(op string, err error) error {
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%s: %w", op, user.ErrNotFound)
+	case errors.Is(err, gorm.ErrDuplicatedKey) || pgCode(err) == "23505":
+		return fmt.Errorf("%s: %w", op, user.ErrDuplicate)
+	case unreachable(err):
+		return apierr.Wrap(apierr.Unavailable, fmt.Errorf("%s: %w", op, err))
+	default:
+		return apierr.Wrap(apierr.Internal, fmt.Errorf("%s: %w", op, err))
+	}
+}
+
+// unreachable reports whether err means the database could not be reached or
+// did not answer in time, as opposed to rejecting the statement.
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) {
+		return true
+	}
+	code := pgCode(err)
+	switch {
+	case strings.HasPrefix(code, "08"): // connection exception
+		return true
+	case code == "57P01", code == "57P02", code == "57P03": // shutting down, cannot connect now
+		return true
+	case code == "53300": // too many connections
+		return true
+	}
+	return false
+}
+
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

@@ -1,0 +1,218 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/testenv"
+	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/services/user/internal/pgstore"
+	"github.com/moreline/moreid/services/user/internal/server"
+	"github.com/moreline/moreid/services/user/internal/user"
+)
+
+const avatar = "https://more.jsoftstudio.top/uploads/images/default/avatar.svg"
+
+// serve starts srv on a fresh loopback port and returns a connection to it.
+func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpcx.Dial(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// suite is the two listeners of one user service over its own database.
+type suite struct {
+	internal, admin *grpc.ClientConn
+	users           userv1.UserServiceClient
+	adminUsers      userv1.UserAdminServiceClient
+}
+
+func newSuite(t *testing.T) suite {
+	t.Helper()
+	ctx := context.Background()
+	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, _ := db.DB()
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	if err := pgstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := user.NewHasher(user.Params{MemoryKiB: 64, Time: 1, Threads: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := user.NewService(pgstore.New(db), hasher, avatar, log)
+	health := grpcx.NewHealth(map[string]grpcx.Probe{"postgres": sqlDB.PingContext})
+
+	s := suite{
+		internal: serve(t, server.NewInternal(log, svc, health)),
+		admin:    serve(t, server.NewAdmin(log, svc, health)),
+	}
+	s.users = userv1.NewUserServiceClient(s.internal)
+	s.adminUsers = userv1.NewUserAdminServiceClient(s.admin)
+	return s
+}
+
+func callCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// wantStatus checks the gRPC code and the documented error kind of err.
+func wantStatus(t *testing.T, err error, code codes.Code, kind apierr.Kind) apierr.Details {
+	t.Helper()
+	st, ok := status.FromError(err)
+	if !ok || err == nil {
+		t.Fatalf("err = %v, want a %s status", err, code)
+	}
+	d := apierr.FromStatus(st)
+	if st.Code() != code || d.Kind != kind {
+		t.Fatalf("got %s/%s (%q), want %s/%s", st.Code(), d.Kind, st.Message(), code, kind)
+	}
+	return d
+}
+
+func ptr(s string) *string { return &s }
+
+var alice = &userv1.CreateUserRequest{UserId: "alice", Username: "爱丽丝", Email: "alice@example.com", Password: "alice-password"}
+
+func TestUserServices(t *testing.T) {
+	s := newSuite(t)
+
+	created, err := s.adminUsers.CreateUser(callCtx(t), alice)
+	if err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	u := created.GetUser()
+	if u.GetId() <= 0 || u.GetUserId() != "alice" || u.GetUsername() != "爱丽丝" || u.GetEmail() != "alice@example.com" ||
+		u.GetBio() != "" || u.GetAvatarUrl() != avatar || u.GetCreatedAt() == nil || u.GetUpdatedAt() == nil {
+		t.Fatalf("created user %v", u)
+	}
+
+	t.Run("create duplicate", func(t *testing.T) {
+		_, err := s.adminUsers.CreateUser(callCtx(t), alice)
+		wantStatus(t, err, codes.AlreadyExists, apierr.Conflict)
+	})
+	t.Run("create invalid", func(t *testing.T) {
+		_, err := s.adminUsers.CreateUser(callCtx(t), &userv1.CreateUserRequest{UserId: "bob", Username: "Bob", Email: "not-an-email", Password: "bob-password"})
+		d := wantStatus(t, err, codes.InvalidArgument, apierr.InvalidRequest)
+		if d.Message != "邮箱格式不正确" {
+			t.Errorf("message %q", d.Message)
+		}
+	})
+	t.Run("get", func(t *testing.T) {
+		got, err := s.users.GetUser(callCtx(t), &userv1.GetUserRequest{UserId: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetUser().GetId() != u.GetId() || got.GetUser().GetAvatarUrl() != avatar ||
+			!got.GetUser().GetCreatedAt().AsTime().Equal(u.GetCreatedAt().AsTime()) {
+			t.Fatalf("GetUser = %v, want %v", got.GetUser(), u)
+		}
+	})
+	t.Run("get unknown", func(t *testing.T) {
+		_, err := s.users.GetUser(callCtx(t), &userv1.GetUserRequest{UserId: "nobody"})
+		d := wantStatus(t, err, codes.NotFound, apierr.NotFound)
+		if d.Message != "用户不存在" {
+			t.Errorf("message %q, want 用户不存在", d.Message)
+		}
+	})
+	t.Run("verify", func(t *testing.T) {
+		got, err := s.users.VerifyPassword(callCtx(t), &userv1.VerifyPasswordRequest{UserId: "alice", Password: "alice-password"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetUser().GetUserId() != "alice" || got.GetUser().GetId() != u.GetId() {
+			t.Fatalf("VerifyPassword = %v", got.GetUser())
+		}
+	})
+	t.Run("verify wrong password and unknown user alike", func(t *testing.T) {
+		_, errWrong := s.users.VerifyPassword(callCtx(t), &userv1.VerifyPasswordRequest{UserId: "alice", Password: "wrong-password"})
+		_, errUnknown := s.users.VerifyPassword(callCtx(t), &userv1.VerifyPasswordRequest{UserId: "nobody", Password: "wrong-password"})
+		dw := wantStatus(t, errWrong, codes.Unauthenticated, apierr.InvalidCredentials)
+		du := wantStatus(t, errUnknown, codes.Unauthenticated, apierr.InvalidCredentials)
+		if dw != du {
+			t.Fatalf("wrong password %+v, unknown user %+v: must be indistinguishable", dw, du)
+		}
+	})
+	t.Run("update profile", func(t *testing.T) {
+		got, err := s.users.UpdateProfile(callCtx(t), &userv1.UpdateProfileRequest{UserId: "alice", Bio: ptr("新的简介")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetUser().GetBio() != "新的简介" || got.GetUser().GetUsername() != "爱丽丝" {
+			t.Fatalf("unset username must be kept: %v", got.GetUser())
+		}
+		got, err = s.users.UpdateProfile(callCtx(t), &userv1.UpdateProfileRequest{UserId: "alice", Username: ptr("Alice"), Bio: ptr("")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetUser().GetBio() != "" || got.GetUser().GetUsername() != "Alice" {
+			t.Fatalf("a set empty bio must clear it: %v", got.GetUser())
+		}
+	})
+	t.Run("update nothing", func(t *testing.T) {
+		_, err := s.users.UpdateProfile(callCtx(t), &userv1.UpdateProfileRequest{UserId: "alice"})
+		wantStatus(t, err, codes.InvalidArgument, apierr.InvalidRequest)
+	})
+	t.Run("update unknown", func(t *testing.T) {
+		_, err := s.users.UpdateProfile(callCtx(t), &userv1.UpdateProfileRequest{UserId: "nobody", Username: ptr("x")})
+		wantStatus(t, err, codes.NotFound, apierr.NotFound)
+	})
+}
+
+// Each listener serves only its own service: the admin RPCs cannot be
+// reached through the internal listener, nor the internal ones through the
+// admin listener.
+func TestListenersAreSeparate(t *testing.T) {
+	s := newSuite(t)
+
+	_, err := userv1.NewUserAdminServiceClient(s.internal).CreateUser(callCtx(t), alice)
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("CreateUser on the internal listener: %v, want Unimplemented", err)
+	}
+	_, err = userv1.NewUserServiceClient(s.admin).GetUser(callCtx(t), &userv1.GetUserRequest{UserId: "alice"})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("GetUser on the admin listener: %v, want Unimplemented", err)
+	}
+	// Nothing was created through the internal listener.
+	_, err = s.users.GetUser(callCtx(t), &userv1.GetUserRequest{UserId: "alice"})
+	wantStatus(t, err, codes.NotFound, apierr.NotFound)
+
+	for name, conn := range map[string]*grpc.ClientConn{"internal": s.internal, "admin": s.admin} {
+		t.Run("health "+name, func(t *testing.T) {
+			for _, svc := range []string{"", "postgres"} {
+				r, err := healthpb.NewHealthClient(conn).Check(callCtx(t), &healthpb.HealthCheckRequest{Service: svc})
+				if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					t.Fatalf("health %q: %v, %v", svc, r.GetStatus(), err)
+				}
+			}
+		})
+	}
+}

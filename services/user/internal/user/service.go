@@ -1,0 +1,236 @@
+// Package user is the user directory's domain: profiles, their validation,
+// and password checks with argon2id. It owns the Store interface that the
+// Postgres store implements.
+package user
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/moreline/moreid/platform/apierr"
+)
+
+// User is a profile as callers see it; it never carries the password hash.
+type User struct {
+	ID        int32
+	UserID    string
+	Username  string
+	Email     string
+	Bio       string
+	AvatarURL string // absolute; the configured default when the user has none
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Record is a stored user row.
+type Record struct {
+	ID           int32
+	UserID       string
+	Username     string
+	Email        string
+	Bio          string
+	AvatarURL    *string // nil: the user has not chosen one
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// NewUser is what CreateUser needs.
+type NewUser struct {
+	UserID   string
+	Username string
+	Email    string
+	Password string
+}
+
+// ProfileChange is an UpdateProfile request: nil fields keep their value.
+type ProfileChange struct {
+	Username *string
+	Bio      *string
+}
+
+// Errors a Store returns (wrapped) for the two outcomes the domain turns
+// into answers. Any other store error should already be an apierr of kind
+// Unavailable or Internal.
+var (
+	ErrNotFound  = errors.New("user not found")
+	ErrDuplicate = errors.New("user_id already taken")
+)
+
+// Store keeps user records.
+type Store interface {
+	// Create inserts r (ID and timestamps are assigned) and returns the
+	// stored row; ErrDuplicate when r.UserID is taken.
+	Create(ctx context.Context, r Record) (Record, error)
+	// Get returns the row of userID, or ErrNotFound.
+	Get(ctx context.Context, userID string) (Record, error)
+	// UpdateProfile applies c to the row of userID, sets updated_at, and
+	// returns the new row, or ErrNotFound.
+	UpdateProfile(ctx context.Context, userID string, c ProfileChange) (Record, error)
+	// ReplacePasswordHash sets the hash of user id to newHash if it still is
+	// oldHash, so that a rehash never overwrites a concurrent change.
+	ReplacePasswordHash(ctx context.Context, id int32, oldHash, newHash string) error
+}
+
+// Service implements the user directory's operations.
+type Service struct {
+	store         Store
+	hasher        *Hasher
+	defaultAvatar string
+	log           *slog.Logger
+}
+
+// NewService returns a Service. defaultAvatar is the absolute URL shown for
+// users without an avatar.
+func NewService(store Store, hasher *Hasher, defaultAvatar string, log *slog.Logger) *Service {
+	return &Service{store: store, hasher: hasher, defaultAvatar: defaultAvatar, log: log}
+}
+
+// CreateUser validates n, hashes its password and stores the user.
+func (s *Service) CreateUser(ctx context.Context, n NewUser) (User, error) {
+	for _, err := range []error{
+		validateUserID(n.UserID),
+		validateUsername(n.Username),
+		validateEmail(n.Email),
+		validateNewPassword(n.Password),
+	} {
+		if err != nil {
+			return User{}, err
+		}
+	}
+	hash, err := s.hasher.Hash(ctx, n.Password)
+	if err != nil {
+		return User{}, hashFailure(err)
+	}
+	r, err := s.store.Create(ctx, Record{
+		UserID: n.UserID, Username: n.Username, Email: n.Email, PasswordHash: hash,
+	})
+	if errors.Is(err, ErrDuplicate) {
+		return User{}, &apierr.Error{Kind: apierr.Conflict, Message: "用户ID已存在", Err: err}
+	}
+	if err != nil {
+		return User{}, storeFailure(err)
+	}
+	return s.profile(r), nil
+}
+
+// GetUser returns the profile of userID.
+func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
+	if err := validateUserID(userID); err != nil {
+		return User{}, err
+	}
+	r, err := s.store.Get(ctx, userID)
+	if err != nil {
+		return User{}, storeFailure(err)
+	}
+	return s.profile(r), nil
+}
+
+// VerifyPassword returns the profile of userID when password is theirs. An
+// unknown user and a wrong password give the same InvalidCredentials error,
+// and both pay for one argon2id verification, so neither the answer nor its
+// timing tells whether the user exists. A hash made under other parameters
+// than the configured ones is replaced after a successful check.
+func (s *Service) VerifyPassword(ctx context.Context, userID, password string) (User, error) {
+	if err := validateUserID(userID); err != nil {
+		return User{}, err
+	}
+	if err := validateLoginPassword(password); err != nil {
+		return User{}, err
+	}
+	r, err := s.store.Get(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+			return User{}, hashFailure(err)
+		}
+		return User{}, apierr.New(apierr.InvalidCredentials)
+	}
+	if err != nil {
+		return User{}, storeFailure(err)
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, r.PasswordHash, password)
+	if err != nil {
+		return User{}, hashFailure(fmt.Errorf("user %d: %w", r.ID, err))
+	}
+	if !ok {
+		return User{}, apierr.New(apierr.InvalidCredentials)
+	}
+	if rehash {
+		s.rehash(ctx, r, password)
+	}
+	return s.profile(r), nil
+}
+
+// rehash stores a hash under the current parameters. The login has already
+// succeeded; a failure here only postpones the upgrade to the next login.
+func (s *Service) rehash(ctx context.Context, r Record, password string) {
+	hash, err := s.hasher.Hash(ctx, password)
+	if err == nil {
+		err = s.store.ReplacePasswordHash(ctx, r.ID, r.PasswordHash, hash)
+	}
+	if err != nil && s.log != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "id", r.ID, "error", err.Error())
+	}
+}
+
+// UpdateProfile changes the username and/or bio of userID.
+func (s *Service) UpdateProfile(ctx context.Context, userID string, c ProfileChange) (User, error) {
+	if err := validateUserID(userID); err != nil {
+		return User{}, err
+	}
+	if c.Username == nil && c.Bio == nil {
+		return User{}, invalid("请至少提供用户名或个人简介中的一项")
+	}
+	if c.Username != nil {
+		if err := validateUsername(*c.Username); err != nil {
+			return User{}, err
+		}
+	}
+	if c.Bio != nil {
+		if err := validateBio(*c.Bio); err != nil {
+			return User{}, err
+		}
+	}
+	r, err := s.store.UpdateProfile(ctx, userID, c)
+	if err != nil {
+		return User{}, storeFailure(err)
+	}
+	return s.profile(r), nil
+}
+
+func (s *Service) profile(r Record) User {
+	avatar := s.defaultAvatar
+	if r.AvatarURL != nil && *r.AvatarURL != "" {
+		avatar = *r.AvatarURL
+	}
+	return User{
+		ID: r.ID, UserID: r.UserID, Username: r.Username, Email: r.Email, Bio: r.Bio,
+		AvatarURL: avatar, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// storeFailure turns a store error into the caller's answer: NotFound for a
+// missing user, the store's own apierr kind otherwise, Internal as a last
+// resort.
+func storeFailure(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return &apierr.Error{Kind: apierr.NotFound, Message: "用户不存在", Err: err}
+	}
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return apierr.Wrap(apierr.Internal, err)
+}
+
+// hashFailure: a request whose context ended while it waited for a hashing
+// slot is an overload (Unavailable); a malformed stored hash is Internal.
+func hashFailure(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return apierr.Wrap(apierr.Unavailable, err)
+	}
+	return apierr.Wrap(apierr.Internal, err)
+}
