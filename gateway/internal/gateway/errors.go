@@ -1,0 +1,76 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/platform/apierr"
+)
+
+const contentTypeJSON = "application/json; charset=utf-8"
+
+// body is the documented shape of every answer the gateway writes itself.
+type body struct {
+	Success bool        `json:"success"`
+	Message string      `json:"message"`
+	Error   apierr.Kind `json:"error,omitempty"`
+}
+
+// handleError is the mux's error handler: a gRPC status (from AuthService or
+// from grpc-gateway itself, e.g. a malformed body) becomes the documented
+// HTTP status and body. apierr.FromStatus replaces texts that did not come
+// from a Moreid service, and every internal text, by the kind's Chinese
+// default message.
+func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	var hs *runtime.HTTPStatusError
+	if errors.As(err, &hs) {
+		writeKind(w, r, kindOfHTTP(hs.HTTPStatus))
+		return
+	}
+	writeDetails(w, r, apierr.FromStatus(status.Convert(err)))
+}
+
+// handleRoutingError answers unknown paths (404), wrong methods on known
+// paths (405) and unroutable request targets (400).
+func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	writeKind(w, r, kindOfHTTP(httpStatus))
+}
+
+func kindOfHTTP(httpStatus int) apierr.Kind {
+	switch httpStatus {
+	case http.StatusBadRequest:
+		return apierr.InvalidRequest
+	case http.StatusNotFound:
+		return apierr.NotFound
+	case http.StatusMethodNotAllowed:
+		return apierr.MethodNotAllowed
+	}
+	return apierr.Internal
+}
+
+func writeKind(w http.ResponseWriter, r *http.Request, k apierr.Kind) {
+	writeDetails(w, r, apierr.Details{Kind: k, Message: apierr.DefaultMessage(k), HTTPStatus: apierr.HTTPStatus(k)})
+}
+
+func writeDetails(w http.ResponseWriter, r *http.Request, d apierr.Details) {
+	if info := infoFrom(r.Context()); info != nil {
+		info.kind = d.Kind
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	if d.RetryAfter != "" {
+		h.Set("Retry-After", d.RetryAfter)
+	}
+	writeJSON(w, d.HTTPStatus, body{Message: d.Message, Error: d.Kind})
+}
+
+func writeJSON(w http.ResponseWriter, code int, b body) {
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(b)
+}

@@ -1,0 +1,67 @@
+// Package gateway is Moreid's REST edge: it serves the documented /api/oauth
+// JSON paths by calling AuthService over gRPC (grpc-gateway, mapped by
+// gateway/api_config.yaml), writes every error in the documented JSON shape,
+// computes the client IP, limits bodies, logs one line per request and
+// answers /healthz and /readyz.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/moreline/moreid/platform/grpcx"
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+)
+
+// MaxBodyBytes is the largest request body accepted (SPEC section 2).
+const MaxBodyBytes = 64 << 10
+
+// UpstreamTimeout bounds one call to AuthService, so that a stuck backend
+// turns into a 503 instead of a hanging client. A server's WriteTimeout must
+// be longer.
+const UpstreamTimeout = 15 * time.Second
+
+// New returns the gateway's HTTP handler. auth is the connection to
+// AuthService; trusted are the proxies whose X-Forwarded-For is believed
+// (MOREID_TRUSTED_PROXIES); ready tells /readyz whether the backend and its
+// dependencies answer.
+func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger, ready grpcx.Probe) (http.Handler, error) {
+	if auth == nil || log == nil || ready == nil {
+		return nil, errors.New("gateway: auth connection, logger and readiness probe are required")
+	}
+	mux := newMux()
+	if err := authv1.RegisterAuthServiceHandlerClient(context.Background(), mux, authv1.NewAuthServiceClient(auth)); err != nil {
+		return nil, fmt.Errorf("gateway: register AuthService: %w", err)
+	}
+	api := limitBody(withTimeout(mux))
+	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			live(w, r)
+		case "/readyz":
+			readiness(ready, log)(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
+	return observe(log, trusted, routes), nil
+}
+
+// withTimeout bounds the backend call. grpc-gateway would also take a
+// deadline from a client's Grpc-Timeout header; that header is dropped so
+// that clients cannot shape internal deadlines.
+func withTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Grpc-Timeout")
+		ctx, cancel := context.WithTimeout(r.Context(), UpstreamTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/grpcx"
+)
+
+// readyTimeout is how long /readyz waits for the backend's health answer.
+const readyTimeout = time.Second
+
+// live answers /healthz: the process runs and serves HTTP.
+func live(w http.ResponseWriter, r *http.Request) {
+	if !healthMethod(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, body{Success: true, Message: "ok"})
+}
+
+// readiness answers /readyz from AuthService's grpc.health.v1 Check (empty
+// service name: AuthService with Redis, UserService and APIKeyService).
+func readiness(probe grpcx.Probe, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !healthMethod(w, r) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := probe(ctx); err != nil {
+			log.Warn("not ready", "error", err.Error())
+			writeKind(w, r, apierr.Unavailable)
+			return
+		}
+		writeJSON(w, http.StatusOK, body{Success: true, Message: "ok"})
+	}
+}
+
+func healthMethod(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeKind(w, r, apierr.MethodNotAllowed)
+	return false
+}

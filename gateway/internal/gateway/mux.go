@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/textproto"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/moreline/moreid/platform/logging"
+)
+
+// ClientIPKey is the metadata key carrying the client address the gateway
+// computed (SPEC section 5). AuthService believes it only from peers inside
+// MOREID_GATEWAY_CIDRS, and the gateway is the only component that sets it.
+const ClientIPKey = "x-moreid-client-ip"
+
+// newMux is the one place where the grpc-gateway ServeMux is configured.
+func newMux() *runtime.ServeMux {
+	return runtime.NewServeMux(
+		// snake_case names exactly as documented, zero values present, int32
+		// as JSON numbers; unknown request fields ignored (SPEC section 2).
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonCodec{JSONPb: runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}}),
+		runtime.WithErrorHandler(handleError),
+		runtime.WithRoutingErrorHandler(handleRoutingError),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		// Nothing the backend puts in response metadata reaches the client:
+		// the REST contract is the JSON body and the headers we set here.
+		runtime.WithOutgoingHeaderMatcher(dropHeader),
+		runtime.WithOutgoingTrailerMatcher(dropHeader),
+		runtime.WithMetadata(annotate),
+		// Without these, a POST with a form content type would be served by
+		// the GET handler of the same path (and X-HTTP-Method-Override could
+		// pick any method), so a wrong method would not answer 405.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+	)
+}
+
+// incomingHeader forwards only the headers AuthService reads. Authorization
+// is absent on purpose: grpc-gateway always forwards it itself, as
+// "authorization", and matching it here would send it twice. Everything else
+// (Grpc-Metadata-*, X-Moreid-Client-Ip, X-Forwarded-*, cookies) stays behind,
+// so a client cannot set metadata the backend trusts.
+func incomingHeader(key string) (string, bool) {
+	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case "X-Api-Key":
+		return "x-api-key", true
+	case logging.RequestIDHeader:
+		return logging.MetadataKey, true
+	}
+	return "", false
+}
+
+func dropHeader(string) (string, bool) { return "", false }
+
+// annotate adds the gateway's own metadata. grpc-gateway lets annotator keys
+// replace header-derived ones, so the cleaned request id wins over the raw
+// header, and the x-forwarded-for / x-forwarded-host that grpc-gateway
+// derives from client headers (client-supplied hops first) are replaced by
+// nothing: the one address the backend may use is ClientIPKey.
+func annotate(ctx context.Context, r *http.Request) metadata.MD {
+	md := metadata.MD{"x-forwarded-for": nil, "x-forwarded-host": nil}
+	if info := infoFrom(r.Context()); info != nil {
+		md.Set(ClientIPKey, info.clientIP.String())
+		md.Set(logging.MetadataKey, info.id)
+	}
+	return md
+}
+
+// jsonCodec is runtime.JSONPb with a stricter request decoder: the whole body
+// must be one JSON object (JSONPb alone decodes the first JSON value and
+// ignores anything after it). An empty body decodes as an empty request, so
+// the backend reports the missing fields.
+type jsonCodec struct {
+	runtime.JSONPb
+}
+
+func (c *jsonCodec) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF
+		}
+		if m, ok := v.(proto.Message); ok {
+			return c.UnmarshalOptions.Unmarshal(data, m)
+		}
+		return c.JSONPb.Unmarshal(data, v)
+	})
+}
