@@ -1,0 +1,266 @@
+// Package apikey is the API-key domain: issuing keys (only their SHA-256
+// hash is kept), listing, revoking, whitelists, and deciding whether a
+// presented key may be used from a client IP.
+package apikey
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/platform/secret"
+)
+
+// Key format: "ml_" and 64 lowercase hex characters (SPEC section 2).
+const (
+	KeyPrefix  = "ml_"
+	keyHexLen  = 64
+	prefixHex  = 8   // hex characters of the key shown in Key.Prefix
+	MaxNameLen = 100 // runes
+	// MaxWhitelist bounds a whitelist so that one record stays small; no
+	// real application needs more ranges than this.
+	MaxWhitelist = 256
+)
+
+// Key is the record of an issued key: everything but the key itself.
+type Key struct {
+	ID   int64
+	Hash string // SHA-256 hex of the key: its non-secret lookup identifier
+	// Prefix is "ml_" and the key's first 8 hex characters, for recognising
+	// a key in a list without revealing it.
+	Prefix        string
+	Name          string
+	Whitelist     []netip.Prefix // canonical; empty allows any IP
+	PasswordLogin bool
+	CreatedAt     time.Time
+	RevokedAt     *time.Time // nil while the key is active
+}
+
+// Revoked reports whether the key has been revoked.
+func (k Key) Revoked() bool { return k.RevokedAt != nil }
+
+// NewKey is what Create hands to the store.
+type NewKey struct {
+	Hash          string
+	Prefix        string
+	Name          string
+	Whitelist     []netip.Prefix
+	PasswordLogin bool
+}
+
+// Store keeps keys. Errors are apierr kinds: NotFound for an unknown id or
+// hash, Unavailable when Postgres cannot be reached, Internal otherwise.
+type Store interface {
+	Insert(ctx context.Context, k NewKey) (Key, error)
+	// List returns every key, revoked ones included, oldest first.
+	List(ctx context.Context) ([]Key, error)
+	// Revoke sets revoked_at unless it is already set, and returns the key.
+	Revoke(ctx context.Context, id int64) (Key, error)
+	SetWhitelist(ctx context.Context, id int64, whitelist []netip.Prefix) (Key, error)
+	// ByHash finds a key by the SHA-256 hex of the key.
+	ByHash(ctx context.Context, hash string) (Key, error)
+}
+
+// Service is the API-key domain over a Store.
+type Service struct {
+	store Store
+}
+
+// New returns a Service over store.
+func New(store Store) *Service { return &Service{store: store} }
+
+// CreateRequest describes a key to issue.
+type CreateRequest struct {
+	Name                 string
+	Whitelist            []string
+	DisablePasswordLogin bool
+}
+
+// Create issues a new key and returns its record and the key itself. This is
+// the only time the key exists outside the caller's hands: the store keeps
+// its hash.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (Key, string, error) {
+	name, err := cleanName(req.Name)
+	if err != nil {
+		return Key{}, "", err
+	}
+	wl, err := parseWhitelist(req.Whitelist)
+	if err != nil {
+		return Key{}, "", err
+	}
+	key := secret.New(KeyPrefix, keyHexLen, secret.Hex)
+	k, err := s.store.Insert(ctx, NewKey{
+		Hash:          secret.Hash(key),
+		Prefix:        key[:len(KeyPrefix)+prefixHex],
+		Name:          name,
+		Whitelist:     wl,
+		PasswordLogin: !req.DisablePasswordLogin,
+	})
+	if err != nil {
+		return Key{}, "", fmt.Errorf("create api key: %w", err)
+	}
+	return k, key, nil
+}
+
+// List returns every key, revoked ones included, oldest first.
+func (s *Service) List(ctx context.Context) ([]Key, error) {
+	keys, err := s.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	return keys, nil
+}
+
+// Revoke ends a key for good. Revoking a revoked key keeps the first
+// revocation time and is not an error; an unknown id is NotFound.
+func (s *Service) Revoke(ctx context.Context, id int64) (Key, error) {
+	if id <= 0 {
+		return Key{}, apierr.Newf(apierr.NotFound, "API密钥不存在")
+	}
+	k, err := s.store.Revoke(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("revoke api key %d: %w", id, notFoundMessage(err))
+	}
+	return k, nil
+}
+
+// SetWhitelist replaces a key's whitelist; an empty list allows any IP. A
+// revoked key may still be changed: it stays revoked, so this is harmless,
+// and refusing would only make scripts that tidy up every key fail.
+func (s *Service) SetWhitelist(ctx context.Context, id int64, whitelist []string) (Key, error) {
+	wl, err := parseWhitelist(whitelist)
+	if err != nil {
+		return Key{}, err
+	}
+	if id <= 0 {
+		return Key{}, apierr.Newf(apierr.NotFound, "API密钥不存在")
+	}
+	k, err := s.store.SetWhitelist(ctx, id, wl)
+	if err != nil {
+		return Key{}, fmt.Errorf("set whitelist of api key %d: %w", id, notFoundMessage(err))
+	}
+	return k, nil
+}
+
+// Validate returns the record of key when it is active and clientIP is
+// inside its whitelist. A malformed, unknown or revoked key gets the same
+// InvalidAPIKey answer; an IP outside a non-empty whitelist (or one that
+// cannot be parsed) gets IPNotAllowed.
+//
+// Nothing is cached here: the caller caches briefly, and every call reads
+// Postgres so that a revocation is effective at the source at once.
+func (s *Service) Validate(ctx context.Context, key, clientIP string) (Key, error) {
+	if !WellFormed(key) {
+		// Not a key we could have issued: no reason to ask the database.
+		return Key{}, apierr.New(apierr.InvalidAPIKey)
+	}
+	hash := secret.Hash(key)
+	k, err := s.store.ByHash(ctx, hash)
+	if apierr.Is(err, apierr.NotFound) {
+		return Key{}, apierr.New(apierr.InvalidAPIKey)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("validate api key: %w", err)
+	}
+	// The lookup already matched the hash; comparing again in constant time
+	// keeps the decision itself independent of any index behaviour.
+	if !secret.Equal(k.Hash, hash) || k.Revoked() {
+		return Key{}, apierr.New(apierr.InvalidAPIKey)
+	}
+	if len(k.Whitelist) == 0 {
+		return k, nil
+	}
+	addr, ok := parseClientIP(clientIP)
+	if !ok || !ipset.Contains(k.Whitelist, addr) {
+		return Key{}, apierr.New(apierr.IPNotAllowed)
+	}
+	return k, nil
+}
+
+// WellFormed reports whether key has the issued format ^ml_[0-9a-f]{64}$.
+func WellFormed(key string) bool {
+	if len(key) != len(KeyPrefix)+keyHexLen || !strings.HasPrefix(key, KeyPrefix) {
+		return false
+	}
+	for _, c := range []byte(key[len(KeyPrefix):]) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseClientIP reads a bare IP, the form callers send. An "ip:port" or
+// "[v6]:port" is tolerated too, since a peer address is easy to pass by
+// mistake and its IP is unambiguous.
+func parseClientIP(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), true
+	}
+	return netip.Addr{}, false
+}
+
+func cleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", apierr.Newf(apierr.InvalidRequest, "名称不能为空")
+	case !utf8.ValidString(name):
+		return "", apierr.Newf(apierr.InvalidRequest, "名称必须是有效的UTF-8文本")
+	case utf8.RuneCountInString(name) > MaxNameLen:
+		return "", apierr.Newf(apierr.InvalidRequest, "名称不能超过%d个字符", MaxNameLen)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "", apierr.Newf(apierr.InvalidRequest, "名称不能包含控制字符")
+	}
+	return name, nil
+}
+
+// parseWhitelist turns entries into canonical prefixes, dropping blanks and
+// duplicates, and names the first bad entry.
+func parseWhitelist(entries []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(entries))
+	seen := make(map[netip.Prefix]bool, len(entries))
+	for _, e := range entries {
+		ps, err := ipset.Parse([]string{e})
+		if err != nil {
+			return nil, apierr.Newf(apierr.InvalidRequest, "白名单条目无效：%q（应为IPv4/IPv6地址或CIDR）", shorten(strings.TrimSpace(e)))
+		}
+		for _, p := range ps {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) > MaxWhitelist {
+		return nil, apierr.Newf(apierr.InvalidRequest, "白名单条目过多（最多%d条）", MaxWhitelist)
+	}
+	return out, nil
+}
+
+// shorten keeps an echoed bad entry short enough for a message.
+func shorten(s string) string {
+	const max = 64
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	return string([]rune(s)[:max]) + "…"
+}
+
+// notFoundMessage gives the store's NotFound a message naming the key.
+func notFoundMessage(err error) error {
+	if apierr.Is(err, apierr.NotFound) {
+		return &apierr.Error{Kind: apierr.NotFound, Message: "API密钥不存在", Err: err}
+	}
+	return err
+}

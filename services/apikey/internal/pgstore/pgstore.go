@@ -1,0 +1,242 @@
+// Package pgstore keeps API keys in Postgres (table api_keys) through gorm.
+// Its schema is versioned by the goose migrations embedded below.
+package pgstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"gorm.io/gorm"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/services/apikey/internal/apikey"
+)
+
+// VersionTable records which of this service's migrations are applied.
+const VersionTable = "apikey_schema_migrations"
+
+// opTimeout bounds every statement so that a stalled Postgres answers
+// Unavailable quickly instead of holding the caller.
+const opTimeout = 5 * time.Second
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations is the goose SQL migrations, at the root of the returned FS.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory always exists
+	}
+	return sub
+}
+
+// Migrate applies every pending migration to db.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("postgres pool: %w", err)
+	}
+	return pgdb.Migrate(ctx, sqlDB, Migrations(), VersionTable)
+}
+
+// Store implements apikey.Store.
+type Store struct {
+	db *gorm.DB
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+// New returns a Store over db (already migrated).
+func New(db *gorm.DB) *Store { return &Store{db: db} }
+
+// row is one api_keys row.
+type row struct {
+	ID            int64      `gorm:"column:id"`
+	KeyHash       string     `gorm:"column:key_hash"`
+	Prefix        string     `gorm:"column:prefix"`
+	Name          string     `gorm:"column:name"`
+	Whitelist     textArray  `gorm:"column:whitelist;type:text[]"`
+	PasswordLogin bool       `gorm:"column:password_login"`
+	CreatedAt     time.Time  `gorm:"column:created_at"`
+	RevokedAt     *time.Time `gorm:"column:revoked_at"`
+}
+
+func (row) TableName() string { return "api_keys" }
+
+const columns = "id, key_hash, prefix, name, whitelist, password_login, created_at, revoked_at"
+
+// Insert implements apikey.Store.
+func (s *Store) Insert(ctx context.Context, k apikey.NewKey) (apikey.Key, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var r row
+	// created_at comes from the database clock, one clock for every replica.
+	err := s.db.WithContext(ctx).Raw(
+		`INSERT INTO api_keys (key_hash, prefix, name, whitelist, password_login)
+		 VALUES (?, ?, ?, ?, ?) RETURNING `+columns,
+		k.Hash, k.Prefix, k.Name, textArray(ipset.Strings(k.Whitelist)), k.PasswordLogin,
+	).Scan(&r).Error
+	if err != nil {
+		return apikey.Key{}, classify("insert api key", err)
+	}
+	return r.key()
+}
+
+// List implements apikey.Store. Identity ids grow with every insert, so id
+// order is issue order.
+func (s *Store) List(ctx context.Context) ([]apikey.Key, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var rows []row
+	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
+		return nil, classify("list api keys", err)
+	}
+	out := make([]apikey.Key, 0, len(rows))
+	for _, r := range rows {
+		k, err := r.key()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// Revoke implements apikey.Store. COALESCE keeps the first revocation time.
+func (s *Store) Revoke(ctx context.Context, id int64) (apikey.Key, error) {
+	return s.update(ctx, "revoke api key",
+		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = ? RETURNING `+columns, id)
+}
+
+// SetWhitelist implements apikey.Store.
+func (s *Store) SetWhitelist(ctx context.Context, id int64, whitelist []netip.Prefix) (apikey.Key, error) {
+	return s.update(ctx, "set api key whitelist",
+		`UPDATE api_keys SET whitelist = ? WHERE id = ? RETURNING `+columns,
+		textArray(ipset.Strings(whitelist)), id)
+}
+
+func (s *Store) update(ctx context.Context, op, query string, args ...any) (apikey.Key, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var r row
+	res := s.db.WithContext(ctx).Raw(query, args...).Scan(&r)
+	if res.Error != nil {
+		return apikey.Key{}, classify(op, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return apikey.Key{}, apierr.New(apierr.NotFound)
+	}
+	return r.key()
+}
+
+// ByHash implements apikey.Store: one lookup on the unique key_hash index,
+// a statement pgx prepares once per connection and then reuses.
+func (s *Store) ByHash(ctx context.Context, hash string) (apikey.Key, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var r row
+	err := s.db.WithContext(ctx).Where("key_hash = ?", hash).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return apikey.Key{}, apierr.New(apierr.NotFound)
+	}
+	if err != nil {
+		return apikey.Key{}, classify("find api key", err)
+	}
+	return r.key()
+}
+
+func (r row) key() (apikey.Key, error) {
+	wl, err := ipset.Parse(r.Whitelist)
+	if err != nil {
+		return apikey.Key{}, apierr.Wrap(apierr.Internal, fmt.Errorf("api key %d: stored whitelist: %w", r.ID, err))
+	}
+	return apikey.Key{
+		ID:            r.ID,
+		Hash:          strings.TrimSpace(r.KeyHash), // char(n) pads short values; a hash is always 64
+		Prefix:        r.Prefix,
+		Name:          r.Name,
+		Whitelist:     wl,
+		PasswordLogin: r.PasswordLogin,
+		CreatedAt:     r.CreatedAt,
+		RevokedAt:     r.RevokedAt,
+	}, nil
+}
+
+// classify turns a database error into Unavailable when Postgres could not
+// be reached (or gave up on the connection) and Internal otherwise.
+func classify(op string, err error) error {
+	err = fmt.Errorf("%s: %w", op, err)
+	if unreachable(err) {
+		return apierr.Wrap(apierr.Unavailable, err)
+	}
+	return apierr.Wrap(apierr.Internal, err)
+}
+
+func unreachable(err error) bool {
+	var (
+		connErr *pgconn.ConnectError
+		netErr  net.Error
+		pgErr   *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		pgconn.Timeout(err):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P0x: the server is shutting down
+		// or starting; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+	}
+	return false
+}
+
+// textArray is a Postgres text[] for database/sql: pgx's stdlib hands arrays
+// to Scan in their text form, which pgtype decodes.
+type textArray []string
+
+// Scan implements sql.Scanner.
+func (a *textArray) Scan(src any) error {
+	if src == nil {
+		*a = nil
+		return nil
+	}
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("text[]: unexpected %T", src)
+	}
+	var out []string
+	if err := pgtype.NewMap().Scan(pgtype.TextArrayOID, pgtype.TextFormatCode, b, &out); err != nil {
+		return fmt.Errorf("text[]: %w", err)
+	}
+	*a = out
+	return nil
+}
+
+// Value implements driver.Valuer; pgx encodes a []string as text[].
+func (a textArray) Value() (driver.Value, error) {
+	if a == nil {
+		return []string{}, nil
+	}
+	return []string(a), nil
+}

@@ -1,0 +1,101 @@
+// Package server maps the API-key gRPC services onto the apikey domain:
+// APIKeyService for the internal listener, APIKeyAdminService for the admin
+// listener only.
+package server
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/moreline/moreid/platform/ipset"
+	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	"github.com/moreline/moreid/services/apikey/internal/apikey"
+)
+
+// Keys implements APIKeyService.
+type Keys struct {
+	apikeyv1.UnimplementedAPIKeyServiceServer
+	svc *apikey.Service
+}
+
+// NewKeys returns APIKeyService over svc.
+func NewKeys(svc *apikey.Service) *Keys { return &Keys{svc: svc} }
+
+// ValidateKey implements APIKeyService.
+func (s *Keys) ValidateKey(ctx context.Context, req *apikeyv1.ValidateKeyRequest) (*apikeyv1.ValidateKeyResponse, error) {
+	k, err := s.svc.Validate(ctx, req.GetKey(), req.GetClientIp())
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.ValidateKeyResponse{ApiKey: toProto(k)}, nil
+}
+
+// Admin implements APIKeyAdminService.
+type Admin struct {
+	apikeyv1.UnimplementedAPIKeyAdminServiceServer
+	svc *apikey.Service
+}
+
+// NewAdmin returns APIKeyAdminService over svc.
+func NewAdmin(svc *apikey.Service) *Admin { return &Admin{svc: svc} }
+
+// CreateAPIKey implements APIKeyAdminService.
+func (s *Admin) CreateAPIKey(ctx context.Context, req *apikeyv1.CreateAPIKeyRequest) (*apikeyv1.CreateAPIKeyResponse, error) {
+	k, key, err := s.svc.Create(ctx, apikey.CreateRequest{
+		Name:                 req.GetName(),
+		Whitelist:            req.GetWhitelist(),
+		DisablePasswordLogin: req.GetDisablePasswordLogin(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.CreateAPIKeyResponse{ApiKey: toProto(k), Key: key}, nil
+}
+
+// ListAPIKeys implements APIKeyAdminService.
+func (s *Admin) ListAPIKeys(ctx context.Context, _ *apikeyv1.ListAPIKeysRequest) (*apikeyv1.ListAPIKeysResponse, error) {
+	keys, err := s.svc.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*apikeyv1.APIKey, len(keys))
+	for i, k := range keys {
+		out[i] = toProto(k)
+	}
+	return &apikeyv1.ListAPIKeysResponse{ApiKeys: out}, nil
+}
+
+// RevokeAPIKey implements APIKeyAdminService.
+func (s *Admin) RevokeAPIKey(ctx context.Context, req *apikeyv1.RevokeAPIKeyRequest) (*apikeyv1.RevokeAPIKeyResponse, error) {
+	k, err := s.svc.Revoke(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.RevokeAPIKeyResponse{ApiKey: toProto(k)}, nil
+}
+
+// SetWhitelist implements APIKeyAdminService.
+func (s *Admin) SetWhitelist(ctx context.Context, req *apikeyv1.SetWhitelistRequest) (*apikeyv1.SetWhitelistResponse, error) {
+	k, err := s.svc.SetWhitelist(ctx, req.GetId(), req.GetWhitelist())
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.SetWhitelistResponse{ApiKey: toProto(k)}, nil
+}
+
+// toProto is the public record: the hash stays inside this service.
+func toProto(k apikey.Key) *apikeyv1.APIKey {
+	out := &apikeyv1.APIKey{
+		Id:            k.ID,
+		Name:          k.Name,
+		Prefix:        k.Prefix,
+		Whitelist:     ipset.Strings(k.Whitelist),
+		PasswordLogin: k.PasswordLogin,
+		CreatedAt:     timestamppb.New(k.CreatedAt),
+	}
+	if k.RevokedAt != nil {
+		out.RevokedAt = timestamppb.New(*k.RevokedAt)
+	}
+	return out
+}
