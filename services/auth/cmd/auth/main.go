@@ -1,0 +1,108 @@
+// Command auth serves AuthService: the sign-in flows over Redis, with API
+// keys checked by the apikey service and users by the user service.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/redisdb"
+	"github.com/moreline/moreid/platform/run"
+	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/services/auth/internal/keycache"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
+	"github.com/moreline/moreid/services/auth/internal/redisstore"
+	"github.com/moreline/moreid/services/auth/internal/remote"
+	"github.com/moreline/moreid/services/auth/internal/server"
+)
+
+// keyCacheEntries bounds the ValidateKey cache: one entry per (key, client
+// IP) seen in the last half second.
+const keyCacheEntries = 10000
+
+type settings struct {
+	addr       string
+	userAddr   string
+	apikeyAddr string
+	redisURL   string
+	prefix     string
+	tokenTTL   time.Duration
+	gateways   []netip.Prefix
+	drain      time.Duration
+}
+
+func readSettings(r *config.Reader) (settings, error) {
+	s := settings{
+		addr:       r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
+		userAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
+		apikeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
+		redisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
+		tokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
+		gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
+			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+		}),
+		drain: r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+	}
+	return s, r.Err()
+}
+
+func main() {
+	if err := serve(); err != nil {
+		fmt.Fprintln(os.Stderr, "auth:", err)
+		os.Exit(1)
+	}
+}
+
+func serve() error {
+	log := logging.New("auth")
+	cfg, err := readSettings(config.FromEnv())
+	if err != nil {
+		return err
+	}
+	ctx, stop := run.SignalContext()
+	defer stop()
+
+	rdb, err := redisdb.Open(ctx, cfg.redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	userConn, err := grpcx.Dial(cfg.userAddr)
+	if err != nil {
+		return err
+	}
+	defer userConn.Close()
+	apikeyConn, err := grpcx.Dial(cfg.apikeyAddr)
+	if err != nil {
+		return err
+	}
+	defer apikeyConn.Close()
+
+	flows := oauth.New(redisstore.New(rdb, cfg.prefix), remote.NewUsers(userv1.NewUserServiceClient(userConn)), cfg.tokenTTL, log)
+	keys := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(apikeyConn)), keycache.MaxTTL, keyCacheEntries)
+
+	srv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(keys, cfg.gateways))...)
+	server.New(flows).Register(srv)
+	healthpb.RegisterHealthServer(srv, grpcx.NewHealth(map[string]grpcx.Probe{
+		"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		"user":   grpcx.ServiceProbe(healthpb.NewHealthClient(userConn)),
+		"apikey": grpcx.ServiceProbe(healthpb.NewHealthClient(apikeyConn)),
+	}))
+
+	unit, err := run.GRPC("auth", cfg.addr, srv)
+	if err != nil {
+		return err
+	}
+	return run.Group(ctx, log, cfg.drain, unit)
+}

@@ -1,0 +1,110 @@
+// Package keycache remembers APIKeyService.ValidateKey answers for a very
+// short time, so that a burst of calls from one app costs one round trip
+// while a revocation still takes effect everywhere within a second
+// (ARCHITECTURE "API keys on gRPC").
+package keycache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/secret"
+	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+)
+
+// MaxTTL is the longest an answer may be reused: half of the one second
+// SPEC section 5 allows for a revocation to take effect.
+const MaxTTL = 500 * time.Millisecond
+
+// Validator answers whether key may be used from clientIP.
+type Validator interface {
+	ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.APIKey, error)
+}
+
+type entry struct {
+	key     *apikeyv1.APIKey
+	err     error
+	expires time.Time
+}
+
+// Cache is a Validator that reuses the answers of another one, positive and
+// negative, for at most ttl. It is safe for concurrent use.
+type Cache struct {
+	next Validator
+	ttl  time.Duration
+	max  int
+	now  func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]entry
+}
+
+var _ Validator = (*Cache)(nil)
+
+// New caches next's answers for ttl (capped at MaxTTL), holding at most max
+// entries.
+func New(next Validator, ttl time.Duration, max int) *Cache {
+	return newCache(next, ttl, max, time.Now)
+}
+
+func newCache(next Validator, ttl time.Duration, max int, now func() time.Time) *Cache {
+	if ttl > MaxTTL {
+		ttl = MaxTTL
+	}
+	if max < 1 {
+		max = 1
+	}
+	return &Cache{next: next, ttl: ttl, max: max, now: now, entries: make(map[string]entry)}
+}
+
+// ValidateKey implements Validator.
+func (c *Cache) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.APIKey, error) {
+	// The map holds the key's hash, not the key.
+	id := secret.Hash(key) + "|" + clientIP
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.key, e.err
+	}
+
+	k, err := c.next.ValidateKey(ctx, key, clientIP)
+	if err != nil && !isAnswer(err) {
+		// An outage or a cancelled call says nothing about the key.
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.makeRoom(now)
+	c.entries[id] = entry{key: k, err: err, expires: now.Add(c.ttl)}
+	return k, err
+}
+
+// makeRoom keeps the map under its bound: expired entries go first, then
+// arbitrary ones (map order), which at worst costs a round trip.
+func (c *Cache) makeRoom(now time.Time) {
+	if len(c.entries) < c.max {
+		return
+	}
+	for id, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, id)
+		}
+	}
+	for id := range c.entries {
+		if len(c.entries) < c.max {
+			return
+		}
+		delete(c.entries, id)
+	}
+}
+
+// isAnswer reports whether err is the key service's verdict on the key
+// (invalid_api_key, ip_not_allowed, ...) rather than a failure to decide.
+func isAnswer(err error) bool {
+	k := apierr.KindOf(err)
+	return k != apierr.Internal && k != apierr.Unavailable
+}

@@ -1,0 +1,293 @@
+// Package oauth holds the sign-in flows of AuthService: authorize, password
+// login, code redemption and the public profile. It owns the Store it keeps
+// its short-lived records in and the UserDirectory it checks users against;
+// both are interfaces so that the flows do not depend on Redis or gRPC.
+package oauth
+
+import (
+	"context"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/secret"
+)
+
+// Lifetimes of the records SPEC section 3 fixes.
+const (
+	StateTTL = 10 * time.Minute
+	CodeTTL  = 10 * time.Minute
+)
+
+// Field length caps: far above any legitimate value, low enough that a
+// request cannot make us hash or forward megabytes.
+const (
+	maxUserID   = 64
+	maxPassword = 1024
+	maxState    = 128
+	maxCode     = 128
+)
+
+// Key is what the flows need to know about the calling API key.
+type Key struct {
+	ID            int64
+	PasswordLogin bool
+}
+
+// User is a user's profile as the directory returns it.
+type User struct {
+	ID        int32
+	UserID    string
+	Username  string
+	Email     string
+	AvatarURL string
+}
+
+// UserDirectory is the user service. Its errors are already in the shared
+// vocabulary (invalid_credentials, not_found, ...) and are returned as they
+// are.
+type UserDirectory interface {
+	VerifyPassword(ctx context.Context, userID, password string) (User, error)
+	GetUser(ctx context.Context, userID string) (User, error)
+}
+
+// CodeRecord is the value of an authorization code record.
+type CodeRecord struct {
+	KeyID     int64  `json:"k"`
+	StateHash string `json:"s"`
+	User      int32  `json:"u"`
+	UserID    string `json:"uid"`
+}
+
+// TokenRecord is the value of an access token record.
+type TokenRecord struct {
+	KeyID    int64  `json:"k"`
+	User     int32  `json:"u"`
+	UserID   string `json:"uid"`
+	IssuedAt int64  `json:"iat"`
+}
+
+// Outcome is the result of one atomic code redemption.
+type Outcome int
+
+const (
+	// Redeemed: the code was bound to this key and state; it is gone and its
+	// used marker names the new token.
+	Redeemed Outcome = iota
+	// Mismatch: the code exists but is bound to another key or state; it is
+	// left untouched.
+	Mismatch
+	// Replayed: the code was redeemed before; PreviousToken is the hash of
+	// the token issued then.
+	Replayed
+	// Missing: no such code, and no trace of one.
+	Missing
+)
+
+// Redemption is what RedeemCode observed.
+type Redemption struct {
+	Outcome       Outcome
+	PreviousToken string
+}
+
+// Store keeps the short-lived records, keyed by the SHA-256 hex of their
+// secret. Absent records are reported with found=false, never as errors;
+// errors mean the store could not answer.
+type Store interface {
+	PutState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration) error
+	// StateOwner returns the id of the API key the state was issued to.
+	StateOwner(ctx context.Context, stateHash string) (keyID int64, found bool, err error)
+	// ConsumeState deletes the state atomically if it is bound to keyID and
+	// reports whether it did.
+	ConsumeState(ctx context.Context, stateHash string, keyID int64) (bool, error)
+
+	PutCode(ctx context.Context, codeHash string, rec CodeRecord, ttl time.Duration) error
+	Code(ctx context.Context, codeHash string) (CodeRecord, bool, error)
+	// RedeemedBy returns the hash of the token a redeemed code was exchanged
+	// for, while its used marker lives.
+	RedeemedBy(ctx context.Context, codeHash string) (tokenHash string, found bool, err error)
+	// RedeemCode atomically checks the code's binding to keyID and stateHash,
+	// deletes it and records tokenHash as its used marker.
+	RedeemCode(ctx context.Context, codeHash string, keyID int64, stateHash, tokenHash string) (Redemption, error)
+
+	PutToken(ctx context.Context, tokenHash string, rec TokenRecord, ttl time.Duration) error
+	DeleteToken(ctx context.Context, tokenHash string) error
+}
+
+// Service runs the flows.
+type Service struct {
+	store    Store
+	users    UserDirectory
+	tokenTTL time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns the flows over store and users; access tokens live tokenTTL.
+func New(store Store, users UserDirectory, tokenTTL time.Duration, log *slog.Logger) *Service {
+	return &Service{store: store, users: users, tokenTTL: tokenTTL, log: log, now: time.Now}
+}
+
+// TokenTTL is the lifetime of the access tokens this service issues.
+func (s *Service) TokenTTL() time.Duration { return s.tokenTTL }
+
+// Authorize issues a state bound to key.
+func (s *Service) Authorize(ctx context.Context, key Key) (string, error) {
+	state := secret.New("", 32, secret.Alphanumeric)
+	if err := s.store.PutState(ctx, secret.Hash(state), key.ID, StateTTL); err != nil {
+		return "", err
+	}
+	return state, nil
+}
+
+// Login checks a user_id/password pair against a state of this key and, on
+// success, consumes the state and returns a fresh authorization code.
+func (s *Service) Login(ctx context.Context, key Key, userID, password, state string) (string, User, error) {
+	if err := required(
+		field{"user_id", userID, maxUserID},
+		field{"password", password, maxPassword},
+		field{"state", state, maxState},
+	); err != nil {
+		return "", User{}, err
+	}
+	if !key.PasswordLogin {
+		return "", User{}, apierr.New(apierr.PasswordLoginDisabled)
+	}
+	stateHash := secret.Hash(state)
+	// The state is checked before the password so that a stolen or foreign
+	// state cannot be used to probe passwords.
+	owner, found, err := s.store.StateOwner(ctx, stateHash)
+	if err != nil {
+		return "", User{}, err
+	}
+	if !found || owner != key.ID {
+		return "", User{}, apierr.New(apierr.InvalidState)
+	}
+	// A wrong password leaves the state alone: the user may try again.
+	user, err := s.users.VerifyPassword(ctx, userID, password)
+	if err != nil {
+		return "", User{}, err
+	}
+	consumed, err := s.store.ConsumeState(ctx, stateHash, key.ID)
+	if err != nil {
+		return "", User{}, err
+	}
+	if !consumed {
+		// A concurrent login with the same state got there first.
+		return "", User{}, apierr.New(apierr.InvalidState)
+	}
+	code := secret.New("code_", 32, secret.Alphanumeric)
+	rec := CodeRecord{KeyID: key.ID, StateHash: stateHash, User: user.ID, UserID: user.UserID}
+	if err := s.store.PutCode(ctx, secret.Hash(code), rec, CodeTTL); err != nil {
+		return "", User{}, err
+	}
+	return code, user, nil
+}
+
+// Token is an issued access token.
+type Token struct {
+	Value string
+	TTL   time.Duration
+}
+
+// Token exchanges an authorization code, exactly once, for an access token.
+// Presenting an already redeemed code revokes the token issued from it
+// (RFC 6749 section 4.1.2).
+func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token, error) {
+	if err := required(field{"code", code, maxCode}, field{"state", state, maxState}); err != nil {
+		return Token{}, err
+	}
+	codeHash, stateHash := secret.Hash(code), secret.Hash(state)
+	// The token record needs the code's user, so the code is read first. A
+	// code record is written once and never changed, so what we read here is
+	// what the atomic redemption below will see, if it still exists.
+	rec, found, err := s.store.Code(ctx, codeHash)
+	if err != nil {
+		return Token{}, err
+	}
+	if !found {
+		prev, used, err := s.store.RedeemedBy(ctx, codeHash)
+		if err != nil {
+			return Token{}, err
+		}
+		if used {
+			return Token{}, s.revoke(ctx, codeHash, prev)
+		}
+		return Token{}, apierr.New(apierr.InvalidCode)
+	}
+	if rec.KeyID != key.ID || !secret.Equal(rec.StateHash, stateHash) {
+		// As if the code did not exist; it stays redeemable by its owner.
+		return Token{}, apierr.New(apierr.InvalidCode)
+	}
+
+	token := secret.New("token_", 56, secret.Alphanumeric)
+	tokenHash := secret.Hash(token)
+	// Written before the redemption: nobody knows the token yet, and once the
+	// code is gone the token must already exist.
+	tr := TokenRecord{KeyID: key.ID, User: rec.User, UserID: rec.UserID, IssuedAt: s.now().Unix()}
+	if err := s.store.PutToken(ctx, tokenHash, tr, s.tokenTTL); err != nil {
+		return Token{}, err
+	}
+	r, err := s.store.RedeemCode(ctx, codeHash, key.ID, stateHash, tokenHash)
+	if err == nil && r.Outcome == Redeemed {
+		return Token{Value: token, TTL: s.tokenTTL}, nil
+	}
+	// Lost race, replay or failure: the fresh token must not survive.
+	if derr := s.store.DeleteToken(ctx, tokenHash); derr != nil {
+		s.log.ErrorContext(ctx, "delete unissued token", "token", short(tokenHash), "error", derr.Error())
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	if r.Outcome == Replayed {
+		return Token{}, s.revoke(ctx, codeHash, r.PreviousToken)
+	}
+	return Token{}, apierr.New(apierr.InvalidCode)
+}
+
+// revoke deletes the token issued from a code that is presented again and
+// answers invalid_code.
+func (s *Service) revoke(ctx context.Context, codeHash, tokenHash string) error {
+	if err := s.store.DeleteToken(ctx, tokenHash); err != nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "authorization code replayed; token revoked", "code", short(codeHash), "token", short(tokenHash))
+	return apierr.New(apierr.InvalidCode)
+}
+
+// PublicProfile returns the user's public profile.
+func (s *Service) PublicProfile(ctx context.Context, userID string) (User, error) {
+	if err := required(field{"user_id", userID, maxUserID}); err != nil {
+		return User{}, err
+	}
+	return s.users.GetUser(ctx, userID)
+}
+
+type field struct {
+	name  string
+	value string
+	max   int
+}
+
+// required rejects the first empty or over-long field, naming it.
+func required(fields ...field) error {
+	for _, f := range fields {
+		if f.value == "" {
+			return apierr.Newf(apierr.InvalidRequest, "缺少必填参数: %s", f.name)
+		}
+		if utf8.RuneCountInString(f.value) > f.max {
+			return apierr.Newf(apierr.InvalidRequest, "参数过长: %s（最多%d个字符）", f.name, f.max)
+		}
+	}
+	return nil
+}
+
+// short is the loggable part of a hash: enough to correlate, useless to
+// an attacker.
+func short(hash string) string {
+	if len(hash) > 8 {
+		return hash[:8]
+	}
+	return hash
+}

@@ -1,0 +1,60 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moreline/moreid/platform/apierr"
+)
+
+// Validation runs before any dependency is touched, so the service here has
+// none: a call that got past validation would panic on the nil store.
+func TestValidation(t *testing.T) {
+	s := New(nil, nil, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	key := Key{ID: 1, PasswordLogin: true}
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		call  func() error
+		field string
+	}{
+		{"login user_id", func() error { _, _, err := s.Login(ctx, key, "", "p", "s"); return err }, "user_id"},
+		{"login password", func() error { _, _, err := s.Login(ctx, key, "u", "", "s"); return err }, "password"},
+		{"login state", func() error { _, _, err := s.Login(ctx, key, "u", "p", ""); return err }, "state"},
+		{"login user_id of 65 characters", func() error {
+			_, _, err := s.Login(ctx, key, strings.Repeat("用", 65), "p", "s")
+			return err
+		}, "user_id"},
+		{"login password of 1025 characters", func() error {
+			_, _, err := s.Login(ctx, key, "u", strings.Repeat("p", 1025), "s")
+			return err
+		}, "password"},
+		{"login state of 129 characters", func() error {
+			_, _, err := s.Login(ctx, key, "u", "p", strings.Repeat("s", 129))
+			return err
+		}, "state"},
+		{"token code", func() error { _, err := s.Token(ctx, key, "", "s"); return err }, "code"},
+		{"token state", func() error { _, err := s.Token(ctx, key, "c", ""); return err }, "state"},
+		{"profile user_id", func() error { _, err := s.PublicProfile(ctx, ""); return err }, "user_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Kind != apierr.InvalidRequest || !strings.Contains(e.Message, tt.field) {
+				t.Fatalf("err = %v, want invalid_request naming %s", err, tt.field)
+			}
+		})
+	}
+	t.Run("password login disabled", func(t *testing.T) {
+		_, _, err := s.Login(ctx, Key{ID: 1}, "u", "p", "s")
+		if !apierr.Is(err, apierr.PasswordLoginDisabled) {
+			t.Fatalf("err = %v, want password_login_disabled", err)
+		}
+	})
+}

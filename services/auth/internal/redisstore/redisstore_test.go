@@ -1,0 +1,293 @@
+package redisstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/platform/testenv"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
+	"github.com/moreline/moreid/services/auth/internal/redisstore"
+)
+
+func newStore(t *testing.T) (*redisstore.Store, redis.UniversalClient, string) {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	return redisstore.New(rdb, prefix), rdb, prefix
+}
+
+func hash() string { return secret.Hash(secret.New("", 32, secret.Alphanumeric)) }
+
+// pttl asserts the key's native TTL is within (want-slack, want].
+func pttl(t *testing.T, rdb redis.UniversalClient, key string, want time.Duration) {
+	t.Helper()
+	got, err := rdb.PTTL(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("PTTL %s: %v", key, err)
+	}
+	if got > want || got <= want-5*time.Second {
+		t.Fatalf("PTTL %s = %v, want about %v", key, got, want)
+	}
+}
+
+func value(t *testing.T, rdb redis.UniversalClient, key string) map[string]any {
+	t.Helper()
+	b, err := rdb.Get(context.Background(), key).Bytes()
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("value of %s is not JSON: %s", key, b)
+	}
+	return m
+}
+
+func TestRecordLayout(t *testing.T) {
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	sh, ch, th := hash(), hash(), hash()
+
+	if err := s.PutState(ctx, sh, 42, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCode(ctx, ch, oauth.CodeRecord{KeyID: 42, StateHash: sh, User: 7, UserID: "alice"}, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 42, User: 7, UserID: "alice", IssuedAt: 1700000000}, 90*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		key  string
+		ttl  time.Duration
+		want map[string]any
+	}{
+		{prefix + "state:" + sh, 10 * time.Minute, map[string]any{"k": 42.0}},
+		{prefix + "code:{" + ch + "}", 10 * time.Minute, map[string]any{"k": 42.0, "s": sh, "u": 7.0, "uid": "alice"}},
+		{prefix + "token:" + th, 90 * time.Minute, map[string]any{"k": 42.0, "u": 7.0, "uid": "alice", "iat": 1700000000.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key[len(prefix):len(prefix)+5], func(t *testing.T) {
+			pttl(t, rdb, tt.key, tt.ttl)
+			got := value(t, rdb, tt.key)
+			if len(got) != len(tt.want) {
+				t.Fatalf("value = %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Fatalf("value = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+
+	t.Run("read back", func(t *testing.T) {
+		owner, found, err := s.StateOwner(ctx, sh)
+		if err != nil || !found || owner != 42 {
+			t.Fatalf("StateOwner = %d, %v, %v", owner, found, err)
+		}
+		rec, found, err := s.Code(ctx, ch)
+		if err != nil || !found || rec != (oauth.CodeRecord{KeyID: 42, StateHash: sh, User: 7, UserID: "alice"}) {
+			t.Fatalf("Code = %+v, %v, %v", rec, found, err)
+		}
+		if _, found, err := s.StateOwner(ctx, hash()); err != nil || found {
+			t.Fatalf("unknown state: found=%v err=%v", found, err)
+		}
+		if _, found, err := s.Code(ctx, hash()); err != nil || found {
+			t.Fatalf("unknown code: found=%v err=%v", found, err)
+		}
+	})
+}
+
+func TestConsumeState(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	sh := hash()
+	if err := s.PutState(ctx, sh, 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		keyID int64
+		want  bool
+	}{
+		{"another key cannot consume it", 2, false},
+		{"its key consumes it", 1, true},
+		{"only once", 1, false},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			got, err := s.ConsumeState(ctx, sh, st.keyID)
+			if err != nil || got != st.want {
+				t.Fatalf("ConsumeState = %v, %v; want %v", got, err, st.want)
+			}
+		})
+	}
+
+	t.Run("concurrently exactly once", func(t *testing.T) {
+		sh := hash()
+		if err := s.PutState(ctx, sh, 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int64
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				if ok, err := s.ConsumeState(ctx, sh, 1); err == nil && ok {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d consumptions, want 1", wins.Load())
+		}
+	})
+}
+
+func TestRedeemCode(t *testing.T) {
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	put := func(t *testing.T, ttl time.Duration) (code, state string) {
+		t.Helper()
+		code, state = hash(), hash()
+		if err := s.PutCode(ctx, code, oauth.CodeRecord{KeyID: 1, StateHash: state, User: 7, UserID: "alice"}, ttl); err != nil {
+			t.Fatal(err)
+		}
+		return code, state
+	}
+
+	t.Run("bound key and state redeem it once", func(t *testing.T) {
+		code, state := put(t, 10*time.Minute)
+		tok := hash()
+		r, err := s.RedeemCode(ctx, code, 1, state, tok)
+		if err != nil || r.Outcome != oauth.Redeemed {
+			t.Fatalf("RedeemCode = %+v, %v", r, err)
+		}
+		if _, found, _ := s.Code(ctx, code); found {
+			t.Fatal("code still stored")
+		}
+		pttl(t, rdb, prefix+"code:{"+code+"}:used", 10*time.Minute)
+		if got, found, err := s.RedeemedBy(ctx, code); err != nil || !found || got != tok {
+			t.Fatalf("RedeemedBy = %q, %v, %v", got, found, err)
+		}
+		r, err = s.RedeemCode(ctx, code, 1, state, hash())
+		if err != nil || r.Outcome != oauth.Replayed || r.PreviousToken != tok {
+			t.Fatalf("second RedeemCode = %+v, %v; want replayed with the first token", r, err)
+		}
+	})
+	t.Run("another key or state leaves it untouched", func(t *testing.T) {
+		code, state := put(t, 10*time.Minute)
+		for _, c := range []struct {
+			key   int64
+			state string
+		}{{2, state}, {1, hash()}} {
+			r, err := s.RedeemCode(ctx, code, c.key, c.state, hash())
+			if err != nil || r.Outcome != oauth.Mismatch {
+				t.Fatalf("RedeemCode = %+v, %v; want mismatch", r, err)
+			}
+		}
+		if _, found, _ := s.RedeemedBy(ctx, code); found {
+			t.Fatal("mismatch wrote a used marker")
+		}
+		if r, err := s.RedeemCode(ctx, code, 1, state, hash()); err != nil || r.Outcome != oauth.Redeemed {
+			t.Fatalf("RedeemCode by its owner = %+v, %v", r, err)
+		}
+	})
+	t.Run("unknown code", func(t *testing.T) {
+		r, err := s.RedeemCode(ctx, hash(), 1, hash(), hash())
+		if err != nil || r.Outcome != oauth.Missing {
+			t.Fatalf("RedeemCode = %+v, %v; want missing", r, err)
+		}
+	})
+	t.Run("marker lives at least a second", func(t *testing.T) {
+		code, state := put(t, 50*time.Millisecond)
+		if r, err := s.RedeemCode(ctx, code, 1, state, hash()); err != nil || r.Outcome != oauth.Redeemed {
+			t.Fatalf("RedeemCode = %+v, %v", r, err)
+		}
+		got, err := rdb.PTTL(ctx, prefix+"code:{"+code+"}:used").Result()
+		if err != nil || got < 900*time.Millisecond || got > time.Second {
+			t.Fatalf("marker PTTL = %v, %v; want about 1s", got, err)
+		}
+	})
+	t.Run("concurrently exactly once", func(t *testing.T) {
+		code, state := put(t, 10*time.Minute)
+		var wins, replays atomic.Int64
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				r, err := s.RedeemCode(ctx, code, 1, state, hash())
+				switch {
+				case err != nil:
+				case r.Outcome == oauth.Redeemed:
+					wins.Add(1)
+				case r.Outcome == oauth.Replayed:
+					replays.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 || replays.Load() != 63 {
+			t.Fatalf("%d redeemed, %d replayed; want 1 and 63", wins.Load(), replays.Load())
+		}
+	})
+}
+
+func TestDeleteToken(t *testing.T) {
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	th := hash()
+	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 1}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteToken(ctx, th); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, prefix+"token:"+th).Result(); n != 0 {
+		t.Fatal("token still stored")
+	}
+	if err := s.DeleteToken(ctx, th); err != nil {
+		t.Fatalf("deleting an absent token: %v", err)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	down := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:       []string{"127.0.0.1:1"},
+		DialTimeout: 500 * time.Millisecond,
+		MaxRetries:  1,
+	})
+	t.Cleanup(func() { _ = down.Close() })
+	s := redisstore.New(down, "moreidtest:down:")
+	ctx := context.Background()
+	ops := []struct {
+		name string
+		op   func() error
+	}{
+		{"PutState", func() error { return s.PutState(ctx, hash(), 1, time.Minute) }},
+		{"StateOwner", func() error { _, _, err := s.StateOwner(ctx, hash()); return err }},
+		{"ConsumeState", func() error { _, err := s.ConsumeState(ctx, hash(), 1); return err }},
+		{"PutCode", func() error { return s.PutCode(ctx, hash(), oauth.CodeRecord{}, time.Minute) }},
+		{"Code", func() error { _, _, err := s.Code(ctx, hash()); return err }},
+		{"RedeemedBy", func() error { _, _, err := s.RedeemedBy(ctx, hash()); return err }},
+		{"RedeemCode", func() error { _, err := s.RedeemCode(ctx, hash(), 1, hash(), hash()); return err }},
+		{"PutToken", func() error { return s.PutToken(ctx, hash(), oauth.TokenRecord{}, time.Minute) }},
+		{"DeleteToken", func() error { return s.DeleteToken(ctx, hash()) }},
+	}
+	for _, o := range ops {
+		t.Run(o.name, func(t *testing.T) {
+			t.Parallel()
+			if err := o.op(); !apierr.Is(err, apierr.Unavailable) {
+				t.Fatalf("err = %v, want unavailable", err)
+			}
+		})
+	}
+}

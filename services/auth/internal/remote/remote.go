@@ -1,0 +1,114 @@
+// Package remote adapts the gRPC clients of the user and API-key services to
+// the small interfaces the auth flows depend on. Their verdicts (statuses
+// carrying a Moreid ErrorInfo, such as invalid_credentials or not_found)
+// pass through unchanged; transport failures become apierr kinds so that no
+// dial detail reaches a client.
+package remote
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/platform/apierr"
+	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/services/auth/internal/keycache"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
+)
+
+// callTimeout bounds a call to another service. Password verification is
+// deliberately slow (argon2id, queued under load), so it gets the most.
+const (
+	callTimeout     = 5 * time.Second
+	passwordTimeout = 10 * time.Second
+)
+
+// Users is the user service as an oauth.UserDirectory.
+type Users struct{ client userv1.UserServiceClient }
+
+var _ oauth.UserDirectory = Users{}
+
+// NewUsers wraps client.
+func NewUsers(client userv1.UserServiceClient) Users { return Users{client: client} }
+
+// VerifyPassword implements oauth.UserDirectory.
+func (u Users) VerifyPassword(ctx context.Context, userID, password string) (oauth.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, passwordTimeout)
+	defer cancel()
+	r, err := u.client.VerifyPassword(ctx, &userv1.VerifyPasswordRequest{UserId: userID, Password: password})
+	if err != nil {
+		return oauth.User{}, passThrough(err)
+	}
+	return user(r.GetUser()), nil
+}
+
+// GetUser implements oauth.UserDirectory.
+func (u Users) GetUser(ctx context.Context, userID string) (oauth.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := u.client.GetUser(ctx, &userv1.GetUserRequest{UserId: userID})
+	if err != nil {
+		return oauth.User{}, passThrough(err)
+	}
+	return user(r.GetUser()), nil
+}
+
+func user(p *userv1.User) oauth.User {
+	return oauth.User{
+		ID:        p.GetId(),
+		UserID:    p.GetUserId(),
+		Username:  p.GetUsername(),
+		Email:     p.GetEmail(),
+		AvatarURL: p.GetAvatarUrl(),
+	}
+}
+
+// Keys is the API-key service as a keycache.Validator.
+type Keys struct{ client apikeyv1.APIKeyServiceClient }
+
+var _ keycache.Validator = Keys{}
+
+// NewKeys wraps client.
+func NewKeys(client apikeyv1.APIKeyServiceClient) Keys { return Keys{client: client} }
+
+// ValidateKey implements keycache.Validator.
+func (k Keys) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.APIKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := k.client.ValidateKey(ctx, &apikeyv1.ValidateKeyRequest{Key: key, ClientIp: clientIP})
+	if err != nil {
+		return nil, passThrough(err)
+	}
+	if r.GetApiKey() == nil {
+		return nil, apierr.Wrap(apierr.Internal, errEmptyKey)
+	}
+	return r.GetApiKey(), nil
+}
+
+var errEmptyKey = errors.New("apikey service answered without a key record")
+
+// passThrough returns a Moreid status as it is and turns anything else
+// (connection refused, deadline, a foreign status) into unavailable or
+// internal, keeping it as the logged cause.
+func passThrough(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return apierr.Wrap(apierr.Internal, err)
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == apierr.Domain {
+			return err
+		}
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return apierr.Wrap(apierr.Unavailable, err)
+	default:
+		return apierr.Wrap(apierr.Internal, err)
+	}
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/ipset"
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/services/auth/internal/keycache"
+)
+
+// Metadata keys the interceptor reads.
+const (
+	APIKeyMetadata   = "x-api-key"
+	ClientIPMetadata = "x-moreid-client-ip"
+)
+
+var authMethodPrefix = "/" + authv1.AuthService_ServiceDesc.ServiceName + "/"
+
+// KeyInterceptor admits an AuthService call only with an API key that keys
+// accepts for the caller's client IP, and puts the key's record in the
+// context. Other services on the same server (health) are not guarded.
+// The client IP is x-moreid-client-ip when the gRPC peer is inside gateways
+// (the gateway computed it from the TCP peer and trusted proxies), else the
+// peer's own address.
+func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) {
+			return next(ctx, req)
+		}
+		md, _ := metadata.FromIncomingContext(ctx)
+		key := first(md, APIKeyMetadata)
+		if key == "" {
+			return nil, apierr.New(apierr.InvalidAPIKey)
+		}
+		ip, err := clientIP(ctx, md, gateways)
+		if err != nil {
+			return nil, err
+		}
+		k, err := keys.ValidateKey(ctx, key, ip.String())
+		if err != nil {
+			// The key service's verdict (invalid_api_key, ip_not_allowed)
+			// is returned as it is.
+			return nil, err
+		}
+		return next(WithKey(ctx, k), req)
+	}
+}
+
+func clientIP(ctx context.Context, md metadata.MD, gateways []netip.Prefix) (netip.Addr, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}, apierr.Newf(apierr.Internal, "无法确定客户端地址")
+	}
+	peerIP, err := addrIP(p.Addr)
+	if err != nil {
+		return netip.Addr{}, apierr.Wrap(apierr.Internal, err)
+	}
+	if !ipset.Contains(gateways, peerIP) {
+		// Anyone else's claim about the client IP is ignored.
+		return peerIP, nil
+	}
+	vals := md.Get(ClientIPMetadata)
+	switch len(vals) {
+	case 0:
+		// An internal caller inside the gateway ranges calling directly.
+		return peerIP, nil
+	case 1:
+		a, err := netip.ParseAddr(strings.TrimSpace(vals[0]))
+		if err != nil {
+			return netip.Addr{}, apierr.Newf(apierr.InvalidRequest, "客户端IP元数据无效")
+		}
+		return a.Unmap().WithZone(""), nil
+	default:
+		// The gateway sets it exactly once; several values are not its.
+		return netip.Addr{}, apierr.Newf(apierr.InvalidRequest, "客户端IP元数据无效")
+	}
+}
+
+func addrIP(a net.Addr) (netip.Addr, error) {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort().Addr().Unmap().WithZone(""), nil
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr().Unmap().WithZone(""), nil
+}
+
+func first(md metadata.MD, key string) string {
+	for _, v := range md.Get(key) {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
