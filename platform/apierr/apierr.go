@@ -25,6 +25,9 @@ const (
 	InvalidAPIKey         Kind = "invalid_api_key"
 	InvalidCredentials    Kind = "invalid_credentials"
 	Unauthenticated       Kind = "unauthenticated"
+	InvalidToken          Kind = "invalid_token"
+	AccountDisabled       Kind = "account_disabled"
+	CSRFFailed            Kind = "csrf_failed"
 	IPNotAllowed          Kind = "ip_not_allowed"
 	PasswordLoginDisabled Kind = "password_login_disabled"
 	Forbidden             Kind = "forbidden"
@@ -52,6 +55,9 @@ var table = map[Kind]spec{
 	InvalidAPIKey:         {codes.Unauthenticated, http.StatusUnauthorized, "缺少API密钥或API密钥无效"},
 	InvalidCredentials:    {codes.Unauthenticated, http.StatusUnauthorized, "用户ID或密码错误"},
 	Unauthenticated:       {codes.Unauthenticated, http.StatusUnauthorized, "未登录或登录已过期"},
+	InvalidToken:          {codes.Unauthenticated, http.StatusUnauthorized, "访问令牌无效或已过期"},
+	AccountDisabled:       {codes.PermissionDenied, http.StatusForbidden, "账号已停用"},
+	CSRFFailed:            {codes.PermissionDenied, http.StatusForbidden, "页面已过期，请刷新后重试"},
 	IPNotAllowed:          {codes.PermissionDenied, http.StatusForbidden, "请求来源不匹配已注册的白名单IP"},
 	PasswordLoginDisabled: {codes.PermissionDenied, http.StatusForbidden, "该API密钥不允许密码登录，请使用安全登录"},
 	Forbidden:             {codes.PermissionDenied, http.StatusForbidden, "无权执行此操作"},

@@ -9,6 +9,7 @@ package authv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -90,6 +91,168 @@ func (x *User) GetEmail() string {
 	return ""
 }
 
+// UpdatedUser is the profile returned by user/update.
+type UpdatedUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int32                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email         string                 `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
+	Bio           string                 `protobuf:"bytes,5,opt,name=bio,proto3" json:"bio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatedUser) Reset() {
+	*x = UpdatedUser{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatedUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatedUser) ProtoMessage() {}
+
+func (x *UpdatedUser) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatedUser.ProtoReflect.Descriptor instead.
+func (*UpdatedUser) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdatedUser) GetId() int32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UpdatedUser) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *UpdatedUser) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpdatedUser) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpdatedUser) GetBio() string {
+	if x != nil {
+		return x.Bio
+	}
+	return ""
+}
+
+// UserProfile is the full profile returned to the holder of a token.
+type UserProfile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int32                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email         string                 `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
+	Bio           string                 `protobuf:"bytes,5,opt,name=bio,proto3" json:"bio,omitempty"`
+	AvatarUrl     string                 `protobuf:"bytes,6,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserProfile) Reset() {
+	*x = UserProfile{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserProfile) ProtoMessage() {}
+
+func (x *UserProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserProfile.ProtoReflect.Descriptor instead.
+func (*UserProfile) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UserProfile) GetId() int32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UserProfile) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *UserProfile) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UserProfile) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UserProfile) GetBio() string {
+	if x != nil {
+		return x.Bio
+	}
+	return ""
+}
+
+func (x *UserProfile) GetAvatarUrl() string {
+	if x != nil {
+		return x.AvatarUrl
+	}
+	return ""
+}
+
 // PublicProfile is what any app may read about any user.
 type PublicProfile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -101,7 +264,7 @@ type PublicProfile struct {
 
 func (x *PublicProfile) Reset() {
 	*x = PublicProfile{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +276,7 @@ func (x *PublicProfile) String() string {
 func (*PublicProfile) ProtoMessage() {}
 
 func (x *PublicProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +289,7 @@ func (x *PublicProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicProfile.ProtoReflect.Descriptor instead.
 func (*PublicProfile) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublicProfile) GetUsername() string {
@@ -151,7 +314,7 @@ type AuthorizeRequest struct {
 
 func (x *AuthorizeRequest) Reset() {
 	*x = AuthorizeRequest{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +326,7 @@ func (x *AuthorizeRequest) String() string {
 func (*AuthorizeRequest) ProtoMessage() {}
 
 func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +339,7 @@ func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 type AuthorizeResponse struct {
@@ -190,7 +353,7 @@ type AuthorizeResponse struct {
 
 func (x *AuthorizeResponse) Reset() {
 	*x = AuthorizeResponse{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +365,7 @@ func (x *AuthorizeResponse) String() string {
 func (*AuthorizeResponse) ProtoMessage() {}
 
 func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +378,7 @@ func (x *AuthorizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorizeResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuthorizeResponse) GetSuccess() bool {
@@ -250,7 +413,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +425,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +438,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoginRequest) GetUserId() string {
@@ -311,7 +474,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +486,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +499,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoginResponse) GetSuccess() bool {
@@ -377,7 +540,7 @@ type TokenRequest struct {
 
 func (x *TokenRequest) Reset() {
 	*x = TokenRequest{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +552,7 @@ func (x *TokenRequest) String() string {
 func (*TokenRequest) ProtoMessage() {}
 
 func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +565,7 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
 func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TokenRequest) GetCode() string {
@@ -432,7 +595,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +607,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +620,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenResponse) GetSuccess() bool {
@@ -504,7 +667,7 @@ type GetPublicProfileRequest struct {
 
 func (x *GetPublicProfileRequest) Reset() {
 	*x = GetPublicProfileRequest{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +679,7 @@ func (x *GetPublicProfileRequest) String() string {
 func (*GetPublicProfileRequest) ProtoMessage() {}
 
 func (x *GetPublicProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +692,7 @@ func (x *GetPublicProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetPublicProfileRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetPublicProfileRequest) GetUserId() string {
@@ -550,7 +713,7 @@ type GetPublicProfileResponse struct {
 
 func (x *GetPublicProfileResponse) Reset() {
 	*x = GetPublicProfileResponse{}
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +725,7 @@ func (x *GetPublicProfileResponse) String() string {
 func (*GetPublicProfileResponse) ProtoMessage() {}
 
 func (x *GetPublicProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +738,7 @@ func (x *GetPublicProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublicProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetPublicProfileResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetPublicProfileResponse) GetSuccess() bool {
@@ -599,16 +762,1336 @@ func (x *GetPublicProfileResponse) GetUser() *PublicProfile {
 	return nil
 }
 
+type CreateUCARequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUCARequest) Reset() {
+	*x = CreateUCARequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUCARequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUCARequest) ProtoMessage() {}
+
+func (x *CreateUCARequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUCARequest.ProtoReflect.Descriptor instead.
+func (*CreateUCARequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateUCARequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type CreateUCAResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Ucaoncecode   string                 `protobuf:"bytes,3,opt,name=ucaoncecode,proto3" json:"ucaoncecode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUCAResponse) Reset() {
+	*x = CreateUCAResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUCAResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUCAResponse) ProtoMessage() {}
+
+func (x *CreateUCAResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUCAResponse.ProtoReflect.Descriptor instead.
+func (*CreateUCAResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateUCAResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *CreateUCAResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CreateUCAResponse) GetUcaoncecode() string {
+	if x != nil {
+		return x.Ucaoncecode
+	}
+	return ""
+}
+
+type LoginSafeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	LoginCode     string                 `protobuf:"bytes,2,opt,name=login_code,json=loginCode,proto3" json:"login_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginSafeRequest) Reset() {
+	*x = LoginSafeRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginSafeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginSafeRequest) ProtoMessage() {}
+
+func (x *LoginSafeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginSafeRequest.ProtoReflect.Descriptor instead.
+func (*LoginSafeRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LoginSafeRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *LoginSafeRequest) GetLoginCode() string {
+	if x != nil {
+		return x.LoginCode
+	}
+	return ""
+}
+
+type LoginSafeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	User          *User                  `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginSafeResponse) Reset() {
+	*x = LoginSafeResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginSafeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginSafeResponse) ProtoMessage() {}
+
+func (x *LoginSafeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginSafeResponse.ProtoReflect.Descriptor instead.
+func (*LoginSafeResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LoginSafeResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *LoginSafeResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LoginSafeResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *LoginSafeResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type UpdateUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Cookie        string                 `protobuf:"bytes,3,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	Username      *string                `protobuf:"bytes,4,opt,name=username,proto3,oneof" json:"username,omitempty"`
+	Bio           *string                `protobuf:"bytes,5,opt,name=bio,proto3,oneof" json:"bio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserRequest) Reset() {
+	*x = UpdateUserRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserRequest) ProtoMessage() {}
+
+func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
+func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetCookie() string {
+	if x != nil {
+		return x.Cookie
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetUsername() string {
+	if x != nil && x.Username != nil {
+		return *x.Username
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetBio() string {
+	if x != nil && x.Bio != nil {
+		return *x.Bio
+	}
+	return ""
+}
+
+type UpdateUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	User          *UpdatedUser           `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserResponse) Reset() {
+	*x = UpdateUserResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserResponse) ProtoMessage() {}
+
+func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
+func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateUserResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *UpdateUserResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *UpdateUserResponse) GetUser() *UpdatedUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type GetTokenUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenUserRequest) Reset() {
+	*x = GetTokenUserRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenUserRequest) ProtoMessage() {}
+
+func (x *GetTokenUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenUserRequest.ProtoReflect.Descriptor instead.
+func (*GetTokenUserRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+type GetTokenUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	User          *UserProfile           `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenUserResponse) Reset() {
+	*x = GetTokenUserResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenUserResponse) ProtoMessage() {}
+
+func (x *GetTokenUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenUserResponse.ProtoReflect.Descriptor instead.
+func (*GetTokenUserResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetTokenUserResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *GetTokenUserResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *GetTokenUserResponse) GetUser() *UserProfile {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type GetConfirmationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uca           string                 `protobuf:"bytes,1,opt,name=uca,proto3" json:"uca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfirmationRequest) Reset() {
+	*x = GetConfirmationRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfirmationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfirmationRequest) ProtoMessage() {}
+
+func (x *GetConfirmationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfirmationRequest.ProtoReflect.Descriptor instead.
+func (*GetConfirmationRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetConfirmationRequest) GetUca() string {
+	if x != nil {
+		return x.Uca
+	}
+	return ""
+}
+
+type GetConfirmationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// app_name is the name of the API key that asks.
+	AppName string `protobuf:"bytes,1,opt,name=app_name,json=appName,proto3" json:"app_name,omitempty"`
+	// expires_in is how many seconds the UCA stays valid.
+	ExpiresIn int32 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// user is the signed-in user, unset without a valid session.
+	User *User `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// csrf_token goes with every state-changing call of this session; empty
+	// without a session.
+	CsrfToken     string `protobuf:"bytes,4,opt,name=csrf_token,json=csrfToken,proto3" json:"csrf_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfirmationResponse) Reset() {
+	*x = GetConfirmationResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfirmationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfirmationResponse) ProtoMessage() {}
+
+func (x *GetConfirmationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfirmationResponse.ProtoReflect.Descriptor instead.
+func (*GetConfirmationResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetConfirmationResponse) GetAppName() string {
+	if x != nil {
+		return x.AppName
+	}
+	return ""
+}
+
+func (x *GetConfirmationResponse) GetExpiresIn() int32 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *GetConfirmationResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *GetConfirmationResponse) GetCsrfToken() string {
+	if x != nil {
+		return x.CsrfToken
+	}
+	return ""
+}
+
+type SignInRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uca           string                 `protobuf:"bytes,1,opt,name=uca,proto3" json:"uca,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignInRequest) Reset() {
+	*x = SignInRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignInRequest) ProtoMessage() {}
+
+func (x *SignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignInRequest.ProtoReflect.Descriptor instead.
+func (*SignInRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SignInRequest) GetUca() string {
+	if x != nil {
+		return x.Uca
+	}
+	return ""
+}
+
+func (x *SignInRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SignInRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type SignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session is the web session secret, for the HttpOnly cookie only.
+	Session   string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	CsrfToken string `protobuf:"bytes,2,opt,name=csrf_token,json=csrfToken,proto3" json:"csrf_token,omitempty"`
+	// expires_in is the session lifetime in seconds.
+	ExpiresIn     int32 `protobuf:"varint,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	User          *User `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignInResponse) Reset() {
+	*x = SignInResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignInResponse) ProtoMessage() {}
+
+func (x *SignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignInResponse.ProtoReflect.Descriptor instead.
+func (*SignInResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SignInResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *SignInResponse) GetCsrfToken() string {
+	if x != nil {
+		return x.CsrfToken
+	}
+	return ""
+}
+
+func (x *SignInResponse) GetExpiresIn() int32 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *SignInResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type GenerateLoginCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uca           string                 `protobuf:"bytes,1,opt,name=uca,proto3" json:"uca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateLoginCodeRequest) Reset() {
+	*x = GenerateLoginCodeRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateLoginCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateLoginCodeRequest) ProtoMessage() {}
+
+func (x *GenerateLoginCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateLoginCodeRequest.ProtoReflect.Descriptor instead.
+func (*GenerateLoginCodeRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GenerateLoginCodeRequest) GetUca() string {
+	if x != nil {
+		return x.Uca
+	}
+	return ""
+}
+
+type GenerateLoginCodeResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Success   bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message   string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	LoginCode string                 `protobuf:"bytes,3,opt,name=login_code,json=loginCode,proto3" json:"login_code,omitempty"`
+	// expires_in is the login code lifetime in seconds.
+	ExpiresIn     int32 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateLoginCodeResponse) Reset() {
+	*x = GenerateLoginCodeResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateLoginCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateLoginCodeResponse) ProtoMessage() {}
+
+func (x *GenerateLoginCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateLoginCodeResponse.ProtoReflect.Descriptor instead.
+func (*GenerateLoginCodeResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GenerateLoginCodeResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *GenerateLoginCodeResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *GenerateLoginCodeResponse) GetLoginCode() string {
+	if x != nil {
+		return x.LoginCode
+	}
+	return ""
+}
+
+func (x *GenerateLoginCodeResponse) GetExpiresIn() int32 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+type DenyConfirmationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uca           string                 `protobuf:"bytes,1,opt,name=uca,proto3" json:"uca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DenyConfirmationRequest) Reset() {
+	*x = DenyConfirmationRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DenyConfirmationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DenyConfirmationRequest) ProtoMessage() {}
+
+func (x *DenyConfirmationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DenyConfirmationRequest.ProtoReflect.Descriptor instead.
+func (*DenyConfirmationRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DenyConfirmationRequest) GetUca() string {
+	if x != nil {
+		return x.Uca
+	}
+	return ""
+}
+
+type DenyConfirmationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DenyConfirmationResponse) Reset() {
+	*x = DenyConfirmationResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DenyConfirmationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DenyConfirmationResponse) ProtoMessage() {}
+
+func (x *DenyConfirmationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DenyConfirmationResponse.ProtoReflect.Descriptor instead.
+func (*DenyConfirmationResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DenyConfirmationResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *DenyConfirmationResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type IntrospectTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectTokenRequest) Reset() {
+	*x = IntrospectTokenRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectTokenRequest) ProtoMessage() {}
+
+func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
+func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *IntrospectTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type IntrospectTokenResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Active bool                   `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	// The fields below are set only for an active token.
+	User          *UserProfile           `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	ApiKeyId      int64                  `protobuf:"varint,3,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	ApiKeyName    string                 `protobuf:"bytes,4,opt,name=api_key_name,json=apiKeyName,proto3" json:"api_key_name,omitempty"`
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectTokenResponse) Reset() {
+	*x = IntrospectTokenResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectTokenResponse) ProtoMessage() {}
+
+func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
+func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *IntrospectTokenResponse) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *IntrospectTokenResponse) GetUser() *UserProfile {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *IntrospectTokenResponse) GetApiKeyId() int64 {
+	if x != nil {
+		return x.ApiKeyId
+	}
+	return 0
+}
+
+func (x *IntrospectTokenResponse) GetApiKeyName() string {
+	if x != nil {
+		return x.ApiKeyName
+	}
+	return ""
+}
+
+func (x *IntrospectTokenResponse) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *IntrospectTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RevokeTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
+type GetUserinfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserinfoRequest) Reset() {
+	*x = GetUserinfoRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserinfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserinfoRequest) ProtoMessage() {}
+
+func (x *GetUserinfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserinfoRequest.ProtoReflect.Descriptor instead.
+func (*GetUserinfoRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+}
+
+type GetUserinfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	User          *UserProfile           `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserinfoResponse) Reset() {
+	*x = GetUserinfoResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserinfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserinfoResponse) ProtoMessage() {}
+
+func (x *GetUserinfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserinfoResponse.ProtoReflect.Descriptor instead.
+func (*GetUserinfoResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetUserinfoResponse) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *GetUserinfoResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *GetUserinfoResponse) GetUser() *UserProfile {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type RevokeUserTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserTokensRequest) Reset() {
+	*x = RevokeUserTokensRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserTokensRequest) ProtoMessage() {}
+
+func (x *RevokeUserTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserTokensRequest.ProtoReflect.Descriptor instead.
+func (*RevokeUserTokensRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RevokeUserTokensRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type RevokeUserTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revoked is how many live tokens were ended.
+	Revoked       int32 `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserTokensResponse) Reset() {
+	*x = RevokeUserTokensResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserTokensResponse) ProtoMessage() {}
+
+func (x *RevokeUserTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserTokensResponse.ProtoReflect.Descriptor instead.
+func (*RevokeUserTokensResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RevokeUserTokensResponse) GetRevoked() int32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
+}
+
 var File_moreid_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_moreid_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x19moreid/auth/v1/auth.proto\x12\x0emoreid.auth.v1\"a\n" +
+	"\x19moreid/auth/v1/auth.proto\x12\x0emoreid.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05email\x18\x04 \x01(\tR\x05email\"J\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\"z\n" +
+	"\vUpdatedUser\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\x12\x10\n" +
+	"\x03bio\x18\x05 \x01(\tR\x03bio\"\x99\x01\n" +
+	"\vUserProfile\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\x12\x10\n" +
+	"\x03bio\x18\x05 \x01(\tR\x03bio\x12\x1d\n" +
+	"\n" +
+	"avatar_url\x18\x06 \x01(\tR\tavatarUrl\"J\n" +
 	"\rPublicProfile\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -643,12 +2126,118 @@ const file_moreid_auth_v1_auth_proto_rawDesc = "" +
 	"\x18GetPublicProfileResponse\x12\x18\n" +
 	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
-	"\x04user\x18\x03 \x01(\v2\x1d.moreid.auth.v1.PublicProfileR\x04user2\xd2\x02\n" +
+	"\x04user\x18\x03 \x01(\v2\x1d.moreid.auth.v1.PublicProfileR\x04user\"(\n" +
+	"\x10CreateUCARequest\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\"i\n" +
+	"\x11CreateUCAResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
+	"\vucaoncecode\x18\x03 \x01(\tR\vucaoncecode\"G\n" +
+	"\x10LoginSafeRequest\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"login_code\x18\x02 \x01(\tR\tloginCode\"\x85\x01\n" +
+	"\x11LoginSafeResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12(\n" +
+	"\x04user\x18\x04 \x01(\v2\x14.moreid.auth.v1.UserR\x04user\"\xa7\x01\n" +
+	"\x11UpdateUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06cookie\x18\x03 \x01(\tR\x06cookie\x12\x1f\n" +
+	"\busername\x18\x04 \x01(\tH\x00R\busername\x88\x01\x01\x12\x15\n" +
+	"\x03bio\x18\x05 \x01(\tH\x01R\x03bio\x88\x01\x01B\v\n" +
+	"\t_usernameB\x06\n" +
+	"\x04_bio\"y\n" +
+	"\x12UpdateUserResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12/\n" +
+	"\x04user\x18\x03 \x01(\v2\x1b.moreid.auth.v1.UpdatedUserR\x04user\"\x15\n" +
+	"\x13GetTokenUserRequest\"{\n" +
+	"\x14GetTokenUserResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12/\n" +
+	"\x04user\x18\x03 \x01(\v2\x1b.moreid.auth.v1.UserProfileR\x04user\"*\n" +
+	"\x16GetConfirmationRequest\x12\x10\n" +
+	"\x03uca\x18\x01 \x01(\tR\x03uca\"\x9c\x01\n" +
+	"\x17GetConfirmationResponse\x12\x19\n" +
+	"\bapp_name\x18\x01 \x01(\tR\aappName\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x02 \x01(\x05R\texpiresIn\x12(\n" +
+	"\x04user\x18\x03 \x01(\v2\x14.moreid.auth.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"csrf_token\x18\x04 \x01(\tR\tcsrfToken\"V\n" +
+	"\rSignInRequest\x12\x10\n" +
+	"\x03uca\x18\x01 \x01(\tR\x03uca\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"\x92\x01\n" +
+	"\x0eSignInResponse\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x1d\n" +
+	"\n" +
+	"csrf_token\x18\x02 \x01(\tR\tcsrfToken\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x03 \x01(\x05R\texpiresIn\x12(\n" +
+	"\x04user\x18\x04 \x01(\v2\x14.moreid.auth.v1.UserR\x04user\",\n" +
+	"\x18GenerateLoginCodeRequest\x12\x10\n" +
+	"\x03uca\x18\x01 \x01(\tR\x03uca\"\x8d\x01\n" +
+	"\x19GenerateLoginCodeResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1d\n" +
+	"\n" +
+	"login_code\x18\x03 \x01(\tR\tloginCode\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\x05R\texpiresIn\"+\n" +
+	"\x17DenyConfirmationRequest\x12\x10\n" +
+	"\x03uca\x18\x01 \x01(\tR\x03uca\"N\n" +
+	"\x18DenyConfirmationResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\".\n" +
+	"\x16IntrospectTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x96\x02\n" +
+	"\x17IntrospectTokenResponse\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\bR\x06active\x12/\n" +
+	"\x04user\x18\x02 \x01(\v2\x1b.moreid.auth.v1.UserProfileR\x04user\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\x03 \x01(\x03R\bapiKeyId\x12 \n" +
+	"\fapi_key_name\x18\x04 \x01(\tR\n" +
+	"apiKeyName\x127\n" +
+	"\tissued_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"*\n" +
+	"\x12RevokeTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x15\n" +
+	"\x13RevokeTokenResponse\"\x14\n" +
+	"\x12GetUserinfoRequest\"z\n" +
+	"\x13GetUserinfoResponse\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12/\n" +
+	"\x04user\x18\x03 \x01(\v2\x1b.moreid.auth.v1.UserProfileR\x04user\"2\n" +
+	"\x17RevokeUserTokensRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"4\n" +
+	"\x18RevokeUserTokensResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\x05R\arevoked2\xa6\x05\n" +
 	"\vAuthService\x12P\n" +
 	"\tAuthorize\x12 .moreid.auth.v1.AuthorizeRequest\x1a!.moreid.auth.v1.AuthorizeResponse\x12D\n" +
 	"\x05Login\x12\x1c.moreid.auth.v1.LoginRequest\x1a\x1d.moreid.auth.v1.LoginResponse\x12D\n" +
 	"\x05Token\x12\x1c.moreid.auth.v1.TokenRequest\x1a\x1d.moreid.auth.v1.TokenResponse\x12e\n" +
-	"\x10GetPublicProfile\x12'.moreid.auth.v1.GetPublicProfileRequest\x1a(.moreid.auth.v1.GetPublicProfileResponseB?Z=github.com/moreline/moreid/proto/gen/go/moreid/auth/v1;authv1b\x06proto3"
+	"\x10GetPublicProfile\x12'.moreid.auth.v1.GetPublicProfileRequest\x1a(.moreid.auth.v1.GetPublicProfileResponse\x12P\n" +
+	"\tCreateUCA\x12 .moreid.auth.v1.CreateUCARequest\x1a!.moreid.auth.v1.CreateUCAResponse\x12P\n" +
+	"\tLoginSafe\x12 .moreid.auth.v1.LoginSafeRequest\x1a!.moreid.auth.v1.LoginSafeResponse\x12S\n" +
+	"\n" +
+	"UpdateUser\x12!.moreid.auth.v1.UpdateUserRequest\x1a\".moreid.auth.v1.UpdateUserResponse\x12Y\n" +
+	"\fGetTokenUser\x12#.moreid.auth.v1.GetTokenUserRequest\x1a$.moreid.auth.v1.GetTokenUserResponse2\x93\x03\n" +
+	"\x13ConfirmationService\x12b\n" +
+	"\x0fGetConfirmation\x12&.moreid.auth.v1.GetConfirmationRequest\x1a'.moreid.auth.v1.GetConfirmationResponse\x12G\n" +
+	"\x06SignIn\x12\x1d.moreid.auth.v1.SignInRequest\x1a\x1e.moreid.auth.v1.SignInResponse\x12h\n" +
+	"\x11GenerateLoginCode\x12(.moreid.auth.v1.GenerateLoginCodeRequest\x1a).moreid.auth.v1.GenerateLoginCodeResponse\x12e\n" +
+	"\x10DenyConfirmation\x12'.moreid.auth.v1.DenyConfirmationRequest\x1a(.moreid.auth.v1.DenyConfirmationResponse2\xa2\x02\n" +
+	"\fTokenService\x12b\n" +
+	"\x0fIntrospectToken\x12&.moreid.auth.v1.IntrospectTokenRequest\x1a'.moreid.auth.v1.IntrospectTokenResponse\x12V\n" +
+	"\vRevokeToken\x12\".moreid.auth.v1.RevokeTokenRequest\x1a#.moreid.auth.v1.RevokeTokenResponse\x12V\n" +
+	"\vGetUserinfo\x12\".moreid.auth.v1.GetUserinfoRequest\x1a#.moreid.auth.v1.GetUserinfoResponse2y\n" +
+	"\x10AuthAdminService\x12e\n" +
+	"\x10RevokeUserTokens\x12'.moreid.auth.v1.RevokeUserTokensRequest\x1a(.moreid.auth.v1.RevokeUserTokensResponseB?Z=github.com/moreline/moreid/proto/gen/go/moreid/auth/v1;authv1b\x06proto3"
 
 var (
 	file_moreid_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -662,35 +2251,95 @@ func file_moreid_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_moreid_auth_v1_auth_proto_rawDescData
 }
 
-var file_moreid_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_moreid_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_moreid_auth_v1_auth_proto_goTypes = []any{
-	(*User)(nil),                     // 0: moreid.auth.v1.User
-	(*PublicProfile)(nil),            // 1: moreid.auth.v1.PublicProfile
-	(*AuthorizeRequest)(nil),         // 2: moreid.auth.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),        // 3: moreid.auth.v1.AuthorizeResponse
-	(*LoginRequest)(nil),             // 4: moreid.auth.v1.LoginRequest
-	(*LoginResponse)(nil),            // 5: moreid.auth.v1.LoginResponse
-	(*TokenRequest)(nil),             // 6: moreid.auth.v1.TokenRequest
-	(*TokenResponse)(nil),            // 7: moreid.auth.v1.TokenResponse
-	(*GetPublicProfileRequest)(nil),  // 8: moreid.auth.v1.GetPublicProfileRequest
-	(*GetPublicProfileResponse)(nil), // 9: moreid.auth.v1.GetPublicProfileResponse
+	(*User)(nil),                      // 0: moreid.auth.v1.User
+	(*UpdatedUser)(nil),               // 1: moreid.auth.v1.UpdatedUser
+	(*UserProfile)(nil),               // 2: moreid.auth.v1.UserProfile
+	(*PublicProfile)(nil),             // 3: moreid.auth.v1.PublicProfile
+	(*AuthorizeRequest)(nil),          // 4: moreid.auth.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),         // 5: moreid.auth.v1.AuthorizeResponse
+	(*LoginRequest)(nil),              // 6: moreid.auth.v1.LoginRequest
+	(*LoginResponse)(nil),             // 7: moreid.auth.v1.LoginResponse
+	(*TokenRequest)(nil),              // 8: moreid.auth.v1.TokenRequest
+	(*TokenResponse)(nil),             // 9: moreid.auth.v1.TokenResponse
+	(*GetPublicProfileRequest)(nil),   // 10: moreid.auth.v1.GetPublicProfileRequest
+	(*GetPublicProfileResponse)(nil),  // 11: moreid.auth.v1.GetPublicProfileResponse
+	(*CreateUCARequest)(nil),          // 12: moreid.auth.v1.CreateUCARequest
+	(*CreateUCAResponse)(nil),         // 13: moreid.auth.v1.CreateUCAResponse
+	(*LoginSafeRequest)(nil),          // 14: moreid.auth.v1.LoginSafeRequest
+	(*LoginSafeResponse)(nil),         // 15: moreid.auth.v1.LoginSafeResponse
+	(*UpdateUserRequest)(nil),         // 16: moreid.auth.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),        // 17: moreid.auth.v1.UpdateUserResponse
+	(*GetTokenUserRequest)(nil),       // 18: moreid.auth.v1.GetTokenUserRequest
+	(*GetTokenUserResponse)(nil),      // 19: moreid.auth.v1.GetTokenUserResponse
+	(*GetConfirmationRequest)(nil),    // 20: moreid.auth.v1.GetConfirmationRequest
+	(*GetConfirmationResponse)(nil),   // 21: moreid.auth.v1.GetConfirmationResponse
+	(*SignInRequest)(nil),             // 22: moreid.auth.v1.SignInRequest
+	(*SignInResponse)(nil),            // 23: moreid.auth.v1.SignInResponse
+	(*GenerateLoginCodeRequest)(nil),  // 24: moreid.auth.v1.GenerateLoginCodeRequest
+	(*GenerateLoginCodeResponse)(nil), // 25: moreid.auth.v1.GenerateLoginCodeResponse
+	(*DenyConfirmationRequest)(nil),   // 26: moreid.auth.v1.DenyConfirmationRequest
+	(*DenyConfirmationResponse)(nil),  // 27: moreid.auth.v1.DenyConfirmationResponse
+	(*IntrospectTokenRequest)(nil),    // 28: moreid.auth.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),   // 29: moreid.auth.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),        // 30: moreid.auth.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 31: moreid.auth.v1.RevokeTokenResponse
+	(*GetUserinfoRequest)(nil),        // 32: moreid.auth.v1.GetUserinfoRequest
+	(*GetUserinfoResponse)(nil),       // 33: moreid.auth.v1.GetUserinfoResponse
+	(*RevokeUserTokensRequest)(nil),   // 34: moreid.auth.v1.RevokeUserTokensRequest
+	(*RevokeUserTokensResponse)(nil),  // 35: moreid.auth.v1.RevokeUserTokensResponse
+	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
 }
 var file_moreid_auth_v1_auth_proto_depIdxs = []int32{
-	0, // 0: moreid.auth.v1.LoginResponse.user:type_name -> moreid.auth.v1.User
-	1, // 1: moreid.auth.v1.GetPublicProfileResponse.user:type_name -> moreid.auth.v1.PublicProfile
-	2, // 2: moreid.auth.v1.AuthService.Authorize:input_type -> moreid.auth.v1.AuthorizeRequest
-	4, // 3: moreid.auth.v1.AuthService.Login:input_type -> moreid.auth.v1.LoginRequest
-	6, // 4: moreid.auth.v1.AuthService.Token:input_type -> moreid.auth.v1.TokenRequest
-	8, // 5: moreid.auth.v1.AuthService.GetPublicProfile:input_type -> moreid.auth.v1.GetPublicProfileRequest
-	3, // 6: moreid.auth.v1.AuthService.Authorize:output_type -> moreid.auth.v1.AuthorizeResponse
-	5, // 7: moreid.auth.v1.AuthService.Login:output_type -> moreid.auth.v1.LoginResponse
-	7, // 8: moreid.auth.v1.AuthService.Token:output_type -> moreid.auth.v1.TokenResponse
-	9, // 9: moreid.auth.v1.AuthService.GetPublicProfile:output_type -> moreid.auth.v1.GetPublicProfileResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: moreid.auth.v1.LoginResponse.user:type_name -> moreid.auth.v1.User
+	3,  // 1: moreid.auth.v1.GetPublicProfileResponse.user:type_name -> moreid.auth.v1.PublicProfile
+	0,  // 2: moreid.auth.v1.LoginSafeResponse.user:type_name -> moreid.auth.v1.User
+	1,  // 3: moreid.auth.v1.UpdateUserResponse.user:type_name -> moreid.auth.v1.UpdatedUser
+	2,  // 4: moreid.auth.v1.GetTokenUserResponse.user:type_name -> moreid.auth.v1.UserProfile
+	0,  // 5: moreid.auth.v1.GetConfirmationResponse.user:type_name -> moreid.auth.v1.User
+	0,  // 6: moreid.auth.v1.SignInResponse.user:type_name -> moreid.auth.v1.User
+	2,  // 7: moreid.auth.v1.IntrospectTokenResponse.user:type_name -> moreid.auth.v1.UserProfile
+	36, // 8: moreid.auth.v1.IntrospectTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	36, // 9: moreid.auth.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 10: moreid.auth.v1.GetUserinfoResponse.user:type_name -> moreid.auth.v1.UserProfile
+	4,  // 11: moreid.auth.v1.AuthService.Authorize:input_type -> moreid.auth.v1.AuthorizeRequest
+	6,  // 12: moreid.auth.v1.AuthService.Login:input_type -> moreid.auth.v1.LoginRequest
+	8,  // 13: moreid.auth.v1.AuthService.Token:input_type -> moreid.auth.v1.TokenRequest
+	10, // 14: moreid.auth.v1.AuthService.GetPublicProfile:input_type -> moreid.auth.v1.GetPublicProfileRequest
+	12, // 15: moreid.auth.v1.AuthService.CreateUCA:input_type -> moreid.auth.v1.CreateUCARequest
+	14, // 16: moreid.auth.v1.AuthService.LoginSafe:input_type -> moreid.auth.v1.LoginSafeRequest
+	16, // 17: moreid.auth.v1.AuthService.UpdateUser:input_type -> moreid.auth.v1.UpdateUserRequest
+	18, // 18: moreid.auth.v1.AuthService.GetTokenUser:input_type -> moreid.auth.v1.GetTokenUserRequest
+	20, // 19: moreid.auth.v1.ConfirmationService.GetConfirmation:input_type -> moreid.auth.v1.GetConfirmationRequest
+	22, // 20: moreid.auth.v1.ConfirmationService.SignIn:input_type -> moreid.auth.v1.SignInRequest
+	24, // 21: moreid.auth.v1.ConfirmationService.GenerateLoginCode:input_type -> moreid.auth.v1.GenerateLoginCodeRequest
+	26, // 22: moreid.auth.v1.ConfirmationService.DenyConfirmation:input_type -> moreid.auth.v1.DenyConfirmationRequest
+	28, // 23: moreid.auth.v1.TokenService.IntrospectToken:input_type -> moreid.auth.v1.IntrospectTokenRequest
+	30, // 24: moreid.auth.v1.TokenService.RevokeToken:input_type -> moreid.auth.v1.RevokeTokenRequest
+	32, // 25: moreid.auth.v1.TokenService.GetUserinfo:input_type -> moreid.auth.v1.GetUserinfoRequest
+	34, // 26: moreid.auth.v1.AuthAdminService.RevokeUserTokens:input_type -> moreid.auth.v1.RevokeUserTokensRequest
+	5,  // 27: moreid.auth.v1.AuthService.Authorize:output_type -> moreid.auth.v1.AuthorizeResponse
+	7,  // 28: moreid.auth.v1.AuthService.Login:output_type -> moreid.auth.v1.LoginResponse
+	9,  // 29: moreid.auth.v1.AuthService.Token:output_type -> moreid.auth.v1.TokenResponse
+	11, // 30: moreid.auth.v1.AuthService.GetPublicProfile:output_type -> moreid.auth.v1.GetPublicProfileResponse
+	13, // 31: moreid.auth.v1.AuthService.CreateUCA:output_type -> moreid.auth.v1.CreateUCAResponse
+	15, // 32: moreid.auth.v1.AuthService.LoginSafe:output_type -> moreid.auth.v1.LoginSafeResponse
+	17, // 33: moreid.auth.v1.AuthService.UpdateUser:output_type -> moreid.auth.v1.UpdateUserResponse
+	19, // 34: moreid.auth.v1.AuthService.GetTokenUser:output_type -> moreid.auth.v1.GetTokenUserResponse
+	21, // 35: moreid.auth.v1.ConfirmationService.GetConfirmation:output_type -> moreid.auth.v1.GetConfirmationResponse
+	23, // 36: moreid.auth.v1.ConfirmationService.SignIn:output_type -> moreid.auth.v1.SignInResponse
+	25, // 37: moreid.auth.v1.ConfirmationService.GenerateLoginCode:output_type -> moreid.auth.v1.GenerateLoginCodeResponse
+	27, // 38: moreid.auth.v1.ConfirmationService.DenyConfirmation:output_type -> moreid.auth.v1.DenyConfirmationResponse
+	29, // 39: moreid.auth.v1.TokenService.IntrospectToken:output_type -> moreid.auth.v1.IntrospectTokenResponse
+	31, // 40: moreid.auth.v1.TokenService.RevokeToken:output_type -> moreid.auth.v1.RevokeTokenResponse
+	33, // 41: moreid.auth.v1.TokenService.GetUserinfo:output_type -> moreid.auth.v1.GetUserinfoResponse
+	35, // 42: moreid.auth.v1.AuthAdminService.RevokeUserTokens:output_type -> moreid.auth.v1.RevokeUserTokensResponse
+	27, // [27:43] is the sub-list for method output_type
+	11, // [11:27] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_moreid_auth_v1_auth_proto_init() }
@@ -698,15 +2347,16 @@ func file_moreid_auth_v1_auth_proto_init() {
 	if File_moreid_auth_v1_auth_proto != nil {
 		return
 	}
+	file_moreid_auth_v1_auth_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moreid_auth_v1_auth_proto_rawDesc), len(file_moreid_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   36,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   4,
 		},
 		GoTypes:           file_moreid_auth_v1_auth_proto_goTypes,
 		DependencyIndexes: file_moreid_auth_v1_auth_proto_depIdxs,

@@ -23,6 +23,10 @@ const (
 	AuthService_Login_FullMethodName            = "/moreid.auth.v1.AuthService/Login"
 	AuthService_Token_FullMethodName            = "/moreid.auth.v1.AuthService/Token"
 	AuthService_GetPublicProfile_FullMethodName = "/moreid.auth.v1.AuthService/GetPublicProfile"
+	AuthService_CreateUCA_FullMethodName        = "/moreid.auth.v1.AuthService/CreateUCA"
+	AuthService_LoginSafe_FullMethodName        = "/moreid.auth.v1.AuthService/LoginSafe"
+	AuthService_UpdateUser_FullMethodName       = "/moreid.auth.v1.AuthService/UpdateUser"
+	AuthService_GetTokenUser_FullMethodName     = "/moreid.auth.v1.AuthService/GetTokenUser"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -50,6 +54,24 @@ type AuthServiceClient interface {
 	Token(ctx context.Context, in *TokenRequest, opts ...grpc.CallOption) (*TokenResponse, error)
 	// GetPublicProfile returns the public part of a user's profile.
 	GetPublicProfile(ctx context.Context, in *GetPublicProfileRequest, opts ...grpc.CallOption) (*GetPublicProfileResponse, error)
+	// CreateUCA starts a safe login: a one-time confirmation code (UCA) bound
+	// to the state and the key, valid 10 minutes but never beyond its state.
+	// The app sends its user to /api/oauth/user_confirmation?uca=...
+	CreateUCA(ctx context.Context, in *CreateUCARequest, opts ...grpc.CallOption) (*CreateUCAResponse, error)
+	// LoginSafe redeems the 10-character login code the user read on the
+	// confirmation page, exactly once, and consumes the state. Five wrong
+	// codes burn the state.
+	LoginSafe(ctx context.Context, in *LoginSafeRequest, opts ...grpc.CallOption) (*LoginSafeResponse, error)
+	// UpdateUser changes a user's username and/or bio with the user's consent:
+	// a fresh state of the calling key (consumed) and either the user's web
+	// session (the cookie field: bare value or "name=value" cookie string) or
+	// an access token of that user issued to this key ("authorization:
+	// Bearer ..." metadata).
+	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
+	// GetTokenUser returns the profile of the user an access token belongs
+	// to; the token ("authorization: Bearer ..." metadata) must have been
+	// issued to the calling key.
+	GetTokenUser(ctx context.Context, in *GetTokenUserRequest, opts ...grpc.CallOption) (*GetTokenUserResponse, error)
 }
 
 type authServiceClient struct {
@@ -100,6 +122,46 @@ func (c *authServiceClient) GetPublicProfile(ctx context.Context, in *GetPublicP
 	return out, nil
 }
 
+func (c *authServiceClient) CreateUCA(ctx context.Context, in *CreateUCARequest, opts ...grpc.CallOption) (*CreateUCAResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUCAResponse)
+	err := c.cc.Invoke(ctx, AuthService_CreateUCA_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) LoginSafe(ctx context.Context, in *LoginSafeRequest, opts ...grpc.CallOption) (*LoginSafeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginSafeResponse)
+	err := c.cc.Invoke(ctx, AuthService_LoginSafe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateUserResponse)
+	err := c.cc.Invoke(ctx, AuthService_UpdateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) GetTokenUser(ctx context.Context, in *GetTokenUserRequest, opts ...grpc.CallOption) (*GetTokenUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTokenUserResponse)
+	err := c.cc.Invoke(ctx, AuthService_GetTokenUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -125,6 +187,24 @@ type AuthServiceServer interface {
 	Token(context.Context, *TokenRequest) (*TokenResponse, error)
 	// GetPublicProfile returns the public part of a user's profile.
 	GetPublicProfile(context.Context, *GetPublicProfileRequest) (*GetPublicProfileResponse, error)
+	// CreateUCA starts a safe login: a one-time confirmation code (UCA) bound
+	// to the state and the key, valid 10 minutes but never beyond its state.
+	// The app sends its user to /api/oauth/user_confirmation?uca=...
+	CreateUCA(context.Context, *CreateUCARequest) (*CreateUCAResponse, error)
+	// LoginSafe redeems the 10-character login code the user read on the
+	// confirmation page, exactly once, and consumes the state. Five wrong
+	// codes burn the state.
+	LoginSafe(context.Context, *LoginSafeRequest) (*LoginSafeResponse, error)
+	// UpdateUser changes a user's username and/or bio with the user's consent:
+	// a fresh state of the calling key (consumed) and either the user's web
+	// session (the cookie field: bare value or "name=value" cookie string) or
+	// an access token of that user issued to this key ("authorization:
+	// Bearer ..." metadata).
+	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
+	// GetTokenUser returns the profile of the user an access token belongs
+	// to; the token ("authorization: Bearer ..." metadata) must have been
+	// issued to the calling key.
+	GetTokenUser(context.Context, *GetTokenUserRequest) (*GetTokenUserResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -146,6 +226,18 @@ func (UnimplementedAuthServiceServer) Token(context.Context, *TokenRequest) (*To
 }
 func (UnimplementedAuthServiceServer) GetPublicProfile(context.Context, *GetPublicProfileRequest) (*GetPublicProfileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPublicProfile not implemented")
+}
+func (UnimplementedAuthServiceServer) CreateUCA(context.Context, *CreateUCARequest) (*CreateUCAResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUCA not implemented")
+}
+func (UnimplementedAuthServiceServer) LoginSafe(context.Context, *LoginSafeRequest) (*LoginSafeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoginSafe not implemented")
+}
+func (UnimplementedAuthServiceServer) UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateUser not implemented")
+}
+func (UnimplementedAuthServiceServer) GetTokenUser(context.Context, *GetTokenUserRequest) (*GetTokenUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTokenUser not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -240,6 +332,78 @@ func _AuthService_GetPublicProfile_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_CreateUCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUCARequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).CreateUCA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_CreateUCA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).CreateUCA(ctx, req.(*CreateUCARequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_LoginSafe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginSafeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).LoginSafe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_LoginSafe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).LoginSafe(ctx, req.(*LoginSafeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_UpdateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).UpdateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_UpdateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).UpdateUser(ctx, req.(*UpdateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_GetTokenUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTokenUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).GetTokenUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_GetTokenUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).GetTokenUser(ctx, req.(*GetTokenUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -262,6 +426,582 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPublicProfile",
 			Handler:    _AuthService_GetPublicProfile_Handler,
+		},
+		{
+			MethodName: "CreateUCA",
+			Handler:    _AuthService_CreateUCA_Handler,
+		},
+		{
+			MethodName: "LoginSafe",
+			Handler:    _AuthService_LoginSafe_Handler,
+		},
+		{
+			MethodName: "UpdateUser",
+			Handler:    _AuthService_UpdateUser_Handler,
+		},
+		{
+			MethodName: "GetTokenUser",
+			Handler:    _AuthService_GetTokenUser_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "moreid/auth/v1/auth.proto",
+}
+
+const (
+	ConfirmationService_GetConfirmation_FullMethodName   = "/moreid.auth.v1.ConfirmationService/GetConfirmation"
+	ConfirmationService_SignIn_FullMethodName            = "/moreid.auth.v1.ConfirmationService/SignIn"
+	ConfirmationService_GenerateLoginCode_FullMethodName = "/moreid.auth.v1.ConfirmationService/GenerateLoginCode"
+	ConfirmationService_DenyConfirmation_FullMethodName  = "/moreid.auth.v1.ConfirmationService/DenyConfirmation"
+)
+
+// ConfirmationServiceClient is the client API for ConfirmationService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ConfirmationService backs the confirmation page. Its calls carry no API
+// key: they are protected by the UCA, the user's web session (metadata
+// "x-moreid-session", taken by the gateway from the HttpOnly cookie) and a
+// CSRF token bound to that session (metadata "x-csrf-token").
+type ConfirmationServiceClient interface {
+	// GetConfirmation describes a pending UCA: which app asks, how long it
+	// stays valid, and who is signed in (if the session metadata is valid).
+	// ABORTED (invalid_code) for an unknown, expired, used or denied UCA.
+	GetConfirmation(ctx context.Context, in *GetConfirmationRequest, opts ...grpc.CallOption) (*GetConfirmationResponse, error)
+	// SignIn checks user_id/password on the page of a live UCA and opens a
+	// web session.
+	SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error)
+	// GenerateLoginCode is the user's confirmation: it consumes the UCA and
+	// returns the 10-character login code (5 minutes, single use) bound to
+	// the UCA's state, key and the signed-in user. Needs session and CSRF.
+	GenerateLoginCode(ctx context.Context, in *GenerateLoginCodeRequest, opts ...grpc.CallOption) (*GenerateLoginCodeResponse, error)
+	// DenyConfirmation is the user's refusal: the UCA ends and can make no
+	// login code. Needs session and CSRF.
+	DenyConfirmation(ctx context.Context, in *DenyConfirmationRequest, opts ...grpc.CallOption) (*DenyConfirmationResponse, error)
+}
+
+type confirmationServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewConfirmationServiceClient(cc grpc.ClientConnInterface) ConfirmationServiceClient {
+	return &confirmationServiceClient{cc}
+}
+
+func (c *confirmationServiceClient) GetConfirmation(ctx context.Context, in *GetConfirmationRequest, opts ...grpc.CallOption) (*GetConfirmationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConfirmationResponse)
+	err := c.cc.Invoke(ctx, ConfirmationService_GetConfirmation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *confirmationServiceClient) SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignInResponse)
+	err := c.cc.Invoke(ctx, ConfirmationService_SignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *confirmationServiceClient) GenerateLoginCode(ctx context.Context, in *GenerateLoginCodeRequest, opts ...grpc.CallOption) (*GenerateLoginCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerateLoginCodeResponse)
+	err := c.cc.Invoke(ctx, ConfirmationService_GenerateLoginCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *confirmationServiceClient) DenyConfirmation(ctx context.Context, in *DenyConfirmationRequest, opts ...grpc.CallOption) (*DenyConfirmationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DenyConfirmationResponse)
+	err := c.cc.Invoke(ctx, ConfirmationService_DenyConfirmation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ConfirmationServiceServer is the server API for ConfirmationService service.
+// All implementations must embed UnimplementedConfirmationServiceServer
+// for forward compatibility.
+//
+// ConfirmationService backs the confirmation page. Its calls carry no API
+// key: they are protected by the UCA, the user's web session (metadata
+// "x-moreid-session", taken by the gateway from the HttpOnly cookie) and a
+// CSRF token bound to that session (metadata "x-csrf-token").
+type ConfirmationServiceServer interface {
+	// GetConfirmation describes a pending UCA: which app asks, how long it
+	// stays valid, and who is signed in (if the session metadata is valid).
+	// ABORTED (invalid_code) for an unknown, expired, used or denied UCA.
+	GetConfirmation(context.Context, *GetConfirmationRequest) (*GetConfirmationResponse, error)
+	// SignIn checks user_id/password on the page of a live UCA and opens a
+	// web session.
+	SignIn(context.Context, *SignInRequest) (*SignInResponse, error)
+	// GenerateLoginCode is the user's confirmation: it consumes the UCA and
+	// returns the 10-character login code (5 minutes, single use) bound to
+	// the UCA's state, key and the signed-in user. Needs session and CSRF.
+	GenerateLoginCode(context.Context, *GenerateLoginCodeRequest) (*GenerateLoginCodeResponse, error)
+	// DenyConfirmation is the user's refusal: the UCA ends and can make no
+	// login code. Needs session and CSRF.
+	DenyConfirmation(context.Context, *DenyConfirmationRequest) (*DenyConfirmationResponse, error)
+	mustEmbedUnimplementedConfirmationServiceServer()
+}
+
+// UnimplementedConfirmationServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedConfirmationServiceServer struct{}
+
+func (UnimplementedConfirmationServiceServer) GetConfirmation(context.Context, *GetConfirmationRequest) (*GetConfirmationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConfirmation not implemented")
+}
+func (UnimplementedConfirmationServiceServer) SignIn(context.Context, *SignInRequest) (*SignInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignIn not implemented")
+}
+func (UnimplementedConfirmationServiceServer) GenerateLoginCode(context.Context, *GenerateLoginCodeRequest) (*GenerateLoginCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GenerateLoginCode not implemented")
+}
+func (UnimplementedConfirmationServiceServer) DenyConfirmation(context.Context, *DenyConfirmationRequest) (*DenyConfirmationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DenyConfirmation not implemented")
+}
+func (UnimplementedConfirmationServiceServer) mustEmbedUnimplementedConfirmationServiceServer() {}
+func (UnimplementedConfirmationServiceServer) testEmbeddedByValue()                             {}
+
+// UnsafeConfirmationServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ConfirmationServiceServer will
+// result in compilation errors.
+type UnsafeConfirmationServiceServer interface {
+	mustEmbedUnimplementedConfirmationServiceServer()
+}
+
+func RegisterConfirmationServiceServer(s grpc.ServiceRegistrar, srv ConfirmationServiceServer) {
+	// If the following call panics, it indicates UnimplementedConfirmationServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ConfirmationService_ServiceDesc, srv)
+}
+
+func _ConfirmationService_GetConfirmation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConfirmationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfirmationServiceServer).GetConfirmation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfirmationService_GetConfirmation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfirmationServiceServer).GetConfirmation(ctx, req.(*GetConfirmationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfirmationService_SignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfirmationServiceServer).SignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfirmationService_SignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfirmationServiceServer).SignIn(ctx, req.(*SignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfirmationService_GenerateLoginCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateLoginCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfirmationServiceServer).GenerateLoginCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfirmationService_GenerateLoginCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfirmationServiceServer).GenerateLoginCode(ctx, req.(*GenerateLoginCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfirmationService_DenyConfirmation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DenyConfirmationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfirmationServiceServer).DenyConfirmation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfirmationService_DenyConfirmation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfirmationServiceServer).DenyConfirmation(ctx, req.(*DenyConfirmationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ConfirmationService_ServiceDesc is the grpc.ServiceDesc for ConfirmationService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ConfirmationService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "moreid.auth.v1.ConfirmationService",
+	HandlerType: (*ConfirmationServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetConfirmation",
+			Handler:    _ConfirmationService_GetConfirmation_Handler,
+		},
+		{
+			MethodName: "SignIn",
+			Handler:    _ConfirmationService_SignIn_Handler,
+		},
+		{
+			MethodName: "GenerateLoginCode",
+			Handler:    _ConfirmationService_GenerateLoginCode_Handler,
+		},
+		{
+			MethodName: "DenyConfirmation",
+			Handler:    _ConfirmationService_DenyConfirmation_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "moreid/auth/v1/auth.proto",
+}
+
+const (
+	TokenService_IntrospectToken_FullMethodName = "/moreid.auth.v1.TokenService/IntrospectToken"
+	TokenService_RevokeToken_FullMethodName     = "/moreid.auth.v1.TokenService/RevokeToken"
+	TokenService_GetUserinfo_FullMethodName     = "/moreid.auth.v1.TokenService/GetUserinfo"
+)
+
+// TokenServiceClient is the client API for TokenService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// TokenService answers questions about access tokens. IntrospectToken and
+// RevokeToken are for internal services (never mapped by the gateway);
+// GetUserinfo is GET /api/oauth/userinfo for any holder of a token.
+type TokenServiceClient interface {
+	// IntrospectToken says whether a token is active and whose it is. An
+	// unknown, expired or revoked token, or one of a disabled user, is simply
+	// inactive: the answer does not say which.
+	IntrospectToken(ctx context.Context, in *IntrospectTokenRequest, opts ...grpc.CallOption) (*IntrospectTokenResponse, error)
+	// RevokeToken ends a token at once. Revoking an unknown or already revoked
+	// token succeeds (RFC 7009).
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// GetUserinfo returns the full profile of the token's user; the token is
+	// the "authorization: Bearer ..." metadata. UNAUTHENTICATED
+	// (invalid_token) otherwise.
+	GetUserinfo(ctx context.Context, in *GetUserinfoRequest, opts ...grpc.CallOption) (*GetUserinfoResponse, error)
+}
+
+type tokenServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTokenServiceClient(cc grpc.ClientConnInterface) TokenServiceClient {
+	return &tokenServiceClient{cc}
+}
+
+func (c *tokenServiceClient) IntrospectToken(ctx context.Context, in *IntrospectTokenRequest, opts ...grpc.CallOption) (*IntrospectTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IntrospectTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_IntrospectToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) GetUserinfo(ctx context.Context, in *GetUserinfoRequest, opts ...grpc.CallOption) (*GetUserinfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUserinfoResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetUserinfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TokenServiceServer is the server API for TokenService service.
+// All implementations must embed UnimplementedTokenServiceServer
+// for forward compatibility.
+//
+// TokenService answers questions about access tokens. IntrospectToken and
+// RevokeToken are for internal services (never mapped by the gateway);
+// GetUserinfo is GET /api/oauth/userinfo for any holder of a token.
+type TokenServiceServer interface {
+	// IntrospectToken says whether a token is active and whose it is. An
+	// unknown, expired or revoked token, or one of a disabled user, is simply
+	// inactive: the answer does not say which.
+	IntrospectToken(context.Context, *IntrospectTokenRequest) (*IntrospectTokenResponse, error)
+	// RevokeToken ends a token at once. Revoking an unknown or already revoked
+	// token succeeds (RFC 7009).
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// GetUserinfo returns the full profile of the token's user; the token is
+	// the "authorization: Bearer ..." metadata. UNAUTHENTICATED
+	// (invalid_token) otherwise.
+	GetUserinfo(context.Context, *GetUserinfoRequest) (*GetUserinfoResponse, error)
+	mustEmbedUnimplementedTokenServiceServer()
+}
+
+// UnimplementedTokenServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTokenServiceServer struct{}
+
+func (UnimplementedTokenServiceServer) IntrospectToken(context.Context, *IntrospectTokenRequest) (*IntrospectTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IntrospectToken not implemented")
+}
+func (UnimplementedTokenServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedTokenServiceServer) GetUserinfo(context.Context, *GetUserinfoRequest) (*GetUserinfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUserinfo not implemented")
+}
+func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
+func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeTokenServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TokenServiceServer will
+// result in compilation errors.
+type UnsafeTokenServiceServer interface {
+	mustEmbedUnimplementedTokenServiceServer()
+}
+
+func RegisterTokenServiceServer(s grpc.ServiceRegistrar, srv TokenServiceServer) {
+	// If the following call panics, it indicates UnimplementedTokenServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&TokenService_ServiceDesc, srv)
+}
+
+func _TokenService_IntrospectToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IntrospectTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).IntrospectToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_IntrospectToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).IntrospectToken(ctx, req.(*IntrospectTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_GetUserinfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserinfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetUserinfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetUserinfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetUserinfo(ctx, req.(*GetUserinfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var TokenService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "moreid.auth.v1.TokenService",
+	HandlerType: (*TokenServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "IntrospectToken",
+			Handler:    _TokenService_IntrospectToken_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _TokenService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "GetUserinfo",
+			Handler:    _TokenService_GetUserinfo_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "moreid/auth/v1/auth.proto",
+}
+
+const (
+	AuthAdminService_RevokeUserTokens_FullMethodName = "/moreid.auth.v1.AuthAdminService/RevokeUserTokens"
+)
+
+// AuthAdminServiceClient is the client API for AuthAdminService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AuthAdminService holds operator RPCs, served only on auth's admin
+// listener, which the gateway never maps.
+type AuthAdminServiceClient interface {
+	// RevokeUserTokens ends every access token of a user (for instance when an
+	// operator disables the user).
+	RevokeUserTokens(ctx context.Context, in *RevokeUserTokensRequest, opts ...grpc.CallOption) (*RevokeUserTokensResponse, error)
+}
+
+type authAdminServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuthAdminServiceClient(cc grpc.ClientConnInterface) AuthAdminServiceClient {
+	return &authAdminServiceClient{cc}
+}
+
+func (c *authAdminServiceClient) RevokeUserTokens(ctx context.Context, in *RevokeUserTokensRequest, opts ...grpc.CallOption) (*RevokeUserTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeUserTokensResponse)
+	err := c.cc.Invoke(ctx, AuthAdminService_RevokeUserTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthAdminServiceServer is the server API for AuthAdminService service.
+// All implementations must embed UnimplementedAuthAdminServiceServer
+// for forward compatibility.
+//
+// AuthAdminService holds operator RPCs, served only on auth's admin
+// listener, which the gateway never maps.
+type AuthAdminServiceServer interface {
+	// RevokeUserTokens ends every access token of a user (for instance when an
+	// operator disables the user).
+	RevokeUserTokens(context.Context, *RevokeUserTokensRequest) (*RevokeUserTokensResponse, error)
+	mustEmbedUnimplementedAuthAdminServiceServer()
+}
+
+// UnimplementedAuthAdminServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuthAdminServiceServer struct{}
+
+func (UnimplementedAuthAdminServiceServer) RevokeUserTokens(context.Context, *RevokeUserTokensRequest) (*RevokeUserTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeUserTokens not implemented")
+}
+func (UnimplementedAuthAdminServiceServer) mustEmbedUnimplementedAuthAdminServiceServer() {}
+func (UnimplementedAuthAdminServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeAuthAdminServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuthAdminServiceServer will
+// result in compilation errors.
+type UnsafeAuthAdminServiceServer interface {
+	mustEmbedUnimplementedAuthAdminServiceServer()
+}
+
+func RegisterAuthAdminServiceServer(s grpc.ServiceRegistrar, srv AuthAdminServiceServer) {
+	// If the following call panics, it indicates UnimplementedAuthAdminServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AuthAdminService_ServiceDesc, srv)
+}
+
+func _AuthAdminService_RevokeUserTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeUserTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthAdminServiceServer).RevokeUserTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthAdminService_RevokeUserTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthAdminServiceServer).RevokeUserTokens(ctx, req.(*RevokeUserTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AuthAdminService_ServiceDesc is the grpc.ServiceDesc for AuthAdminService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AuthAdminService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "moreid.auth.v1.AuthAdminService",
+	HandlerType: (*AuthAdminServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RevokeUserTokens",
+			Handler:    _AuthAdminService_RevokeUserTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

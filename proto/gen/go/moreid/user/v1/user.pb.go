@@ -33,9 +33,11 @@ type User struct {
 	Email    string `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
 	Bio      string `protobuf:"bytes,5,opt,name=bio,proto3" json:"bio,omitempty"`
 	// avatar_url is absolute; the configured default when the user has none.
-	AvatarUrl     string                 `protobuf:"bytes,6,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	AvatarUrl string                 `protobuf:"bytes,6,opt,name=avatar_url,json=avatarUrl,proto3" json:"avatar_url,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// disabled users cannot sign in and their tokens do not work.
+	Disabled      bool `protobuf:"varint,9,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,6 +126,13 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *User) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
 }
 
 type GetUserRequest struct {
@@ -526,11 +535,107 @@ func (x *CreateUserResponse) GetUser() *User {
 	return nil
 }
 
+type SetUserDisabledRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Disabled      bool                   `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserDisabledRequest) Reset() {
+	*x = SetUserDisabledRequest{}
+	mi := &file_moreid_user_v1_user_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserDisabledRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserDisabledRequest) ProtoMessage() {}
+
+func (x *SetUserDisabledRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_user_v1_user_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserDisabledRequest.ProtoReflect.Descriptor instead.
+func (*SetUserDisabledRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_user_v1_user_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetUserDisabledRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetUserDisabledRequest) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+type SetUserDisabledResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserDisabledResponse) Reset() {
+	*x = SetUserDisabledResponse{}
+	mi := &file_moreid_user_v1_user_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserDisabledResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserDisabledResponse) ProtoMessage() {}
+
+func (x *SetUserDisabledResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_user_v1_user_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserDisabledResponse.ProtoReflect.Descriptor instead.
+func (*SetUserDisabledResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_user_v1_user_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetUserDisabledResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 var File_moreid_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_moreid_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x19moreid/user/v1/user.proto\x12\x0emoreid.user.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x02\n" +
+	"\x19moreid/user/v1/user.proto\x12\x0emoreid.user.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -542,7 +647,8 @@ const file_moreid_user_v1_user_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\")\n" +
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
+	"\bdisabled\x18\t \x01(\bR\bdisabled\")\n" +
 	"\x0eGetUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\";\n" +
 	"\x0fGetUserResponse\x12(\n" +
@@ -566,14 +672,20 @@ const file_moreid_user_v1_user_proto_rawDesc = "" +
 	"\x05email\x18\x03 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\">\n" +
 	"\x12CreateUserResponse\x12(\n" +
+	"\x04user\x18\x01 \x01(\v2\x14.moreid.user.v1.UserR\x04user\"M\n" +
+	"\x16SetUserDisabledRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"C\n" +
+	"\x17SetUserDisabledResponse\x12(\n" +
 	"\x04user\x18\x01 \x01(\v2\x14.moreid.user.v1.UserR\x04user2\x98\x02\n" +
 	"\vUserService\x12J\n" +
 	"\aGetUser\x12\x1e.moreid.user.v1.GetUserRequest\x1a\x1f.moreid.user.v1.GetUserResponse\x12_\n" +
 	"\x0eVerifyPassword\x12%.moreid.user.v1.VerifyPasswordRequest\x1a&.moreid.user.v1.VerifyPasswordResponse\x12\\\n" +
-	"\rUpdateProfile\x12$.moreid.user.v1.UpdateProfileRequest\x1a%.moreid.user.v1.UpdateProfileResponse2g\n" +
+	"\rUpdateProfile\x12$.moreid.user.v1.UpdateProfileRequest\x1a%.moreid.user.v1.UpdateProfileResponse2\xcb\x01\n" +
 	"\x10UserAdminService\x12S\n" +
 	"\n" +
-	"CreateUser\x12!.moreid.user.v1.CreateUserRequest\x1a\".moreid.user.v1.CreateUserResponseB?Z=github.com/moreline/moreid/proto/gen/go/moreid/user/v1;userv1b\x06proto3"
+	"CreateUser\x12!.moreid.user.v1.CreateUserRequest\x1a\".moreid.user.v1.CreateUserResponse\x12b\n" +
+	"\x0fSetUserDisabled\x12&.moreid.user.v1.SetUserDisabledRequest\x1a'.moreid.user.v1.SetUserDisabledResponseB?Z=github.com/moreline/moreid/proto/gen/go/moreid/user/v1;userv1b\x06proto3"
 
 var (
 	file_moreid_user_v1_user_proto_rawDescOnce sync.Once
@@ -587,39 +699,44 @@ func file_moreid_user_v1_user_proto_rawDescGZIP() []byte {
 	return file_moreid_user_v1_user_proto_rawDescData
 }
 
-var file_moreid_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_moreid_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_moreid_user_v1_user_proto_goTypes = []any{
-	(*User)(nil),                   // 0: moreid.user.v1.User
-	(*GetUserRequest)(nil),         // 1: moreid.user.v1.GetUserRequest
-	(*GetUserResponse)(nil),        // 2: moreid.user.v1.GetUserResponse
-	(*VerifyPasswordRequest)(nil),  // 3: moreid.user.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil), // 4: moreid.user.v1.VerifyPasswordResponse
-	(*UpdateProfileRequest)(nil),   // 5: moreid.user.v1.UpdateProfileRequest
-	(*UpdateProfileResponse)(nil),  // 6: moreid.user.v1.UpdateProfileResponse
-	(*CreateUserRequest)(nil),      // 7: moreid.user.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),     // 8: moreid.user.v1.CreateUserResponse
-	(*timestamppb.Timestamp)(nil),  // 9: google.protobuf.Timestamp
+	(*User)(nil),                    // 0: moreid.user.v1.User
+	(*GetUserRequest)(nil),          // 1: moreid.user.v1.GetUserRequest
+	(*GetUserResponse)(nil),         // 2: moreid.user.v1.GetUserResponse
+	(*VerifyPasswordRequest)(nil),   // 3: moreid.user.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),  // 4: moreid.user.v1.VerifyPasswordResponse
+	(*UpdateProfileRequest)(nil),    // 5: moreid.user.v1.UpdateProfileRequest
+	(*UpdateProfileResponse)(nil),   // 6: moreid.user.v1.UpdateProfileResponse
+	(*CreateUserRequest)(nil),       // 7: moreid.user.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),      // 8: moreid.user.v1.CreateUserResponse
+	(*SetUserDisabledRequest)(nil),  // 9: moreid.user.v1.SetUserDisabledRequest
+	(*SetUserDisabledResponse)(nil), // 10: moreid.user.v1.SetUserDisabledResponse
+	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
 }
 var file_moreid_user_v1_user_proto_depIdxs = []int32{
-	9,  // 0: moreid.user.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 1: moreid.user.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 0: moreid.user.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	11, // 1: moreid.user.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: moreid.user.v1.GetUserResponse.user:type_name -> moreid.user.v1.User
 	0,  // 3: moreid.user.v1.VerifyPasswordResponse.user:type_name -> moreid.user.v1.User
 	0,  // 4: moreid.user.v1.UpdateProfileResponse.user:type_name -> moreid.user.v1.User
 	0,  // 5: moreid.user.v1.CreateUserResponse.user:type_name -> moreid.user.v1.User
-	1,  // 6: moreid.user.v1.UserService.GetUser:input_type -> moreid.user.v1.GetUserRequest
-	3,  // 7: moreid.user.v1.UserService.VerifyPassword:input_type -> moreid.user.v1.VerifyPasswordRequest
-	5,  // 8: moreid.user.v1.UserService.UpdateProfile:input_type -> moreid.user.v1.UpdateProfileRequest
-	7,  // 9: moreid.user.v1.UserAdminService.CreateUser:input_type -> moreid.user.v1.CreateUserRequest
-	2,  // 10: moreid.user.v1.UserService.GetUser:output_type -> moreid.user.v1.GetUserResponse
-	4,  // 11: moreid.user.v1.UserService.VerifyPassword:output_type -> moreid.user.v1.VerifyPasswordResponse
-	6,  // 12: moreid.user.v1.UserService.UpdateProfile:output_type -> moreid.user.v1.UpdateProfileResponse
-	8,  // 13: moreid.user.v1.UserAdminService.CreateUser:output_type -> moreid.user.v1.CreateUserResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 6: moreid.user.v1.SetUserDisabledResponse.user:type_name -> moreid.user.v1.User
+	1,  // 7: moreid.user.v1.UserService.GetUser:input_type -> moreid.user.v1.GetUserRequest
+	3,  // 8: moreid.user.v1.UserService.VerifyPassword:input_type -> moreid.user.v1.VerifyPasswordRequest
+	5,  // 9: moreid.user.v1.UserService.UpdateProfile:input_type -> moreid.user.v1.UpdateProfileRequest
+	7,  // 10: moreid.user.v1.UserAdminService.CreateUser:input_type -> moreid.user.v1.CreateUserRequest
+	9,  // 11: moreid.user.v1.UserAdminService.SetUserDisabled:input_type -> moreid.user.v1.SetUserDisabledRequest
+	2,  // 12: moreid.user.v1.UserService.GetUser:output_type -> moreid.user.v1.GetUserResponse
+	4,  // 13: moreid.user.v1.UserService.VerifyPassword:output_type -> moreid.user.v1.VerifyPasswordResponse
+	6,  // 14: moreid.user.v1.UserService.UpdateProfile:output_type -> moreid.user.v1.UpdateProfileResponse
+	8,  // 15: moreid.user.v1.UserAdminService.CreateUser:output_type -> moreid.user.v1.CreateUserResponse
+	10, // 16: moreid.user.v1.UserAdminService.SetUserDisabled:output_type -> moreid.user.v1.SetUserDisabledResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_moreid_user_v1_user_proto_init() }
@@ -634,7 +751,7 @@ func file_moreid_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moreid_user_v1_user_proto_rawDesc), len(file_moreid_user_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

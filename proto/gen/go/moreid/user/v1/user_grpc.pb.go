@@ -219,7 +219,8 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	UserAdminService_CreateUser_FullMethodName = "/moreid.user.v1.UserAdminService/CreateUser"
+	UserAdminService_CreateUser_FullMethodName      = "/moreid.user.v1.UserAdminService/CreateUser"
+	UserAdminService_SetUserDisabled_FullMethodName = "/moreid.user.v1.UserAdminService/SetUserDisabled"
 )
 
 // UserAdminServiceClient is the client API for UserAdminService service.
@@ -232,6 +233,10 @@ type UserAdminServiceClient interface {
 	// CreateUser stores a new user with an argon2id hash of the password.
 	// ALREADY_EXISTS (conflict) when the user_id is taken.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
+	// SetUserDisabled disables or re-enables a user. A disabled user cannot
+	// sign in (VerifyPassword answers PERMISSION_DENIED account_disabled after
+	// a correct password) and GetUser reports disabled = true.
+	SetUserDisabled(ctx context.Context, in *SetUserDisabledRequest, opts ...grpc.CallOption) (*SetUserDisabledResponse, error)
 }
 
 type userAdminServiceClient struct {
@@ -252,6 +257,16 @@ func (c *userAdminServiceClient) CreateUser(ctx context.Context, in *CreateUserR
 	return out, nil
 }
 
+func (c *userAdminServiceClient) SetUserDisabled(ctx context.Context, in *SetUserDisabledRequest, opts ...grpc.CallOption) (*SetUserDisabledResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetUserDisabledResponse)
+	err := c.cc.Invoke(ctx, UserAdminService_SetUserDisabled_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserAdminServiceServer is the server API for UserAdminService service.
 // All implementations must embed UnimplementedUserAdminServiceServer
 // for forward compatibility.
@@ -262,6 +277,10 @@ type UserAdminServiceServer interface {
 	// CreateUser stores a new user with an argon2id hash of the password.
 	// ALREADY_EXISTS (conflict) when the user_id is taken.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
+	// SetUserDisabled disables or re-enables a user. A disabled user cannot
+	// sign in (VerifyPassword answers PERMISSION_DENIED account_disabled after
+	// a correct password) and GetUser reports disabled = true.
+	SetUserDisabled(context.Context, *SetUserDisabledRequest) (*SetUserDisabledResponse, error)
 	mustEmbedUnimplementedUserAdminServiceServer()
 }
 
@@ -274,6 +293,9 @@ type UnimplementedUserAdminServiceServer struct{}
 
 func (UnimplementedUserAdminServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
+}
+func (UnimplementedUserAdminServiceServer) SetUserDisabled(context.Context, *SetUserDisabledRequest) (*SetUserDisabledResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserDisabled not implemented")
 }
 func (UnimplementedUserAdminServiceServer) mustEmbedUnimplementedUserAdminServiceServer() {}
 func (UnimplementedUserAdminServiceServer) testEmbeddedByValue()                          {}
@@ -314,6 +336,24 @@ func _UserAdminService_CreateUser_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserAdminService_SetUserDisabled_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserDisabledRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserAdminServiceServer).SetUserDisabled(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserAdminService_SetUserDisabled_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserAdminServiceServer).SetUserDisabled(ctx, req.(*SetUserDisabledRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserAdminService_ServiceDesc is the grpc.ServiceDesc for UserAdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -324,6 +364,10 @@ var UserAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateUser",
 			Handler:    _UserAdminService_CreateUser_Handler,
+		},
+		{
+			MethodName: "SetUserDisabled",
+			Handler:    _UserAdminService_SetUserDisabled_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
