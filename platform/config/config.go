@@ -108,4 +108,3 @@ func (r *Reader) Err() error {
 	}
 	return fmt.Errorf("configuration: %w", errors.Join(r.errs...))
 }
-
