@@ -73,6 +73,8 @@ type row struct {
 	Bio          string
 	AvatarURL    *string
 	PasswordHash string
+	Disabled     bool
+	DisabledAt   *time.Time
 	// The database stamps both times (default now(); clock_timestamp() on
 	// update) so that every replica agrees on one clock.
 	CreatedAt time.Time `gorm:"default:now();autoCreateTime:false"`
@@ -85,6 +87,7 @@ func (r row) record() user.Record {
 	return user.Record{
 		ID: r.ID, UserID: r.UserID, Username: r.Username, Email: r.Email, Bio: r.Bio,
 		AvatarURL: r.AvatarURL, PasswordHash: r.PasswordHash,
+		Disabled: r.Disabled, DisabledAt: r.DisabledAt,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
@@ -118,7 +121,9 @@ func (s *Store) Get(ctx context.Context, userID string) (user.Record, error) {
 }
 
 // UpdateProfile implements user.Store: one UPDATE ... RETURNING, so the
-// answer is the row as this statement left it.
+// answer is the row as this statement left it. The statement itself skips a
+// disabled row, so a profile change racing with an operator's disable can
+// never land after it.
 func (s *Store) UpdateProfile(ctx context.Context, userID string, c user.ProfileChange) (user.Record, error) {
 	db, cancel := s.with(ctx)
 	defer cancel()
@@ -130,12 +135,45 @@ func (s *Store) UpdateProfile(ctx context.Context, userID string, c user.Profile
 		set["bio"] = *c.Bio
 	}
 	var out row
-	res := db.Model(&out).Clauses(clause.Returning{}).Where("user_id = ?", userID).Updates(set)
+	res := db.Model(&out).Clauses(clause.Returning{}).Where("user_id = ? AND NOT disabled", userID).Updates(set)
 	if res.Error != nil {
 		return user.Record{}, classify("update profile", res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return user.Record{}, fmt.Errorf("update profile: %w", user.ErrNotFound)
+		return user.Record{}, s.whyNotUpdated(ctx, "update profile", userID)
+	}
+	return out.record(), nil
+}
+
+// whyNotUpdated tells, after an UPDATE that matched no enabled row, whether
+// the user is missing or was disabled. A user found enabled now was
+// re-enabled in between: as of the UPDATE it was disabled, so that is the
+// answer.
+func (s *Store) whyNotUpdated(ctx context.Context, op, userID string) error {
+	if _, err := s.Get(ctx, userID); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, user.ErrDisabled)
+}
+
+// SetDisabled implements user.Store. disabled_at keeps the moment of the
+// first disable while the user stays disabled, and updated_at moves only
+// when the flag really changes, so repeating the call changes nothing.
+func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool) (user.Record, error) {
+	db, cancel := s.with(ctx)
+	defer cancel()
+	set := map[string]any{
+		"disabled":    disabled,
+		"disabled_at": gorm.Expr("CASE WHEN ? THEN coalesce(disabled_at, clock_timestamp()) END", disabled),
+		"updated_at":  gorm.Expr("CASE WHEN disabled IS DISTINCT FROM ? THEN clock_timestamp() ELSE updated_at END", disabled),
+	}
+	var out row
+	res := db.Model(&out).Clauses(clause.Returning{}).Where("user_id = ?", userID).Updates(set)
+	if res.Error != nil {
+		return user.Record{}, classify("set disabled", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return user.Record{}, fmt.Errorf("set disabled: %w", user.ErrNotFound)
 	}
 	return out.record(), nil
 }

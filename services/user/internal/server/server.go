@@ -88,6 +88,15 @@ func (s *AdminServer) CreateUser(ctx context.Context, req *userv1.CreateUserRequ
 	return &userv1.CreateUserResponse{User: toProto(u)}, nil
 }
 
+// SetUserDisabled implements userv1.UserAdminServiceServer.
+func (s *AdminServer) SetUserDisabled(ctx context.Context, req *userv1.SetUserDisabledRequest) (*userv1.SetUserDisabledResponse, error) {
+	u, err := s.svc.SetDisabled(ctx, req.GetUserId(), req.GetDisabled())
+	if err != nil {
+		return nil, err
+	}
+	return &userv1.SetUserDisabledResponse{User: toProto(u)}, nil
+}
+
 func toProto(u user.User) *userv1.User {
 	return &userv1.User{
 		Id:        u.ID,
@@ -96,6 +105,7 @@ func toProto(u user.User) *userv1.User {
 		Email:     u.Email,
 		Bio:       u.Bio,
 		AvatarUrl: u.AvatarURL,
+		Disabled:  u.Disabled,
 		CreatedAt: timestamppb.New(u.CreatedAt),
 		UpdatedAt: timestamppb.New(u.UpdatedAt),
 	}

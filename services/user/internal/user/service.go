@@ -21,6 +21,7 @@ type User struct {
 	Email     string
 	Bio       string
 	AvatarURL string // absolute; the configured default when the user has none
+	Disabled  bool   // set by an operator: no sign-in, no profile change
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -34,6 +35,8 @@ type Record struct {
 	Bio          string
 	AvatarURL    *string // nil: the user has not chosen one
 	PasswordHash string
+	Disabled     bool
+	DisabledAt   *time.Time // set exactly while Disabled
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -52,12 +55,13 @@ type ProfileChange struct {
 	Bio      *string
 }
 
-// Errors a Store returns (wrapped) for the two outcomes the domain turns
-// into answers. Any other store error should already be an apierr of kind
+// Errors a Store returns (wrapped) for the outcomes the domain turns into
+// answers. Any other store error should already be an apierr of kind
 // Unavailable or Internal.
 var (
 	ErrNotFound  = errors.New("user not found")
 	ErrDuplicate = errors.New("user_id already taken")
+	ErrDisabled  = errors.New("user disabled")
 )
 
 // Store keeps user records.
@@ -68,8 +72,12 @@ type Store interface {
 	// Get returns the row of userID, or ErrNotFound.
 	Get(ctx context.Context, userID string) (Record, error)
 	// UpdateProfile applies c to the row of userID, sets updated_at, and
-	// returns the new row, or ErrNotFound.
+	// returns the new row; ErrNotFound, or ErrDisabled for a disabled user
+	// (checked in the same statement, so no change lands after a disable).
 	UpdateProfile(ctx context.Context, userID string, c ProfileChange) (Record, error)
+	// SetDisabled sets the disabled flag of userID and returns the new row,
+	// or ErrNotFound. Setting the flag it already has changes nothing.
+	SetDisabled(ctx context.Context, userID string, disabled bool) (Record, error)
 	// ReplacePasswordHash sets the hash of user id to newHash if it still is
 	// oldHash, so that a rehash never overwrites a concurrent change.
 	ReplacePasswordHash(ctx context.Context, id int32, oldHash, newHash string) error
@@ -132,8 +140,11 @@ func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
 // VerifyPassword returns the profile of userID when password is theirs. An
 // unknown user and a wrong password give the same InvalidCredentials error,
 // and both pay for one argon2id verification, so neither the answer nor its
-// timing tells whether the user exists. A hash made under other parameters
-// than the configured ones is replaced after a successful check.
+// timing tells whether the user exists. A disabled user gets AccountDisabled,
+// but only once the password has verified: a guesser learns nothing about
+// the account, while its owner learns why the right password is refused. A
+// hash made under other parameters than the configured ones is replaced
+// after a successful check.
 func (s *Service) VerifyPassword(ctx context.Context, userID, password string) (User, error) {
 	if err := validateUserID(userID); err != nil {
 		return User{}, err
@@ -157,6 +168,9 @@ func (s *Service) VerifyPassword(ctx context.Context, userID, password string) (
 	}
 	if !ok {
 		return User{}, apierr.New(apierr.InvalidCredentials)
+	}
+	if r.Disabled {
+		return User{}, apierr.New(apierr.AccountDisabled)
 	}
 	if rehash {
 		s.rehash(ctx, r, password)
@@ -201,6 +215,24 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, c ProfileCha
 	return s.profile(r), nil
 }
 
+// SetDisabled disables (or re-enables) userID. Disabling stops sign-in and
+// profile changes here; ending the user's live tokens is auth's part
+// (AuthAdminService.RevokeUserTokens), and auth refuses a disabled user's
+// tokens in any case.
+func (s *Service) SetDisabled(ctx context.Context, userID string, disabled bool) (User, error) {
+	if err := validateUserID(userID); err != nil {
+		return User{}, err
+	}
+	r, err := s.store.SetDisabled(ctx, userID, disabled)
+	if err != nil {
+		return User{}, storeFailure(err)
+	}
+	if s.log != nil {
+		s.log.InfoContext(ctx, "user disabled flag set", "id", r.ID, "disabled", r.Disabled)
+	}
+	return s.profile(r), nil
+}
+
 func (s *Service) profile(r Record) User {
 	avatar := s.defaultAvatar
 	if r.AvatarURL != nil && *r.AvatarURL != "" {
@@ -208,16 +240,19 @@ func (s *Service) profile(r Record) User {
 	}
 	return User{
 		ID: r.ID, UserID: r.UserID, Username: r.Username, Email: r.Email, Bio: r.Bio,
-		AvatarURL: avatar, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		AvatarURL: avatar, Disabled: r.Disabled, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
 // storeFailure turns a store error into the caller's answer: NotFound for a
-// missing user, the store's own apierr kind otherwise, Internal as a last
-// resort.
+// missing user, AccountDisabled for a disabled one, the store's own apierr
+// kind otherwise, Internal as a last resort.
 func storeFailure(err error) error {
 	if errors.Is(err, ErrNotFound) {
 		return &apierr.Error{Kind: apierr.NotFound, Message: "用户不存在", Err: err}
+	}
+	if errors.Is(err, ErrDisabled) {
+		return apierr.Wrap(apierr.AccountDisabled, err)
 	}
 	var e *apierr.Error
 	if errors.As(err, &e) {
