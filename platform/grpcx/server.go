@@ -19,23 +19,25 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // ServerOptions returns the options every Moreid gRPC server uses. The
-// interceptors run in order: request id, access log, panic recovery, error
+// interceptors run in order: metrics, request id, access log, panic recovery, error
 // mapping, then extra (for instance the API-key check of AuthService).
 func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
 	chain := append([]grpc.UnaryServerInterceptor{
+		telemetry.UnaryServerInterceptor,
 		requestIDInterceptor,
 		accessLogInterceptor(log),
 		recoverInterceptor(log),
 		errorInterceptor(log),
 	}, extra...)
-	return []grpc.ServerOption{
+	return append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(1 << 20),
-	}
+	}, telemetry.GRPCServerOptions()...)
 }
 
 func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
@@ -106,12 +108,12 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 // DialOptions are the client options for calls between Moreid components:
 // plaintext inside the cluster network, request id propagated, keepalive.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
+	return append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(propagateRequestID),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-	}
+	}, telemetry.GRPCDialOptions()...)
 }
 
 // Dial connects (lazily) to a Moreid component at target, e.g.

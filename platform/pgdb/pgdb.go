@@ -20,6 +20,9 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	gormtracing "gorm.io/plugin/opentelemetry/tracing"
+
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // Options tune the connection pool.
@@ -41,6 +44,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := instrument(db); err != nil {
+		return nil, err
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -131,4 +137,37 @@ func redact(err error, u *url.URL) error {
 		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
 	}
 	return err
+}
+
+// instrument counts failed statements in moreid_store_errors_total and, when
+// tracing is on, traces every statement. Errors the server answered with
+// (constraint violations and the like) and "record not found" are answers,
+// not store failures, and are not counted.
+func instrument(db *gorm.DB) error {
+	count := func(tx *gorm.DB) {
+		var pgErr *pgconn.PgError
+		if err := tx.Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) && !errors.As(err, &pgErr) &&
+			!errors.Is(err, gorm.ErrDuplicatedKey) && !errors.Is(err, gorm.ErrForeignKeyViolated) && !errors.Is(err, gorm.ErrCheckConstraintViolated) {
+			telemetry.StoreError(telemetry.Postgres)
+		}
+	}
+	cb := db.Callback()
+	for name, err := range map[string]error{
+		"create": cb.Create().After("*").Register("moreid:errors", count),
+		"query":  cb.Query().After("*").Register("moreid:errors", count),
+		"update": cb.Update().After("*").Register("moreid:errors", count),
+		"delete": cb.Delete().After("*").Register("moreid:errors", count),
+		"row":    cb.Row().After("*").Register("moreid:errors", count),
+		"raw":    cb.Raw().After("*").Register("moreid:errors", count),
+	} {
+		if err != nil {
+			return fmt.Errorf("postgres %s callback: %w", name, err)
+		}
+	}
+	if telemetry.TracingEnabled() {
+		if err := db.Use(gormtracing.NewPlugin(gormtracing.WithoutMetrics(), gormtracing.WithoutQueryVariables())); err != nil {
+			return fmt.Errorf("postgres tracing: %w", err)
+		}
+	}
+	return nil
 }
