@@ -1,5 +1,6 @@
-// Command moreidctl is the operator CLI of Moreid: it creates users and
-// issues, lists, revokes and restricts API keys over the admin listeners.
+// Command moreidctl is the operator CLI of Moreid: it creates, disables and
+// re-enables users, revokes their access tokens, and issues, lists, revokes
+// and restricts API keys over the admin listeners.
 package main
 
 import (

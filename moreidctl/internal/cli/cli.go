@@ -26,10 +26,12 @@ const (
 const (
 	envUserAdminAddr   = "MOREID_USER_ADMIN_ADDR"
 	envAPIKeyAdminAddr = "MOREID_APIKEY_ADMIN_ADDR"
+	envAuthAdminAddr   = "MOREID_AUTH_ADMIN_ADDR"
 	envTimeout         = "MOREID_CTL_TIMEOUT"
 
 	defaultUserAdminAddr   = "127.0.0.1:9191"
 	defaultAPIKeyAdminAddr = "127.0.0.1:9192"
+	defaultAuthAdminAddr   = "127.0.0.1:9190"
 	defaultTimeout         = 10 * time.Second
 )
 
@@ -47,7 +49,7 @@ func (c *command) usage() string {
 	return "Usage:\n  moreidctl " + c.synopsis + "\n\n" + c.help
 }
 
-var commands = []*command{userCreate, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist}
+var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist}
 
 // env is what a command works with.
 type env struct {
@@ -59,19 +61,20 @@ type env struct {
 // settings are read only when a command needs the network, so that help and
 // usage errors work whatever the environment holds.
 type settings struct {
-	userAddr, apikeyAddr string
-	timeout              time.Duration
+	userAddr, apikeyAddr, authAddr string
+	timeout                        time.Duration
 }
 
 func (e *env) settings() (settings, error) {
 	vals := map[string]string{}
-	for _, k := range []string{envUserAdminAddr, envAPIKeyAdminAddr, envTimeout} {
+	for _, k := range []string{envUserAdminAddr, envAPIKeyAdminAddr, envAuthAdminAddr, envTimeout} {
 		vals[k] = e.getenv(k)
 	}
 	r := config.FromMap(vals)
 	s := settings{
 		userAddr:   r.String(envUserAdminAddr, defaultUserAdminAddr),
 		apikeyAddr: r.String(envAPIKeyAdminAddr, defaultAPIKeyAdminAddr),
+		authAddr:   r.String(envAuthAdminAddr, defaultAuthAdminAddr),
 		timeout:    r.Duration(envTimeout, defaultTimeout),
 	}
 	return s, r.Err()
@@ -181,17 +184,19 @@ func mainUsage() string {
 	b.WriteString("  moreidctl help\n\nCommands:\n")
 	for _, c := range commands {
 		first, _, _ := strings.Cut(c.help, "\n")
-		fmt.Fprintf(&b, "  %-18s %s\n", c.path(), first)
+		fmt.Fprintf(&b, "  %-20s %s\n", c.path(), first)
 	}
-	fmt.Fprintf(&b, "  %-18s %s\n", "help", "Print this listing ('moreidctl COMMAND SUBCOMMAND -h' for one command).")
+	fmt.Fprintf(&b, "  %-20s %s\n", "help", "Print this listing ('moreidctl COMMAND SUBCOMMAND -h' for one command).")
 	fmt.Fprintf(&b, `
 Environment:
   %-26s user admin listener (default %s)
   %-26s API-key admin listener (default %s)
+  %-26s auth admin listener (default %s)
   %-26s time limit of one command (default %s)
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
-`, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr, envTimeout, defaultTimeout)
+`, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr,
+		envAuthAdminAddr, defaultAuthAdminAddr, envTimeout, defaultTimeout)
 	return b.String()
 }
 

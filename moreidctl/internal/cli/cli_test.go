@@ -515,6 +515,9 @@ func TestAPIKeyWhitelist(t *testing.T) {
 func TestUsage(t *testing.T) {
 	synopses := []string{
 		"moreidctl user create --user-id ID --username NAME --email EMAIL --password-stdin",
+		"moreidctl user disable USER_ID",
+		"moreidctl user enable USER_ID",
+		"moreidctl user revoke-tokens USER_ID",
 		"moreidctl apikey create --name NAME [--whitelist IP_OR_CIDR[,...]] [--no-password-login]",
 		"moreidctl apikey list [--json]",
 		"moreidctl apikey revoke KEY_ID",
@@ -535,6 +538,7 @@ func TestUsage(t *testing.T) {
 		{name: "no command", args: nil, wantCode: 2, wantStderr: "no command given", fullUsage: true},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`, fullUsage: true},
 		{name: "missing subcommand", args: []string{"apikey"}, wantCode: 2, wantStderr: "create, list, revoke, whitelist", fullUsage: true},
+		{name: "missing user subcommand", args: []string{"user"}, wantCode: 2, wantStderr: "create, disable, enable, revoke-tokens", fullUsage: true},
 		{name: "unknown subcommand", args: []string{"user", "delete"}, wantCode: 2, wantStderr: `unknown command "user delete"`, fullUsage: true},
 		{name: "unknown flag", args: []string{"apikey", "list", "--yaml"}, wantCode: 2, wantStderr: "flag provided but not defined: -yaml"},
 		{name: "stray argument", args: []string{"apikey", "list", "all"}, wantCode: 2, wantStderr: `unexpected argument "all"`},
@@ -565,7 +569,10 @@ func TestUsage(t *testing.T) {
 					}
 				}
 			}
-			if n := len(s.keys.received()) + len(s.users.requests()); n != 0 {
+			if tt.fullUsage && !strings.Contains(usageOut, envAuthAdminAddr+" ") {
+				t.Errorf("usage does not name %s:\n%s", envAuthAdminAddr, usageOut)
+			}
+			if n := len(s.keys.received()) + len(s.users.requests()) + len(s.users.disableRequests()) + len(s.auth.revoked()); n != 0 {
 				t.Errorf("%d calls made, want none", n)
 			}
 		})
@@ -618,8 +625,9 @@ func TestUnreachable(t *testing.T) {
 		}
 	})
 
-	refused := map[string]string{envUserAdminAddr: "127.0.0.1:1", envAPIKeyAdminAddr: "127.0.0.1:1"}
-	hanging := map[string]string{envUserAdminAddr: silent.Addr().String(), envAPIKeyAdminAddr: silent.Addr().String(), envTimeout: "300ms"}
+	refused := map[string]string{envUserAdminAddr: "127.0.0.1:1", envAPIKeyAdminAddr: "127.0.0.1:1", envAuthAdminAddr: "127.0.0.1:1"}
+	hanging := map[string]string{envUserAdminAddr: silent.Addr().String(), envAPIKeyAdminAddr: silent.Addr().String(),
+		envAuthAdminAddr: silent.Addr().String(), envTimeout: "300ms"}
 	tests := []struct {
 		name       string
 		env        map[string]string
@@ -640,6 +648,20 @@ func TestUnreachable(t *testing.T) {
 			args:       []string{"apikey", "list", "--json"},
 			wantStderr: []string{"list API keys: cannot reach the API-key admin service at 127.0.0.1:1", envAPIKeyAdminAddr},
 			within:     defaultTimeout,
+		},
+		{
+			name:       "user revoke-tokens, refused",
+			env:        refused,
+			args:       []string{"user", "revoke-tokens", "alice"},
+			wantStderr: []string{"revoke the access tokens of user alice: cannot reach the auth admin service at 127.0.0.1:1", envAuthAdminAddr},
+			within:     defaultTimeout,
+		},
+		{
+			name:       "user revoke-tokens, silent server",
+			env:        hanging,
+			args:       []string{"user", "revoke-tokens", "alice"},
+			wantStderr: []string{"no answer from the auth admin service at " + silent.Addr().String() + " within 300ms"},
+			within:     5 * time.Second,
 		},
 		{
 			name:       "apikey revoke, silent server",

@@ -21,6 +21,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/ipset"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
 
@@ -30,9 +31,10 @@ import (
 
 type fakeUsers struct {
 	userv1.UnimplementedUserAdminServiceServer
-	mu    sync.Mutex
-	users []*userv1.User
-	reqs  []*userv1.CreateUserRequest
+	mu       sync.Mutex
+	users    []*userv1.User
+	reqs     []*userv1.CreateUserRequest
+	disables []*userv1.SetUserDisabledRequest
 }
 
 func (f *fakeUsers) CreateUser(_ context.Context, req *userv1.CreateUserRequest) (*userv1.CreateUserResponse, error) {
@@ -50,6 +52,44 @@ func (f *fakeUsers) CreateUser(_ context.Context, req *userv1.CreateUserRequest)
 	u := &userv1.User{Id: int32(len(f.users) + 1), UserId: req.GetUserId(), Username: req.GetUsername(), Email: req.GetEmail()}
 	f.users = append(f.users, u)
 	return &userv1.CreateUserResponse{User: u}, nil
+}
+
+func (f *fakeUsers) SetUserDisabled(_ context.Context, req *userv1.SetUserDisabledRequest) (*userv1.SetUserDisabledResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.disables = append(f.disables, proto.Clone(req).(*userv1.SetUserDisabledRequest))
+	for _, u := range f.users {
+		if u.GetUserId() == req.GetUserId() {
+			u.Disabled = req.GetDisabled()
+			return &userv1.SetUserDisabledResponse{User: proto.Clone(u).(*userv1.User)}, nil
+		}
+	}
+	return nil, apierr.Newf(apierr.NotFound, "用户不存在")
+}
+
+// add stores a user as if created earlier.
+func (f *fakeUsers) add(u *userv1.User) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users = append(f.users, u)
+}
+
+// disabled reports the current flag of userID.
+func (f *fakeUsers) disabled(userID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if u.GetUserId() == userID {
+			return u.GetDisabled()
+		}
+	}
+	return false
+}
+
+func (f *fakeUsers) disableRequests() []*userv1.SetUserDisabledRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*userv1.SetUserDisabledRequest(nil), f.disables...)
 }
 
 func (f *fakeUsers) requests() []*userv1.CreateUserRequest {
@@ -153,20 +193,59 @@ func (f *fakeKeys) received() []proto.Message {
 	return append([]proto.Message(nil), f.calls...)
 }
 
-// suite is a pair of admin servers on loopback ports and the environment
+// fakeAuth is auth's admin listener over a count of live tokens per user.
+type fakeAuth struct {
+	authv1.UnimplementedAuthAdminServiceServer
+	mu     sync.Mutex
+	tokens map[string]int32
+	reqs   []*authv1.RevokeUserTokensRequest
+}
+
+func (f *fakeAuth) RevokeUserTokens(_ context.Context, req *authv1.RevokeUserTokensRequest) (*authv1.RevokeUserTokensResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reqs = append(f.reqs, proto.Clone(req).(*authv1.RevokeUserTokensRequest))
+	if req.GetUserId() == "" {
+		return nil, apierr.Newf(apierr.InvalidRequest, "用户ID不能为空")
+	}
+	n := f.tokens[req.GetUserId()]
+	delete(f.tokens, req.GetUserId())
+	return &authv1.RevokeUserTokensResponse{Revoked: n}, nil
+}
+
+func (f *fakeAuth) live(userID string) int32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tokens[userID]
+}
+
+// revoked is the user_id of every RevokeUserTokens call, in order.
+func (f *fakeAuth) revoked() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.reqs {
+		out = append(out, r.GetUserId())
+	}
+	return out
+}
+
+// suite is the three admin servers on loopback ports and the environment
 // that points the CLI at them.
 type suite struct {
 	users *fakeUsers
 	keys  *fakeKeys
+	auth  *fakeAuth
 	env   map[string]string
 }
 
 func newSuite(t *testing.T) *suite {
 	t.Helper()
-	s := &suite{users: &fakeUsers{}, keys: &fakeKeys{}}
+	s := &suite{users: &fakeUsers{}, keys: &fakeKeys{}, auth: &fakeAuth{tokens: map[string]int32{}}}
 	userAddr := serve(t, func(g *grpc.Server) { userv1.RegisterUserAdminServiceServer(g, s.users) })
 	keyAddr := serve(t, func(g *grpc.Server) { apikeyv1.RegisterAPIKeyAdminServiceServer(g, s.keys) })
-	s.env = map[string]string{envUserAdminAddr: userAddr, envAPIKeyAdminAddr: keyAddr}
+	authAddr := serve(t, func(g *grpc.Server) { authv1.RegisterAuthAdminServiceServer(g, s.auth) })
+	s.env = map[string]string{envUserAdminAddr: userAddr, envAPIKeyAdminAddr: keyAddr, envAuthAdminAddr: authAddr}
 	return s
 }
 

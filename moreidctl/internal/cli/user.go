@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
 
@@ -31,7 +32,45 @@ var userCreate = &command{
 Example: printf '%s\n' "$PASSWORD" | moreidctl user create --user-id alice --username Alice --email alice@example.com --password-stdin`,
 }
 
-func init() { userCreate.run = runUserCreate }
+var userDisable = &command{
+	group: "user", name: "disable",
+	synopsis: "user disable USER_ID",
+	help: `Disable a user and revoke every access token they hold.
+A disabled user cannot sign in nor change their profile. The user is disabled
+through the user admin listener first, then their tokens are revoked through
+the auth admin listener. Should that second step fail, the user stays
+disabled (auth refuses a disabled user's tokens anyway); run
+'moreidctl user revoke-tokens USER_ID' to finish.`,
+}
+
+var userEnable = &command{
+	group: "user", name: "enable",
+	synopsis: "user enable USER_ID",
+	help: `Re-enable a disabled user, who can then sign in again.
+Tokens revoked while the user was disabled stay revoked.`,
+}
+
+var userRevokeTokens = &command{
+	group: "user", name: "revoke-tokens",
+	synopsis: "user revoke-tokens USER_ID",
+	help: `Revoke every access token of a user at once, and print how many were live.
+The user can still sign in and obtain new tokens (see 'user disable').`,
+}
+
+func init() {
+	userCreate.run = runUserCreate
+	userDisable.run = runUserDisable
+	userEnable.run = runUserEnable
+	userRevokeTokens.run = runUserRevokeTokens
+}
+
+func userTarget(s settings) target {
+	return target{service: "user admin service", addr: s.userAddr, envVar: envUserAdminAddr}
+}
+
+func authTarget(s settings) target {
+	return target{service: "auth admin service", addr: s.authAddr, envVar: envAuthAdminAddr}
+}
 
 func runUserCreate(ctx context.Context, e *env, args []string) error {
 	cmd := userCreate
@@ -64,9 +103,8 @@ func runUserCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	t := target{service: "user admin service", addr: s.userAddr, envVar: envUserAdminAddr}
 	var user *userv1.User
-	err = call(ctx, s, t, fmt.Sprintf("create user %s", *userID), func(ctx context.Context, conn *grpc.ClientConn) error {
+	err = call(ctx, s, userTarget(s), fmt.Sprintf("create user %s", *userID), func(ctx context.Context, conn *grpc.ClientConn) error {
 		resp, err := userv1.NewUserAdminServiceClient(conn).CreateUser(ctx, &userv1.CreateUserRequest{
 			UserId:   *userID,
 			Username: *username,
@@ -81,6 +119,103 @@ func runUserCreate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "created user %s (id %d)\n", user.GetUserId(), user.GetId())
 	return nil
+}
+
+func runUserDisable(ctx context.Context, e *env, args []string) error {
+	userID, s, err := userCommand(userDisable, e, args)
+	if err != nil {
+		return err
+	}
+	u, err := setDisabled(ctx, s, userID, true)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "disabled user %s (id %d)\n", u.GetUserId(), u.GetId())
+	n, err := revokeTokens(ctx, s, userID)
+	if err != nil {
+		// The disable stands: say so plainly, since the operator's next step
+		// depends on it, and how to finish the job.
+		return fmt.Errorf("user %s IS disabled, but its access tokens could not be revoked: %w\n"+
+			"(auth refuses a disabled user's tokens anyway; run 'moreidctl user revoke-tokens %s' to revoke them)",
+			userID, err, userID)
+	}
+	fmt.Fprintf(e.stdout, "revoked %s of user %s\n", tokens(n), userID)
+	return nil
+}
+
+func runUserEnable(ctx context.Context, e *env, args []string) error {
+	userID, s, err := userCommand(userEnable, e, args)
+	if err != nil {
+		return err
+	}
+	u, err := setDisabled(ctx, s, userID, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "enabled user %s (id %d)\n", u.GetUserId(), u.GetId())
+	return nil
+}
+
+func runUserRevokeTokens(ctx context.Context, e *env, args []string) error {
+	userID, s, err := userCommand(userRevokeTokens, e, args)
+	if err != nil {
+		return err
+	}
+	n, err := revokeTokens(ctx, s, userID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "revoked %s of user %s\n", tokens(n), userID)
+	return nil
+}
+
+// userCommand parses the command line of a command that takes a single
+// USER_ID, and reads the settings.
+func userCommand(cmd *command, e *env, args []string) (string, settings, error) {
+	fs := flag.NewFlagSet(cmd.path(), flag.ContinueOnError)
+	pos, err := parseFlags(cmd, fs, args)
+	if err != nil {
+		return "", settings{}, err
+	}
+	switch {
+	case len(pos) == 0 || strings.TrimSpace(pos[0]) == "":
+		return "", settings{}, usagef(cmd, "USER_ID is required")
+	case len(pos) > 1:
+		return "", settings{}, usagef(cmd, "unexpected argument %q", pos[1])
+	}
+	s, err := e.settings()
+	return pos[0], s, err
+}
+
+func setDisabled(ctx context.Context, s settings, userID string, disabled bool) (*userv1.User, error) {
+	what := "disable user " + userID
+	if !disabled {
+		what = "enable user " + userID
+	}
+	var user *userv1.User
+	err := call(ctx, s, userTarget(s), what, func(ctx context.Context, conn *grpc.ClientConn) error {
+		resp, err := userv1.NewUserAdminServiceClient(conn).SetUserDisabled(ctx, &userv1.SetUserDisabledRequest{UserId: userID, Disabled: disabled})
+		user = resp.GetUser()
+		return err
+	})
+	return user, err
+}
+
+func revokeTokens(ctx context.Context, s settings, userID string) (int32, error) {
+	var n int32
+	err := call(ctx, s, authTarget(s), "revoke the access tokens of user "+userID, func(ctx context.Context, conn *grpc.ClientConn) error {
+		resp, err := authv1.NewAuthAdminServiceClient(conn).RevokeUserTokens(ctx, &authv1.RevokeUserTokensRequest{UserId: userID})
+		n = resp.GetRevoked()
+		return err
+	})
+	return n, err
+}
+
+func tokens(n int32) string {
+	if n == 1 {
+		return "1 access token"
+	}
+	return fmt.Sprintf("%d access tokens", n)
 }
 
 // readPassword returns the first line of r without its line ending. An

@@ -3,7 +3,9 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -54,7 +56,7 @@ func TestMigrations(t *testing.T) {
 		return n
 	}
 	before := versions()
-	if before < 2 { // goose's version-0 row plus 00001
+	if before < 3 { // goose's version-0 row plus 00001 and 00002
 		t.Fatalf("%s holds %d rows after migrating", pgstore.VersionTable, before)
 	}
 	s := pgstore.New(db)
@@ -93,6 +95,7 @@ func TestMigrations(t *testing.T) {
 		"id": {"integer", "NO"}, "user_id": {"text", "NO"}, "username": {"text", "NO"}, "email": {"text", "NO"},
 		"bio": {"text", "NO"}, "avatar_url": {"text", "YES"}, "password_hash": {"text", "NO"},
 		"created_at": {"timestamp with time zone", "NO"}, "updated_at": {"timestamp with time zone", "NO"},
+		"disabled": {"boolean", "NO"}, "disabled_at": {"timestamp with time zone", "YES"},
 	}
 	if len(got) != len(want) {
 		t.Errorf("users has %d columns, want %d: %+v", len(got), len(want), cols)
@@ -183,6 +186,118 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// Users created before 00002 existed are enabled after it: the column's
+// default fills existing rows.
+func TestDisabledMigrationKeepsUsersEnabled(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	sqlDB, _ := db.DB()
+	first, err := fs.ReadFile(pgstore.Migrations, "00001_users.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyFirst := fstest.MapFS{"00001_users.sql": &fstest.MapFile{Data: first}}
+	if err := pgdb.Migrate(ctx, sqlDB, onlyFirst, pgstore.VersionTable); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("INSERT INTO users (user_id, username, email, password_hash) VALUES ('old', 'Old', 'o@x.io', ?)", hashA).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := pgstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgstore.New(db).Get(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Disabled || got.DisabledAt != nil {
+		t.Fatalf("existing user after the migration: %+v", got)
+	}
+}
+
+func TestSetDisabled(t *testing.T) {
+	ctx := context.Background()
+	db, s := migrated(t)
+	created, err := s.Create(ctx, user.Record{UserID: "alice", Username: "Alice", Email: "alice@x.io", PasswordHash: hashA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Disabled || created.DisabledAt != nil {
+		t.Fatalf("a new user is disabled: %+v", created)
+	}
+	bio := "new bio"
+
+	var disabled user.Record
+	steps := []struct {
+		name  string
+		check func(t *testing.T)
+	}{
+		{"disable", func(t *testing.T) {
+			disabled, err = s.SetDisabled(ctx, "alice", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !disabled.Disabled || disabled.DisabledAt == nil || !disabled.UpdatedAt.After(created.UpdatedAt) ||
+				disabled.PasswordHash != hashA || disabled.Username != "Alice" {
+				t.Fatalf("SetDisabled = %+v", disabled)
+			}
+			if got, _ := s.Get(ctx, "alice"); !got.Disabled || !got.DisabledAt.Equal(*disabled.DisabledAt) {
+				t.Fatalf("Get after disable = %+v", got)
+			}
+		}},
+		{"disable again changes nothing", func(t *testing.T) {
+			again, err := s.SetDisabled(ctx, "alice", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !again.Disabled || !again.DisabledAt.Equal(*disabled.DisabledAt) || !again.UpdatedAt.Equal(disabled.UpdatedAt) {
+				t.Fatalf("second disable = %+v, want %+v unchanged", again, disabled)
+			}
+		}},
+		{"profile of a disabled user cannot change", func(t *testing.T) {
+			_, err := s.UpdateProfile(ctx, "alice", user.ProfileChange{Bio: &bio})
+			if !errors.Is(err, user.ErrDisabled) {
+				t.Fatalf("err = %v, want ErrDisabled", err)
+			}
+			if got, _ := s.Get(ctx, "alice"); got.Bio != "" || !got.UpdatedAt.Equal(disabled.UpdatedAt) {
+				t.Fatalf("row changed: %+v", got)
+			}
+		}},
+		{"enable", func(t *testing.T) {
+			enabled, err := s.SetDisabled(ctx, "alice", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if enabled.Disabled || enabled.DisabledAt != nil || !enabled.UpdatedAt.After(disabled.UpdatedAt) {
+				t.Fatalf("SetDisabled(false) = %+v", enabled)
+			}
+			got, err := s.UpdateProfile(ctx, "alice", user.ProfileChange{Bio: &bio})
+			if err != nil || got.Bio != bio {
+				t.Fatalf("update after enabling: %+v, %v", got, err)
+			}
+		}},
+		{"unknown user", func(t *testing.T) {
+			for _, d := range []bool{true, false} {
+				if _, err := s.SetDisabled(ctx, "nobody", d); !errors.Is(err, user.ErrNotFound) {
+					t.Fatalf("SetDisabled(nobody, %v) err = %v, want ErrNotFound", d, err)
+				}
+			}
+			if _, err := s.UpdateProfile(ctx, "nobody", user.ProfileChange{Bio: &bio}); !errors.Is(err, user.ErrNotFound) || errors.Is(err, user.ErrDisabled) {
+				t.Fatalf("UpdateProfile(nobody) err = %v, want ErrNotFound", err)
+			}
+		}},
+		{"disabled_at and disabled cannot disagree", func(t *testing.T) {
+			err := db.Exec("UPDATE users SET disabled = true, disabled_at = NULL WHERE user_id = 'alice'").Error
+			if err == nil {
+				t.Fatal("the database accepted a disabled user without disabled_at")
+			}
+		}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, st.check)
+	}
+}
+
 // A database that cannot be reached answers Unavailable (503), promptly.
 func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	db, err := gorm.Open(postgres.Open("postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"),
@@ -198,9 +313,10 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 			_, err := s.Create(ctx, user.Record{UserID: "a", Username: "a", Email: "a@x.io", PasswordHash: hashA})
 			return err
 		},
-		"get":    func() error { _, err := s.Get(ctx, "a"); return err },
-		"update": func() error { _, err := s.UpdateProfile(ctx, "a", user.ProfileChange{Username: &name}); return err },
-		"rehash": func() error { return s.ReplacePasswordHash(ctx, 1, hashA, hashB) },
+		"get":     func() error { _, err := s.Get(ctx, "a"); return err },
+		"update":  func() error { _, err := s.UpdateProfile(ctx, "a", user.ProfileChange{Username: &name}); return err },
+		"rehash":  func() error { return s.ReplacePasswordHash(ctx, 1, hashA, hashB) },
+		"disable": func() error { _, err := s.SetDisabled(ctx, "a", true); return err },
 	}
 	for op, call := range calls {
 		t.Run(op, func(t *testing.T) {

@@ -187,6 +187,77 @@ func TestUserServices(t *testing.T) {
 	})
 }
 
+func TestSetUserDisabled(t *testing.T) {
+	s := newSuite(t)
+	created, err := s.adminUsers.CreateUser(callCtx(t), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.GetUser().GetDisabled() {
+		t.Fatalf("a new user is disabled: %v", created.GetUser())
+	}
+
+	resp, err := s.adminUsers.SetUserDisabled(callCtx(t), &userv1.SetUserDisabledRequest{UserId: "alice", Disabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := resp.GetUser(); !u.GetDisabled() || u.GetId() != created.GetUser().GetId() || u.GetUserId() != "alice" || u.GetAvatarUrl() != avatar {
+		t.Fatalf("SetUserDisabled = %v", u)
+	}
+
+	tests := []struct {
+		name string
+		call func(ctx context.Context) error
+		code codes.Code
+		kind apierr.Kind
+	}{
+		{"right password", func(ctx context.Context) error {
+			_, err := s.users.VerifyPassword(ctx, &userv1.VerifyPasswordRequest{UserId: "alice", Password: alice.Password})
+			return err
+		}, codes.PermissionDenied, apierr.AccountDisabled},
+		{"wrong password", func(ctx context.Context) error {
+			_, err := s.users.VerifyPassword(ctx, &userv1.VerifyPasswordRequest{UserId: "alice", Password: "wrong-password"})
+			return err
+		}, codes.Unauthenticated, apierr.InvalidCredentials},
+		{"update profile", func(ctx context.Context) error {
+			_, err := s.users.UpdateProfile(ctx, &userv1.UpdateProfileRequest{UserId: "alice", Bio: ptr("x")})
+			return err
+		}, codes.PermissionDenied, apierr.AccountDisabled},
+		{"disable unknown user", func(ctx context.Context) error {
+			_, err := s.adminUsers.SetUserDisabled(ctx, &userv1.SetUserDisabledRequest{UserId: "nobody", Disabled: true})
+			return err
+		}, codes.NotFound, apierr.NotFound},
+		{"disable without user_id", func(ctx context.Context) error {
+			_, err := s.adminUsers.SetUserDisabled(ctx, &userv1.SetUserDisabledRequest{Disabled: true})
+			return err
+		}, codes.InvalidArgument, apierr.InvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := wantStatus(t, tt.call(callCtx(t)), tt.code, tt.kind)
+			if tt.kind == apierr.AccountDisabled && d.Message != "账号已停用" {
+				t.Errorf("message %q", d.Message)
+			}
+		})
+	}
+	t.Run("get reports disabled", func(t *testing.T) {
+		got, err := s.users.GetUser(callCtx(t), &userv1.GetUserRequest{UserId: "alice"})
+		if err != nil || !got.GetUser().GetDisabled() || got.GetUser().GetBio() != "" {
+			t.Fatalf("GetUser = %v, %v", got.GetUser(), err)
+		}
+	})
+	t.Run("enable", func(t *testing.T) {
+		resp, err := s.adminUsers.SetUserDisabled(callCtx(t), &userv1.SetUserDisabledRequest{UserId: "alice"})
+		if err != nil || resp.GetUser().GetDisabled() {
+			t.Fatalf("enable: %v, %v", resp.GetUser(), err)
+		}
+		got, err := s.users.VerifyPassword(callCtx(t), &userv1.VerifyPasswordRequest{UserId: "alice", Password: alice.Password})
+		if err != nil || got.GetUser().GetDisabled() {
+			t.Fatalf("VerifyPassword after enabling: %v, %v", got.GetUser(), err)
+		}
+	})
+}
+
 // Each listener serves only its own service: the admin RPCs cannot be
 // reached through the internal listener, nor the internal ones through the
 // admin listener.
@@ -196,6 +267,10 @@ func TestListenersAreSeparate(t *testing.T) {
 	_, err := userv1.NewUserAdminServiceClient(s.internal).CreateUser(callCtx(t), alice)
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("CreateUser on the internal listener: %v, want Unimplemented", err)
+	}
+	_, err = userv1.NewUserAdminServiceClient(s.internal).SetUserDisabled(callCtx(t), &userv1.SetUserDisabledRequest{UserId: "alice", Disabled: true})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("SetUserDisabled on the internal listener: %v, want Unimplemented", err)
 	}
 	_, err = userv1.NewUserServiceClient(s.admin).GetUser(callCtx(t), &userv1.GetUserRequest{UserId: "alice"})
 	if status.Code(err) != codes.Unimplemented {

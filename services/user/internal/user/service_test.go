@@ -455,3 +455,94 @@ func TestDefaultParamsEndToEnd(t *testing.T) {
 	_, err := f.svc.VerifyPassword(context.Background(), "nobody", alice.Password)
 	wantKind(t, err, apierr.InvalidCredentials)
 }
+
+// A disabled user cannot sign in nor change their profile, and the answers
+// tell a password guesser nothing: only the right password learns that the
+// account is disabled.
+func TestDisabledUser(t *testing.T) {
+	f := newFixture(t, cheap)
+	ctx := context.Background()
+	created := f.create(t, alice)
+	f.create(t, user.NewUser{UserID: "bob", Username: "Bob", Email: "bob@example.com", Password: "bob-password"})
+
+	disabled, err := f.svc.SetDisabled(ctx, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !disabled.Disabled || disabled.ID != created.ID || disabled.Username != created.Username || disabled.AvatarURL != avatar {
+		t.Fatalf("SetDisabled = %+v", disabled)
+	}
+	if got, err := f.svc.GetUser(ctx, "alice"); err != nil || got != disabled {
+		t.Fatalf("GetUser = %+v, %v; want %+v", got, err, disabled)
+	}
+
+	t.Run("right password: account_disabled", func(t *testing.T) {
+		_, err := f.svc.VerifyPassword(ctx, "alice", alice.Password)
+		wantKind(t, err, apierr.AccountDisabled)
+	})
+	t.Run("wrong password: as for an unknown user", func(t *testing.T) {
+		_, errWrong := f.svc.VerifyPassword(ctx, "alice", "not-alices-password")
+		_, errUnknown := f.svc.VerifyPassword(ctx, "nobody", "not-alices-password")
+		wantKind(t, errWrong, apierr.InvalidCredentials)
+		sw, su := apierr.ToStatus(errWrong), apierr.ToStatus(errUnknown)
+		if sw.Code() != su.Code() || sw.Message() != su.Message() {
+			t.Fatalf("disabled user, wrong password %v; unknown user %v", sw, su)
+		}
+	})
+	t.Run("profile cannot change", func(t *testing.T) {
+		_, err := f.svc.UpdateProfile(ctx, "alice", user.ProfileChange{Bio: ptr("still here")})
+		wantKind(t, err, apierr.AccountDisabled)
+		if got, _ := f.svc.GetUser(ctx, "alice"); got != disabled {
+			t.Fatalf("profile changed: %+v", got)
+		}
+	})
+	t.Run("other users unaffected", func(t *testing.T) {
+		if got, err := f.svc.VerifyPassword(ctx, "bob", "bob-password"); err != nil || got.Disabled {
+			t.Fatalf("bob: %+v, %v", got, err)
+		}
+	})
+	t.Run("re-enabled", func(t *testing.T) {
+		enabled, err := f.svc.SetDisabled(ctx, "alice", false)
+		if err != nil || enabled.Disabled {
+			t.Fatalf("SetDisabled(false) = %+v, %v", enabled, err)
+		}
+		if _, err := f.svc.VerifyPassword(ctx, "alice", alice.Password); err != nil {
+			t.Fatalf("sign-in after re-enabling: %v", err)
+		}
+		if got, err := f.svc.UpdateProfile(ctx, "alice", user.ProfileChange{Bio: ptr("back")}); err != nil || got.Bio != "back" {
+			t.Fatalf("update after re-enabling: %+v, %v", got, err)
+		}
+	})
+
+	refusals := []struct {
+		name   string
+		userID string
+		kind   apierr.Kind
+	}{
+		{"unknown user", "nobody", apierr.NotFound},
+		{"empty user_id", "", apierr.InvalidRequest},
+		{"malformed user_id", "a b", apierr.InvalidRequest},
+	}
+	for _, tc := range refusals {
+		t.Run("set disabled/"+tc.name, func(t *testing.T) {
+			_, err := f.svc.SetDisabled(ctx, tc.userID, true)
+			wantKind(t, err, tc.kind)
+		})
+	}
+}
+
+// The disabled answer costs the same argon2id verification as any other:
+// with every hashing slot taken, a disabled user's sign-in waits too.
+func TestDisabledUserComputesAHash(t *testing.T) {
+	f := newFixture(t, cheap)
+	f.create(t, alice)
+	if _, err := f.svc.SetDisabled(context.Background(), "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	release := user.HoldHashSlots(f.hasher)
+	t.Cleanup(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := f.svc.VerifyPassword(ctx, "alice", alice.Password)
+	wantKind(t, err, apierr.Unavailable)
+}

@@ -1,0 +1,221 @@
+package moreid_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/grpcx"
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+)
+
+// The fakes are small in-memory stand-ins for auth's AuthService and
+// TokenService, served over real gRPC with the platform's interceptors, so
+// the client receives exactly the statuses (with ErrorInfo) that the real
+// service sends.
+
+const (
+	goodKey     = "ml_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	safeOnlyKey = "ml_fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	blockedKey  = "ml_00000000000000000000000000000000000000000000000000000000deadbeef"
+	tokenTTL    = 3600
+)
+
+// account is a user the fake knows.
+type account struct {
+	password string
+	user     *authv1.User
+	disabled bool
+	limited  bool // every login attempt is rate limited
+}
+
+var accounts = map[string]account{
+	"alice":   {password: "alice-password", user: &authv1.User{Id: 1, UserId: "alice", Username: "Alice", Email: "alice@example.com"}},
+	"bob":     {password: "bob-password", user: &authv1.User{Id: 2, UserId: "bob", Username: "Bob", Email: "bob@example.com"}, disabled: true},
+	"mallory": {password: "x", user: &authv1.User{Id: 3, UserId: "mallory"}, limited: true},
+}
+
+type grant struct {
+	state string
+	user  *authv1.User
+}
+
+// fakeAuth implements both services over one set of records.
+type fakeAuth struct {
+	authv1.UnimplementedAuthServiceServer
+	authv1.UnimplementedTokenServiceServer
+
+	mu     sync.Mutex
+	seq    int
+	states map[string]bool
+	codes  map[string]grant
+	tokens map[string]*authv1.User
+	calls  []call // every call, in order
+}
+
+// call is one RPC as the server saw it.
+type call struct {
+	method string   // e.g. "AuthService/Login"
+	keys   []string // the x-api-key metadata values
+	req    any
+}
+
+func newFakeAuth() *fakeAuth {
+	return &fakeAuth{states: map[string]bool{}, codes: map[string]grant{}, tokens: map[string]*authv1.User{}}
+}
+
+func (f *fakeAuth) next(prefix string) string {
+	f.seq++
+	return fmt.Sprintf("%s%06d", prefix, f.seq)
+}
+
+// checkKey is the fake's version of auth's API-key interceptor: it records
+// every call with its metadata and refuses calls without the right key.
+func (f *fakeAuth) checkKey(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	keys := md.Get("x-api-key")
+	svc, name, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
+	method := svc[strings.LastIndex(svc, ".")+1:] + "/" + name
+	f.mu.Lock()
+	f.calls = append(f.calls, call{method: method, keys: keys, req: req})
+	f.mu.Unlock()
+	if len(keys) != 1 {
+		return nil, apierr.New(apierr.InvalidAPIKey)
+	}
+	switch keys[0] {
+	case goodKey, safeOnlyKey:
+		return next(ctx, req)
+	case blockedKey:
+		return nil, apierr.New(apierr.IPNotAllowed)
+	default:
+		return nil, apierr.New(apierr.InvalidAPIKey)
+	}
+}
+
+func (f *fakeAuth) received() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.calls...)
+}
+
+func (f *fakeAuth) methods() []string {
+	var out []string
+	for _, c := range f.received() {
+		out = append(out, c.method)
+	}
+	return out
+}
+
+func keyOf(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return md.Get("x-api-key")[0]
+}
+
+func (f *fakeAuth) Authorize(context.Context, *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.next("state")
+	f.states[s] = true
+	return &authv1.AuthorizeResponse{Success: true, Message: "授权初始化成功", State: s}, nil
+}
+
+func (f *fakeAuth) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
+	if keyOf(ctx) == safeOnlyKey {
+		return nil, apierr.New(apierr.PasswordLoginDisabled)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.states[req.GetState()] {
+		return nil, apierr.New(apierr.InvalidState)
+	}
+	a, ok := accounts[req.GetUserId()]
+	switch {
+	case ok && a.limited:
+		return nil, &apierr.Error{Kind: apierr.RateLimited, RetryAfterSeconds: 42}
+	case !ok || a.password != req.GetPassword():
+		return nil, apierr.New(apierr.InvalidCredentials)
+	case a.disabled:
+		return nil, apierr.New(apierr.AccountDisabled)
+	}
+	delete(f.states, req.GetState())
+	code := f.next("code_")
+	f.codes[code] = grant{state: req.GetState(), user: a.user}
+	return &authv1.LoginResponse{Success: true, Message: "登录成功", Code: code, User: a.user}, nil
+}
+
+func (f *fakeAuth) Token(_ context.Context, req *authv1.TokenRequest) (*authv1.TokenResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, ok := f.codes[req.GetCode()]
+	if !ok || g.state != req.GetState() {
+		return nil, apierr.New(apierr.InvalidCode)
+	}
+	delete(f.codes, req.GetCode())
+	tok := f.next("token_")
+	f.tokens[tok] = g.user
+	return &authv1.TokenResponse{Success: true, Message: "获取访问令牌成功", AccessToken: tok, TokenType: "Bearer", ExpiresIn: tokenTTL}, nil
+}
+
+func (f *fakeAuth) IntrospectToken(_ context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.tokens[req.GetToken()]
+	if !ok {
+		return &authv1.IntrospectTokenResponse{}, nil
+	}
+	now := time.Now()
+	return &authv1.IntrospectTokenResponse{
+		Active:     true,
+		User:       &authv1.UserProfile{Id: u.GetId(), UserId: u.GetUserId(), Username: u.GetUsername(), Email: u.GetEmail()},
+		ApiKeyId:   7,
+		IssuedAt:   timestamppb.New(now),
+		ExpiresAt:  timestamppb.New(now.Add(tokenTTL * time.Second)),
+		ApiKeyName: "test app",
+	}, nil
+}
+
+// failMessage is the human text the fake sends with every forced failure,
+// so that tests can see the service's own words come through.
+const failMessage = "测试用的错误"
+
+// RevokeToken revokes, except for two kinds of magic tokens: "fail:KIND"
+// answers an error of that kind, "slow" waits for the caller to give up.
+func (f *fakeAuth) RevokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
+	if kind, ok := strings.CutPrefix(req.GetToken(), "fail:"); ok {
+		return nil, &apierr.Error{Kind: apierr.Kind(kind), Message: failMessage}
+	}
+	if req.GetToken() == "slow" {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.tokens, req.GetToken())
+	return &authv1.RevokeTokenResponse{}, nil
+}
+
+// serve starts the fake on a loopback port and returns its address.
+func serve(t *testing.T, f *fakeAuth) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpcx.ServerOptions(slog.New(slog.NewTextHandler(io.Discard, nil)), f.checkKey)...)
+	authv1.RegisterAuthServiceServer(g, f)
+	authv1.RegisterTokenServiceServer(g, f)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return lis.Addr().String()
+}
