@@ -12,7 +12,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS):$(PATH)
 
 # Every Go module of the workspace (go.work).
-MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl e2e
+MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl client e2e
 PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 BINARIES := moreid-user:./services/user/cmd/user \
@@ -66,8 +66,8 @@ generate: tools
 
 ## check-generate: fail when the committed generated code is not what `make generate` makes
 check-generate: generate
-	@git diff --exit-code -- proto/gen gateway/openapi || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- proto/gen gateway/openapi)" || { git status --porcelain -- proto/gen gateway/openapi; echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@git diff --exit-code -- proto/gen gateway/internal/apidocs/spec || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/gen gateway/internal/apidocs/spec)" || { git status --porcelain -- proto/gen gateway/internal/apidocs/spec; echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 
 clean:
 	rm -rf bin

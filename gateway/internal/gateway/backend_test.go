@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -29,6 +31,7 @@ import (
 // call.
 type fakeAuth struct {
 	authv1.UnimplementedAuthServiceServer
+	called
 	mu sync.Mutex
 	md metadata.MD
 }
@@ -115,17 +118,59 @@ func (f *fakeAuth) GetPublicProfile(ctx context.Context, req *authv1.GetPublicPr
 		User: &authv1.PublicProfile{Username: "Alice", AvatarUrl: "https://example.com/a.svg"}}, nil
 }
 
-// backend is a real gRPC server with the fake AuthService and a health
-// service whose answer the test controls.
+func (f *fakeAuth) UpdateUser(ctx context.Context, req *authv1.UpdateUserRequest) (*authv1.UpdateUserResponse, error) {
+	f.called.record(ctx, "UpdateUser")
+	if err := f.record(ctx); err != nil {
+		return nil, err
+	}
+	return &authv1.UpdateUserResponse{Success: true, Message: "用户信息更新成功", User: &authv1.UpdatedUser{
+		Id: 1, Username: req.GetUsername(), UserId: req.GetUserId(), Email: "alice@example.com", Bio: req.GetBio()}}, nil
+}
+
+func (f *fakeAuth) CreateUCA(ctx context.Context, req *authv1.CreateUCARequest) (*authv1.CreateUCAResponse, error) {
+	f.called.record(ctx, "CreateUCA")
+	if err := f.record(ctx); err != nil {
+		return nil, err
+	}
+	return &authv1.CreateUCAResponse{Success: true, Message: "获取一次性确认码成功", Ucaoncecode: "uca_0123456789abcdef"}, nil
+}
+
+func (f *fakeAuth) LoginSafe(ctx context.Context, req *authv1.LoginSafeRequest) (*authv1.LoginSafeResponse, error) {
+	f.called.record(ctx, "LoginSafe")
+	if err := f.record(ctx); err != nil {
+		return nil, err
+	}
+	if req.GetLoginCode() != loginCode {
+		return nil, apierr.New(apierr.InvalidCode)
+	}
+	return &authv1.LoginSafeResponse{Success: true, Message: "登录成功，授权码已生成", Code: "code_0123456789abcdef0123456789abcdef", User: alice}, nil
+}
+
+func (f *fakeAuth) GetTokenUser(ctx context.Context, _ *authv1.GetTokenUserRequest) (*authv1.GetTokenUserResponse, error) {
+	md := f.called.record(ctx, "GetTokenUser")
+	if err := f.record(ctx); err != nil {
+		return nil, err
+	}
+	if err := bearer(md); err != nil {
+		return nil, err
+	}
+	return &authv1.GetTokenUserResponse{Success: true, Message: "获取用户信息成功", User: aliceProfile}, nil
+}
+
+// backend is a real gRPC server with the fake AuthService,
+// ConfirmationService and TokenService, and a health service whose answer
+// the test controls.
 type backend struct {
 	auth    *fakeAuth
+	confirm *fakeConfirmation
+	tokens  *fakeTokens
 	conn    *grpc.ClientConn
 	healthy atomic.Bool
 }
 
 func startBackend(t *testing.T) *backend {
 	t.Helper()
-	b := &backend{auth: &fakeAuth{}}
+	b := &backend{auth: &fakeAuth{}, confirm: &fakeConfirmation{}, tokens: &fakeTokens{}}
 	b.healthy.Store(true)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -133,6 +178,8 @@ func startBackend(t *testing.T) *backend {
 	}
 	srv := grpc.NewServer(grpcx.ServerOptions(discard())...)
 	authv1.RegisterAuthServiceServer(srv, b.auth)
+	authv1.RegisterConfirmationServiceServer(srv, b.confirm)
+	authv1.RegisterTokenServiceServer(srv, b.tokens)
 	healthpb.RegisterHealthServer(srv, grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(context.Context) error {
 			if b.healthy.Load() {
@@ -188,3 +235,171 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
+
+// called records which RPC of the fakes ran last, with its metadata.
+type called struct {
+	mu     sync.Mutex
+	method string
+	md     metadata.MD
+}
+
+func (c *called) record(ctx context.Context, method string) metadata.MD {
+	md, _ := metadata.FromIncomingContext(ctx)
+	c.mu.Lock()
+	c.method, c.md = method, md.Copy()
+	c.mu.Unlock()
+	return md
+}
+
+func (c *called) last() (string, metadata.MD) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.method, c.md
+}
+
+func first(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// The fixed answers of the fakes.
+const (
+	aliceSession = "sess_alice_0123456789abcdefghijklmnopqrstuv"
+	goodToken    = "token_" + "good00000000000000000000000000000000000000000000000000"
+	loginCode    = "abc123def4"
+	appName      = "示例应用 Demo"
+	alicePass    = "correct horse battery staple"
+)
+
+// csrfOf derives a session's CSRF token as auth does (docs/ARCHITECTURE.md).
+func csrfOf(session string) string {
+	sum := sha256.Sum256([]byte("moreid-csrf:" + session))
+	return hex.EncodeToString(sum[:])[:32]
+}
+
+var alice = &authv1.User{Id: 1, Username: "Alice", UserId: "alice", Email: "alice@example.com"}
+
+// fakeConfirmation is a ConfirmationService with one user (alice), one
+// valid session (aliceSession) and UCAs by name: "uca_used" is spent,
+// "uca_down" finds the backend's Redis down, "uca_throttle" is rate
+// limited, and any other "uca_..." is live until confirmed or denied.
+type fakeConfirmation struct {
+	authv1.UnimplementedConfirmationServiceServer
+	called
+	spentMu sync.Mutex
+	spent   map[string]bool
+}
+
+func (f *fakeConfirmation) uca(uca string) error {
+	f.spentMu.Lock()
+	defer f.spentMu.Unlock()
+	switch {
+	case uca == "":
+		return apierr.Newf(apierr.InvalidRequest, "缺少必要参数: uca")
+	case uca == "uca_down":
+		return apierr.Wrap(apierr.Unavailable, errors.New("dial tcp 10.9.8.7:6379: connection refused"))
+	case uca == "uca_used" || f.spent[uca] || !strings.HasPrefix(uca, "uca_"):
+		return apierr.New(apierr.InvalidCode)
+	}
+	return nil
+}
+
+func (f *fakeConfirmation) spend(uca string) {
+	f.spentMu.Lock()
+	defer f.spentMu.Unlock()
+	if f.spent == nil {
+		f.spent = map[string]bool{}
+	}
+	f.spent[uca] = true
+}
+
+// session checks the session and CSRF metadata of a state-changing call.
+func session(md metadata.MD, csrf bool) error {
+	s := first(md, "x-moreid-session")
+	if s != aliceSession {
+		return apierr.New(apierr.Unauthenticated)
+	}
+	if csrf && first(md, "x-csrf-token") != csrfOf(s) {
+		return apierr.New(apierr.CSRFFailed)
+	}
+	return nil
+}
+
+func (f *fakeConfirmation) GetConfirmation(ctx context.Context, req *authv1.GetConfirmationRequest) (*authv1.GetConfirmationResponse, error) {
+	md := f.record(ctx, "GetConfirmation")
+	if err := f.uca(req.GetUca()); err != nil {
+		return nil, err
+	}
+	res := &authv1.GetConfirmationResponse{AppName: appName, ExpiresIn: 540}
+	if session(md, false) == nil {
+		res.User, res.CsrfToken = alice, csrfOf(aliceSession)
+	}
+	return res, nil
+}
+
+func (f *fakeConfirmation) SignIn(ctx context.Context, req *authv1.SignInRequest) (*authv1.SignInResponse, error) {
+	f.record(ctx, "SignIn")
+	if err := f.uca(req.GetUca()); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.GetUserId() == "" || req.GetPassword() == "":
+		return nil, apierr.Newf(apierr.InvalidRequest, "请输入用户ID和密码")
+	case req.GetUserId() == "throttled":
+		return nil, &apierr.Error{Kind: apierr.RateLimited, RetryAfterSeconds: 60}
+	case req.GetUserId() != "alice" || req.GetPassword() != alicePass:
+		return nil, apierr.New(apierr.InvalidCredentials)
+	}
+	return &authv1.SignInResponse{Session: aliceSession, CsrfToken: csrfOf(aliceSession), ExpiresIn: 86400, User: alice}, nil
+}
+
+func (f *fakeConfirmation) GenerateLoginCode(ctx context.Context, req *authv1.GenerateLoginCodeRequest) (*authv1.GenerateLoginCodeResponse, error) {
+	md := f.record(ctx, "GenerateLoginCode")
+	if err := session(md, true); err != nil {
+		return nil, err
+	}
+	if err := f.uca(req.GetUca()); err != nil {
+		return nil, err
+	}
+	f.spend(req.GetUca())
+	return &authv1.GenerateLoginCodeResponse{Success: true, Message: "生成登录码成功", LoginCode: loginCode, ExpiresIn: 300}, nil
+}
+
+func (f *fakeConfirmation) DenyConfirmation(ctx context.Context, req *authv1.DenyConfirmationRequest) (*authv1.DenyConfirmationResponse, error) {
+	md := f.record(ctx, "DenyConfirmation")
+	if err := session(md, true); err != nil {
+		return nil, err
+	}
+	if err := f.uca(req.GetUca()); err != nil {
+		return nil, err
+	}
+	f.spend(req.GetUca())
+	return &authv1.DenyConfirmationResponse{Success: true, Message: "已拒绝"}, nil
+}
+
+// fakeTokens is a TokenService that knows one access token (goodToken).
+type fakeTokens struct {
+	authv1.UnimplementedTokenServiceServer
+	called
+}
+
+func bearer(md metadata.MD) error {
+	if first(md, "authorization") != "Bearer "+goodToken {
+		return apierr.New(apierr.InvalidToken)
+	}
+	return nil
+}
+
+var aliceProfile = &authv1.UserProfile{Id: 1, Username: "Alice", UserId: "alice", Email: "alice@example.com",
+	Bio: "hi", AvatarUrl: "https://example.com/a.svg"}
+
+func (f *fakeTokens) GetUserinfo(ctx context.Context, _ *authv1.GetUserinfoRequest) (*authv1.GetUserinfoResponse, error) {
+	if err := bearer(f.record(ctx, "GetUserinfo")); err != nil {
+		return nil, err
+	}
+	return &authv1.GetUserinfoResponse{Success: true, Message: "获取用户信息成功", User: aliceProfile}, nil
+}
+
+func newJSONLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/status"
@@ -58,15 +59,27 @@ func writeKind(w http.ResponseWriter, r *http.Request, k apierr.Kind) {
 }
 
 func writeDetails(w http.ResponseWriter, r *http.Request, d apierr.Details) {
-	if info := infoFrom(r.Context()); info != nil {
-		info.kind = d.Kind
-	}
+	noteKind(r, d.Kind)
 	h := w.Header()
 	h.Del("Content-Length")
 	if d.RetryAfter != "" {
 		h.Set("Retry-After", d.RetryAfter)
 	}
+	if d.Kind == apierr.InvalidToken && d.HTTPStatus == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", bearerChallenge(r))
+	}
 	writeJSON(w, d.HTTPStatus, body{Message: d.Message, Error: d.Kind})
+}
+
+// bearerChallenge is the RFC 6750 section 3 challenge of a refused Bearer
+// call: the bare scheme when no token came, error="invalid_token" when one
+// did (the token itself is never echoed).
+func bearerChallenge(r *http.Request) string {
+	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != "" {
+		return `Bearer error="invalid_token"`
+	}
+	return "Bearer"
 }
 
 func writeJSON(w http.ResponseWriter, code int, b body) {

@@ -1,8 +1,10 @@
 // Package gateway is Moreid's REST edge: it serves the documented /api/oauth
-// JSON paths by calling AuthService over gRPC (grpc-gateway, mapped by
-// gateway/api_config.yaml), writes every error in the documented JSON shape,
-// computes the client IP, limits bodies, logs one line per request and
-// answers /healthz and /readyz.
+// JSON paths by calling AuthService, ConfirmationService and TokenService
+// over gRPC (grpc-gateway, mapped by gateway/api_config.yaml), the
+// confirmation page (internal/page), the OpenAPI description and its
+// reference (internal/apidocs), writes every error in the documented JSON
+// shape, computes the client IP, limits bodies, logs one line per request
+// and answers /healthz and /readyz.
 package gateway
 
 import (
@@ -16,6 +18,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/moreline/moreid/gateway/internal/apidocs"
+	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/grpcx"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 )
@@ -28,8 +32,8 @@ const MaxBodyBytes = 64 << 10
 // be longer.
 const UpstreamTimeout = 15 * time.Second
 
-// New returns the gateway's HTTP handler. auth is the connection to
-// AuthService; trusted are the proxies whose X-Forwarded-For is believed
+// New returns the gateway's HTTP handler. auth is the connection to the auth
+// service (AuthService, ConfirmationService, TokenService); trusted are the proxies whose X-Forwarded-For is believed
 // (MOREID_TRUSTED_PROXIES); ready tells /readyz whether the backend and its
 // dependencies answer.
 func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger, ready grpcx.Probe) (http.Handler, error) {
@@ -37,16 +41,40 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger
 		return nil, errors.New("gateway: auth connection, logger and readiness probe are required")
 	}
 	mux := newMux()
-	if err := authv1.RegisterAuthServiceHandlerClient(context.Background(), mux, authv1.NewAuthServiceClient(auth)); err != nil {
+	ctx := context.Background()
+	if err := authv1.RegisterAuthServiceHandlerClient(ctx, mux, authv1.NewAuthServiceClient(auth)); err != nil {
 		return nil, fmt.Errorf("gateway: register AuthService: %w", err)
 	}
+	confirmations := authv1.NewConfirmationServiceClient(auth)
+	if err := authv1.RegisterConfirmationServiceHandlerClient(ctx, mux, confirmations); err != nil {
+		return nil, fmt.Errorf("gateway: register ConfirmationService: %w", err)
+	}
+	if err := authv1.RegisterTokenServiceHandlerClient(ctx, mux, authv1.NewTokenServiceClient(auth)); err != nil {
+		return nil, fmt.Errorf("gateway: register TokenService: %w", err)
+	}
+	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind}, log)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: confirmation page: %w", err)
+	}
+	docs, err := apidocs.New()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: API reference: %w", err)
+	}
 	api := limitBody(withTimeout(mux))
+	// The page reads its own (form) body, bounded in the page.
+	pageHandler := withTimeout(confirmation)
 	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/healthz":
 			live(w, r)
 		case "/readyz":
 			readiness(ready, log)(w, r)
+		case apidocs.SpecPath, apidocs.DocsPath:
+			if readOnly(w, r) {
+				docs.ServeHTTP(w, r)
+			}
+		case page.Path:
+			pageHandler.ServeHTTP(w, r)
 		default:
 			api.ServeHTTP(w, r)
 		}

@@ -15,7 +15,7 @@ const readyTimeout = time.Second
 
 // live answers /healthz: the process runs and serves HTTP.
 func live(w http.ResponseWriter, r *http.Request) {
-	if !healthMethod(w, r) {
+	if !readOnly(w, r) {
 		return
 	}
 	writeJSON(w, http.StatusOK, body{Success: true, Message: "ok"})
@@ -25,7 +25,7 @@ func live(w http.ResponseWriter, r *http.Request) {
 // service name: AuthService with Redis, UserService and APIKeyService).
 func readiness(probe grpcx.Probe, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !healthMethod(w, r) {
+		if !readOnly(w, r) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
@@ -39,7 +39,8 @@ func readiness(probe grpcx.Probe, log *slog.Logger) http.HandlerFunc {
 	}
 }
 
-func healthMethod(w http.ResponseWriter, r *http.Request) bool {
+// readOnly admits GET and HEAD and answers anything else 405.
+func readOnly(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/logging"
 )
 
@@ -45,15 +46,18 @@ func newMux() *runtime.ServeMux {
 	)
 }
 
-// incomingHeader forwards only the headers AuthService reads. Authorization
+// incomingHeader forwards only the headers the backend reads. Authorization
 // is absent on purpose: grpc-gateway always forwards it itself, as
 // "authorization", and matching it here would send it twice. Everything else
 // (Grpc-Metadata-*, X-Moreid-Client-Ip, X-Forwarded-*, cookies) stays behind,
-// so a client cannot set metadata the backend trusts.
+// so a client cannot set metadata the backend trusts; the session cookie
+// reaches the backend only through annotate.
 func incomingHeader(key string) (string, bool) {
 	switch textproto.CanonicalMIMEHeaderKey(key) {
 	case "X-Api-Key":
 		return "x-api-key", true
+	case "X-Csrf-Token":
+		return page.CSRFKey, true
 	case logging.RequestIDHeader:
 		return logging.MetadataKey, true
 	}
@@ -67,11 +71,25 @@ func dropHeader(string) (string, bool) { return "", false }
 // header, and the x-forwarded-for / x-forwarded-host that grpc-gateway
 // derives from client headers (client-supplied hops first) are replaced by
 // nothing: the one address the backend may use is ClientIPKey.
-func annotate(ctx context.Context, r *http.Request) metadata.MD {
-	md := metadata.MD{"x-forwarded-for": nil, "x-forwarded-host": nil}
+func annotate(_ context.Context, r *http.Request) metadata.MD {
+	md := requestMD(r)
+	md["x-forwarded-for"] = nil
+	md["x-forwarded-host"] = nil
+	return md
+}
+
+// requestMD is what the gateway itself tells the backend about a request,
+// for the mux and the confirmation page alike: the client address, the
+// request id and the web session from the moreid_session cookie. The
+// session value is a secret: it goes into metadata and nowhere else.
+func requestMD(r *http.Request) metadata.MD {
+	md := metadata.MD{}
 	if info := infoFrom(r.Context()); info != nil {
 		md.Set(ClientIPKey, info.clientIP.String())
 		md.Set(logging.MetadataKey, info.id)
+	}
+	if c, err := r.Cookie(page.SessionCookie); err == nil && c.Value != "" {
+		md.Set(page.SessionKey, c.Value)
 	}
 	return md
 }

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/moreline/moreid/gateway/internal/clientip"
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/logging"
 )
 
@@ -20,6 +22,7 @@ import (
 type requestInfo struct {
 	id       string
 	clientIP netip.Addr
+	proxied  bool        // the TCP peer is a trusted proxy
 	kind     apierr.Kind // set when an error answer is written
 }
 
@@ -41,9 +44,11 @@ func infoFrom(ctx context.Context) *requestInfo {
 func observe(log *slog.Logger, trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		peer, _ := clientip.Parse(r.RemoteAddr)
 		info := &requestInfo{
 			id:       logging.CleanRequestID(r.Header.Get(logging.RequestIDHeader)),
 			clientIP: clientip.Resolve(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), trusted),
+			proxied:  peer.IsValid() && ipset.Contains(trusted, peer),
 		}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
@@ -91,6 +96,32 @@ func observe(log *slog.Logger, trusted []netip.Prefix, next http.Handler) http.H
 		}
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// secure reports whether the browser reached us over HTTPS: TLS here, or a
+// trusted proxy that terminated it and says so in X-Forwarded-Proto (the
+// value it appended last). The header of anyone else is ignored.
+func secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	info := infoFrom(r.Context())
+	if info == nil || !info.proxied {
+		return false
+	}
+	values := r.Header.Values("X-Forwarded-Proto")
+	if len(values) == 0 {
+		return false
+	}
+	hops := strings.Split(values[len(values)-1], ",")
+	return strings.EqualFold(strings.TrimSpace(hops[len(hops)-1]), "https")
+}
+
+// noteKind records the error kind of an answer written outside the mux.
+func noteKind(r *http.Request, k apierr.Kind) {
+	if info := infoFrom(r.Context()); info != nil {
+		info.kind = k
+	}
 }
 
 func addrString(a netip.Addr) string {
