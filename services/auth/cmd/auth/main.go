@@ -1,5 +1,7 @@
-// Command auth serves AuthService: the sign-in flows over Redis, with API
-// keys checked by the apikey service and users by the user service.
+// Command auth serves AuthService, ConfirmationService and TokenService (the
+// sign-in flows over Redis, with API keys checked by the apikey service and
+// users by the user service) and, on a separate admin listener,
+// AuthAdminService.
 package main
 
 import (
@@ -32,11 +34,13 @@ const keyCacheEntries = 10000
 
 type settings struct {
 	addr       string
+	adminAddr  string
 	userAddr   string
 	apikeyAddr string
 	redisURL   string
 	prefix     string
 	tokenTTL   time.Duration
+	sessionTTL time.Duration
 	gateways   []netip.Prefix
 	drain      time.Duration
 }
@@ -44,11 +48,13 @@ type settings struct {
 func readSettings(r *config.Reader) (settings, error) {
 	s := settings{
 		addr:       r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
+		adminAddr:  r.String("MOREID_AUTH_ADMIN_ADDR", "127.0.0.1:9190"),
 		userAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
 		apikeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		redisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),
 		prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
 		tokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
+		sessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
 		gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 		}),
@@ -89,20 +95,36 @@ func serve() error {
 	}
 	defer apikeyConn.Close()
 
-	flows := oauth.New(redisstore.New(rdb, cfg.prefix), remote.NewUsers(userv1.NewUserServiceClient(userConn)), cfg.tokenTTL, log)
+	ttl := oauth.Lifetimes{Token: cfg.tokenTTL, Session: cfg.sessionTTL}
+	flows := oauth.New(redisstore.New(rdb, cfg.prefix), remote.NewUsers(userv1.NewUserServiceClient(userConn)), ttl, log)
 	keys := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(apikeyConn)), keycache.MaxTTL, keyCacheEntries)
 
-	srv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(keys, cfg.gateways))...)
-	server.New(flows).Register(srv)
-	healthpb.RegisterHealthServer(srv, grpcx.NewHealth(map[string]grpcx.Probe{
+	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		"user":   grpcx.ServiceProbe(healthpb.NewHealthClient(userConn)),
 		"apikey": grpcx.ServiceProbe(healthpb.NewHealthClient(apikeyConn)),
-	}))
+	})
+	api := server.New(flows)
+
+	// The public listener: AuthService behind the key interceptor, the
+	// keyless ConfirmationService and TokenService.
+	srv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(keys, cfg.gateways))...)
+	api.Register(srv)
+	healthpb.RegisterHealthServer(srv, health)
+
+	// The admin listener: operator RPCs, never mapped by the gateway.
+	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
+	api.RegisterAdmin(adminSrv)
+	healthpb.RegisterHealthServer(adminSrv, health)
 
 	unit, err := run.GRPC("auth", cfg.addr, srv)
 	if err != nil {
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, unit)
+	adminUnit, err := run.GRPC("auth admin", cfg.adminAddr, adminSrv)
+	if err != nil {
+		unit.Stop(context.Background())
+		return err
+	}
+	return run.Group(ctx, log, cfg.drain, unit, adminUnit)
 }

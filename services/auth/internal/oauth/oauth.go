@@ -1,7 +1,8 @@
-// Package oauth holds the sign-in flows of AuthService: authorize, password
-// login, code redemption and the public profile. It owns the Store it keeps
-// its short-lived records in and the UserDirectory it checks users against;
-// both are interfaces so that the flows do not depend on Redis or gRPC.
+// Package oauth holds the sign-in flows of the auth service: authorize,
+// password login, the browser-confirmed safe login, code redemption, web
+// sessions, access tokens and profile updates. It owns the Store it keeps its
+// short-lived records in and the UserDirectory it checks users against; both
+// are interfaces so that the flows do not depend on Redis or gRPC.
 package oauth
 
 import (
@@ -16,9 +17,15 @@ import (
 
 // Lifetimes of the records SPEC section 3 fixes.
 const (
-	StateTTL = 10 * time.Minute
-	CodeTTL  = 10 * time.Minute
+	StateTTL     = 10 * time.Minute
+	CodeTTL      = 10 * time.Minute
+	UCATTL       = 10 * time.Minute
+	LoginCodeTTL = 5 * time.Minute
 )
+
+// MaxLoginCodeFails is how many wrong login codes burn a state (SPEC
+// section 5).
+const MaxLoginCodeFails = 5
 
 // Field length caps: far above any legitimate value, low enough that a
 // request cannot make us hash or forward megabytes.
@@ -27,11 +34,13 @@ const (
 	maxPassword = 1024
 	maxState    = 128
 	maxCode     = 128
+	maxCookie   = 4096
 )
 
 // Key is what the flows need to know about the calling API key.
 type Key struct {
 	ID            int64
+	Name          string
 	PasswordLogin bool
 }
 
@@ -41,15 +50,31 @@ type User struct {
 	UserID    string
 	Username  string
 	Email     string
+	Bio       string
 	AvatarURL string
+	Disabled  bool
+}
+
+// ProfileChange is a profile update: nil fields keep their value.
+type ProfileChange struct {
+	Username *string
+	Bio      *string
 }
 
 // UserDirectory is the user service. Its errors are already in the shared
-// vocabulary (invalid_credentials, not_found, ...) and are returned as they
-// are.
+// vocabulary (invalid_credentials, account_disabled, not_found,
+// invalid_request, ...) and are returned as they are.
 type UserDirectory interface {
 	VerifyPassword(ctx context.Context, userID, password string) (User, error)
 	GetUser(ctx context.Context, userID string) (User, error)
+	UpdateProfile(ctx context.Context, userID string, c ProfileChange) (User, error)
+}
+
+// StateRecord is the value of a state record.
+type StateRecord struct {
+	KeyID int64 `json:"k"`
+	// TTL is the remaining lifetime, filled in on reads; not stored.
+	TTL time.Duration `json:"-"`
 }
 
 // CodeRecord is the value of an authorization code record.
@@ -63,6 +88,33 @@ type CodeRecord struct {
 // TokenRecord is the value of an access token record.
 type TokenRecord struct {
 	KeyID    int64  `json:"k"`
+	KeyName  string `json:"kn"`
+	User     int32  `json:"u"`
+	UserID   string `json:"uid"`
+	IssuedAt int64  `json:"iat"`
+	// TTL is the remaining lifetime, filled in on reads; not stored.
+	TTL time.Duration `json:"-"`
+}
+
+// UCARecord is the value of a one-time confirmation code (UCA) record.
+type UCARecord struct {
+	KeyID     int64  `json:"k"`
+	StateHash string `json:"s"`
+	App       string `json:"app"`
+	// TTL is the remaining lifetime, filled in on reads; not stored.
+	TTL time.Duration `json:"-"`
+}
+
+// LoginCodeRecord is the value of a login code record. The state it is bound
+// to is part of its key.
+type LoginCodeRecord struct {
+	KeyID  int64  `json:"k"`
+	User   int32  `json:"u"`
+	UserID string `json:"uid"`
+}
+
+// SessionRecord is the value of a web session record.
+type SessionRecord struct {
 	User     int32  `json:"u"`
 	UserID   string `json:"uid"`
 	IssuedAt int64  `json:"iat"`
@@ -91,13 +143,31 @@ type Redemption struct {
 	PreviousToken string
 }
 
+// LoginOutcome is the result of one atomic login code redemption.
+type LoginOutcome int
+
+const (
+	// LoginRedeemed: the login code, its state and the state's failure
+	// counter are gone.
+	LoginRedeemed LoginOutcome = iota
+	// LoginWrong: no such login code for this state and key; the failure
+	// was counted.
+	LoginWrong
+	// LoginBurned: a wrong login code, the last one allowed; the state is
+	// gone.
+	LoginBurned
+	// LoginNoState: the state is unknown, expired or another key's; nothing
+	// was counted.
+	LoginNoState
+)
+
 // Store keeps the short-lived records, keyed by the SHA-256 hex of their
 // secret. Absent records are reported with found=false, never as errors;
 // errors mean the store could not answer.
 type Store interface {
 	PutState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration) error
-	// StateOwner returns the id of the API key the state was issued to.
-	StateOwner(ctx context.Context, stateHash string) (keyID int64, found bool, err error)
+	// State returns the state record with its remaining lifetime.
+	State(ctx context.Context, stateHash string) (StateRecord, bool, error)
 	// ConsumeState deletes the state atomically if it is bound to keyID and
 	// reports whether it did.
 	ConsumeState(ctx context.Context, stateHash string, keyID int64) (bool, error)
@@ -111,26 +181,55 @@ type Store interface {
 	// deletes it and records tokenHash as its used marker.
 	RedeemCode(ctx context.Context, codeHash string, keyID int64, stateHash, tokenHash string) (Redemption, error)
 
+	// PutToken stores a token and adds it to its user's token index.
 	PutToken(ctx context.Context, tokenHash string, rec TokenRecord, ttl time.Duration) error
-	DeleteToken(ctx context.Context, tokenHash string) error
+	// Token returns the token record with its remaining lifetime.
+	Token(ctx context.Context, tokenHash string) (TokenRecord, bool, error)
+	// DeleteToken removes a token (and its index entry) and reports whether
+	// it existed.
+	DeleteToken(ctx context.Context, tokenHash string) (bool, error)
+	// DeleteUserTokens removes every token of a user and returns how many
+	// existed.
+	DeleteUserTokens(ctx context.Context, userID string) (int, error)
+
+	PutUCA(ctx context.Context, ucaHash string, rec UCARecord, ttl time.Duration) error
+	// UCA returns the UCA record with its remaining lifetime.
+	UCA(ctx context.Context, ucaHash string) (UCARecord, bool, error)
+	// TakeUCA atomically reads and deletes a UCA.
+	TakeUCA(ctx context.Context, ucaHash string) (UCARecord, bool, error)
+
+	PutLoginCode(ctx context.Context, stateHash, codeHash string, rec LoginCodeRecord, ttl time.Duration) error
+	// RedeemLoginCode atomically checks that the state is keyID's, and then
+	// either consumes the login code together with the state, or counts a
+	// failure against the state and burns it at maxFails.
+	RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64, maxFails int) (LoginCodeRecord, LoginOutcome, error)
+
+	PutSession(ctx context.Context, sessionHash string, rec SessionRecord, ttl time.Duration) error
+	Session(ctx context.Context, sessionHash string) (SessionRecord, bool, error)
+}
+
+// Lifetimes are the configurable record lifetimes.
+type Lifetimes struct {
+	Token   time.Duration // MOREID_ACCESS_TOKEN_TTL
+	Session time.Duration // MOREID_SESSION_TTL
 }
 
 // Service runs the flows.
 type Service struct {
-	store    Store
-	users    UserDirectory
-	tokenTTL time.Duration
-	log      *slog.Logger
-	now      func() time.Time
+	store Store
+	users UserDirectory
+	ttl   Lifetimes
+	log   *slog.Logger
+	now   func() time.Time
 }
 
-// New returns the flows over store and users; access tokens live tokenTTL.
-func New(store Store, users UserDirectory, tokenTTL time.Duration, log *slog.Logger) *Service {
-	return &Service{store: store, users: users, tokenTTL: tokenTTL, log: log, now: time.Now}
+// New returns the flows over store and users.
+func New(store Store, users UserDirectory, ttl Lifetimes, log *slog.Logger) *Service {
+	return &Service{store: store, users: users, ttl: ttl, log: log, now: time.Now}
 }
 
 // TokenTTL is the lifetime of the access tokens this service issues.
-func (s *Service) TokenTTL() time.Duration { return s.tokenTTL }
+func (s *Service) TokenTTL() time.Duration { return s.ttl.Token }
 
 // Authorize issues a state bound to key.
 func (s *Service) Authorize(ctx context.Context, key Key) (string, error) {
@@ -157,14 +256,11 @@ func (s *Service) Login(ctx context.Context, key Key, userID, password, state st
 	stateHash := secret.Hash(state)
 	// The state is checked before the password so that a stolen or foreign
 	// state cannot be used to probe passwords.
-	owner, found, err := s.store.StateOwner(ctx, stateHash)
-	if err != nil {
+	if _, err := s.ownState(ctx, key, stateHash); err != nil {
 		return "", User{}, err
 	}
-	if !found || owner != key.ID {
-		return "", User{}, apierr.New(apierr.InvalidState)
-	}
-	// A wrong password leaves the state alone: the user may try again.
+	// A wrong password leaves the state alone: the user may try again. A
+	// disabled user's correct password answers account_disabled.
 	user, err := s.users.VerifyPassword(ctx, userID, password)
 	if err != nil {
 		return "", User{}, err
@@ -177,12 +273,35 @@ func (s *Service) Login(ctx context.Context, key Key, userID, password, state st
 		// A concurrent login with the same state got there first.
 		return "", User{}, apierr.New(apierr.InvalidState)
 	}
-	code := secret.New("code_", 32, secret.Alphanumeric)
-	rec := CodeRecord{KeyID: key.ID, StateHash: stateHash, User: user.ID, UserID: user.UserID}
-	if err := s.store.PutCode(ctx, secret.Hash(code), rec, CodeTTL); err != nil {
+	code, err := s.issueCode(ctx, key, stateHash, user)
+	if err != nil {
 		return "", User{}, err
 	}
 	return code, user, nil
+}
+
+// ownState returns the state if it exists and was issued to key; otherwise
+// invalid_state, whatever the reason.
+func (s *Service) ownState(ctx context.Context, key Key, stateHash string) (StateRecord, error) {
+	st, found, err := s.store.State(ctx, stateHash)
+	if err != nil {
+		return StateRecord{}, err
+	}
+	if !found || st.KeyID != key.ID {
+		return StateRecord{}, apierr.New(apierr.InvalidState)
+	}
+	return st, nil
+}
+
+// issueCode is the one way an authorization code comes to be (password login
+// and safe login): bound to the consumed state, the key and the user.
+func (s *Service) issueCode(ctx context.Context, key Key, stateHash string, user User) (string, error) {
+	code := secret.New("code_", 32, secret.Alphanumeric)
+	rec := CodeRecord{KeyID: key.ID, StateHash: stateHash, User: user.ID, UserID: user.UserID}
+	if err := s.store.PutCode(ctx, secret.Hash(code), rec, CodeTTL); err != nil {
+		return "", err
+	}
+	return code, nil
 }
 
 // Token is an issued access token.
@@ -225,16 +344,16 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token
 	tokenHash := secret.Hash(token)
 	// Written before the redemption: nobody knows the token yet, and once the
 	// code is gone the token must already exist.
-	tr := TokenRecord{KeyID: key.ID, User: rec.User, UserID: rec.UserID, IssuedAt: s.now().Unix()}
-	if err := s.store.PutToken(ctx, tokenHash, tr, s.tokenTTL); err != nil {
+	tr := TokenRecord{KeyID: key.ID, KeyName: key.Name, User: rec.User, UserID: rec.UserID, IssuedAt: s.now().Unix()}
+	if err := s.store.PutToken(ctx, tokenHash, tr, s.ttl.Token); err != nil {
 		return Token{}, err
 	}
 	r, err := s.store.RedeemCode(ctx, codeHash, key.ID, stateHash, tokenHash)
 	if err == nil && r.Outcome == Redeemed {
-		return Token{Value: token, TTL: s.tokenTTL}, nil
+		return Token{Value: token, TTL: s.ttl.Token}, nil
 	}
 	// Lost race, replay or failure: the fresh token must not survive.
-	if derr := s.store.DeleteToken(ctx, tokenHash); derr != nil {
+	if _, derr := s.store.DeleteToken(ctx, tokenHash); derr != nil {
 		s.log.ErrorContext(ctx, "delete unissued token", "token", short(tokenHash), "error", derr.Error())
 	}
 	if err != nil {
@@ -249,7 +368,7 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token
 // revoke deletes the token issued from a code that is presented again and
 // answers invalid_code.
 func (s *Service) revoke(ctx context.Context, codeHash, tokenHash string) error {
-	if err := s.store.DeleteToken(ctx, tokenHash); err != nil {
+	if _, err := s.store.DeleteToken(ctx, tokenHash); err != nil {
 		return err
 	}
 	s.log.WarnContext(ctx, "authorization code replayed; token revoked", "code", short(codeHash), "token", short(tokenHash))
@@ -281,6 +400,15 @@ func required(fields ...field) error {
 		}
 	}
 	return nil
+}
+
+// seconds is a remaining lifetime as the whole seconds an API reports,
+// rounded up so that a live record never reports 0.
+func seconds(d time.Duration) int32 {
+	if d <= 0 {
+		return 0
+	}
+	return int32((d + time.Second - 1) / time.Second)
 }
 
 // short is the loggable part of a hash: enough to correlate, useless to

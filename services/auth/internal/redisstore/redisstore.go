@@ -35,39 +35,48 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix}
 }
 
-func (s *Store) stateKey(h string) string { return s.prefix + "state:" + h }
+// The state, its failure counter and its login codes share the {hash} tag,
+// so that login_safe's script touches a single slot on Redis Cluster.
+func (s *Store) stateKey(h string) string { return s.prefix + "state:{" + h + "}" }
+func (s *Store) failsKey(h string) string { return s.prefix + "state:{" + h + "}:fails" }
+func (s *Store) loginCodeKey(state, h string) string {
+	return s.prefix + "logincode:{" + state + "}:" + h
+}
 
 // The code and its used marker share the {hash} tag so that the redemption
 // script touches a single slot on Redis Cluster.
-func (s *Store) codeKey(h string) string   { return s.prefix + "code:{" + h + "}" }
-func (s *Store) markerKey(h string) string { return s.prefix + "code:{" + h + "}:used" }
-func (s *Store) tokenKey(h string) string  { return s.prefix + "token:" + h }
+func (s *Store) codeKey(h string) string    { return s.prefix + "code:{" + h + "}" }
+func (s *Store) markerKey(h string) string  { return s.prefix + "code:{" + h + "}:used" }
+func (s *Store) tokenKey(h string) string   { return s.prefix + "token:" + h }
+func (s *Store) ucaKey(h string) string     { return s.prefix + "uca:" + h }
+func (s *Store) sessionKey(h string) string { return s.prefix + "session:" + h }
 
-type stateRecord struct {
-	KeyID int64 `json:"k"`
-}
+// userTokensKey indexes a user's token hashes, for revoking them all. The
+// user_id is no secret.
+func (s *Store) userTokensKey(userID string) string { return s.prefix + "usertokens:" + userID }
 
 // PutState implements oauth.Store.
 func (s *Store) PutState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration) error {
-	return s.put(ctx, s.stateKey(stateHash), stateRecord{KeyID: keyID}, ttl)
+	return s.put(ctx, s.stateKey(stateHash), oauth.StateRecord{KeyID: keyID}, ttl)
 }
 
-// StateOwner implements oauth.Store.
-func (s *Store) StateOwner(ctx context.Context, stateHash string) (int64, bool, error) {
-	var rec stateRecord
-	found, err := s.get(ctx, s.stateKey(stateHash), &rec)
-	return rec.KeyID, found, err
+// State implements oauth.Store.
+func (s *Store) State(ctx context.Context, stateHash string) (oauth.StateRecord, bool, error) {
+	var rec oauth.StateRecord
+	ttl, found, err := s.getWithTTL(ctx, s.stateKey(stateHash), &rec)
+	rec.TTL = ttl
+	return rec, found, err
 }
 
-// consumeState deletes a state only when its "k" is the given key id, so a
-// foreign key can never burn someone else's state. (cjson numbers are
-// doubles: key ids are exact up to 2^53.)
+// consumeState deletes a state (and its login_safe failure counter) only
+// when its "k" is the given key id, so a foreign key can never burn someone
+// else's state. (cjson numbers are doubles: key ids are exact up to 2^53.)
 var consumeState = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local rec = cjson.decode(v)
 if rec.k ~= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 `)
 
@@ -75,7 +84,8 @@ return 1
 func (s *Store) ConsumeState(ctx context.Context, stateHash string, keyID int64) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	n, err := consumeState.Run(ctx, s.rdb, []string{s.stateKey(stateHash)}, strconv.FormatInt(keyID, 10)).Int()
+	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash)}
+	n, err := consumeState.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10)).Int()
 	if err != nil {
 		return false, unavailable("consume state", err)
 	}
@@ -154,25 +164,203 @@ func (s *Store) RedeemCode(ctx context.Context, codeHash string, keyID int64, st
 	}
 }
 
-// PutToken implements oauth.Store.
+// PutToken implements oauth.Store. The record and its index entry are
+// written in one transaction; the index lives as long as the longest-lived
+// of its tokens (NX sets the first lifetime, GT only ever extends it, so a
+// shorter configured lifetime cannot cut older tokens out of the index).
 func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenRecord, ttl time.Duration) error {
-	return s.put(ctx, s.tokenKey(tokenHash), rec, ttl)
-}
-
-// DeleteToken implements oauth.Store.
-func (s *Store) DeleteToken(ctx context.Context, tokenHash string) error {
+	b, err := encode(rec)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if err := s.rdb.Del(ctx, s.tokenKey(tokenHash)).Err(); err != nil {
-		return unavailable("delete token", err)
+	index := s.userTokensKey(rec.UserID)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.tokenKey(tokenHash), b, ttl)
+		p.SAdd(ctx, index, tokenHash)
+		ms := ttl.Milliseconds()
+		p.Do(ctx, "PEXPIRE", index, ms, "NX")
+		p.Do(ctx, "PEXPIRE", index, ms, "GT")
+		return nil
+	})
+	if err != nil {
+		return unavailable("put token", err)
 	}
 	return nil
 }
 
-func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) error {
-	b, err := json.Marshal(v)
+// Token implements oauth.Store.
+func (s *Store) Token(ctx context.Context, tokenHash string) (oauth.TokenRecord, bool, error) {
+	var rec oauth.TokenRecord
+	ttl, found, err := s.getWithTTL(ctx, s.tokenKey(tokenHash), &rec)
+	rec.TTL = ttl
+	return rec, found, err
+}
+
+// DeleteToken implements oauth.Store.
+func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	b, err := s.rdb.GetDel(ctx, s.tokenKey(tokenHash)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
 	if err != nil {
-		return apierr.Wrap(apierr.Internal, fmt.Errorf("encode record: %w", err))
+		return false, unavailable("delete token", err)
+	}
+	// The token is gone; its index entry is only tidied up. A stale entry
+	// would be harmless: revoking a user's tokens counts live records.
+	var rec oauth.TokenRecord
+	if json.Unmarshal(b, &rec) == nil && rec.UserID != "" {
+		if err := s.rdb.SRem(ctx, s.userTokensKey(rec.UserID), tokenHash).Err(); err != nil {
+			return true, unavailable("unindex token", err)
+		}
+	}
+	return true, nil
+}
+
+// DeleteUserTokens implements oauth.Store. Only the index entries read are
+// removed, so a token issued meanwhile stays indexed.
+func (s *Store) DeleteUserTokens(ctx context.Context, userID string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	index := s.userTokensKey(userID)
+	hashes, err := s.rdb.SMembers(ctx, index).Result()
+	if err != nil {
+		return 0, unavailable("list user tokens", err)
+	}
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	dels := make([]*redis.IntCmd, len(hashes))
+	members := make([]any, len(hashes))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hashes {
+			dels[i] = p.Del(ctx, s.tokenKey(h))
+			members[i] = h
+		}
+		p.SRem(ctx, index, members...)
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("delete user tokens", err)
+	}
+	n := 0
+	for _, d := range dels {
+		n += int(d.Val())
+	}
+	return n, nil
+}
+
+// PutUCA implements oauth.Store.
+func (s *Store) PutUCA(ctx context.Context, ucaHash string, rec oauth.UCARecord, ttl time.Duration) error {
+	return s.put(ctx, s.ucaKey(ucaHash), rec, ttl)
+}
+
+// UCA implements oauth.Store.
+func (s *Store) UCA(ctx context.Context, ucaHash string) (oauth.UCARecord, bool, error) {
+	var rec oauth.UCARecord
+	ttl, found, err := s.getWithTTL(ctx, s.ucaKey(ucaHash), &rec)
+	rec.TTL = ttl
+	return rec, found, err
+}
+
+// TakeUCA implements oauth.Store: GETDEL, so of concurrent takers exactly
+// one gets the record.
+func (s *Store) TakeUCA(ctx context.Context, ucaHash string) (oauth.UCARecord, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var rec oauth.UCARecord
+	b, err := s.rdb.GetDel(ctx, s.ucaKey(ucaHash)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, unavailable("take uca", err)
+	}
+	if err := decode(b, &rec); err != nil {
+		return rec, false, err
+	}
+	return rec, true, nil
+}
+
+// PutLoginCode implements oauth.Store.
+func (s *Store) PutLoginCode(ctx context.Context, stateHash, codeHash string, rec oauth.LoginCodeRecord, ttl time.Duration) error {
+	return s.put(ctx, s.loginCodeKey(stateHash, codeHash), rec, ttl)
+}
+
+// redeemLoginCode is login_safe's one atomic step. KEYS: state, failure
+// counter, login code (one slot). ARGV: key id, failures that burn the
+// state. A state that is not this key's is reported before anything is
+// counted, so nobody can burn another key's state.
+var redeemLoginCode = redis.NewScript(`
+local sv = redis.call('GET', KEYS[1])
+if not sv then return {'nostate', ''} end
+local st = cjson.decode(sv)
+if st.k ~= tonumber(ARGV[1]) then return {'nostate', ''} end
+local v = redis.call('GET', KEYS[3])
+if v then
+  local rec = cjson.decode(v)
+  if rec.k == tonumber(ARGV[1]) then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+    return {'ok', v}
+  end
+end
+local n = redis.call('INCR', KEYS[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if n >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return {'burned', ''}
+end
+return {'wrong', ''}
+`)
+
+// RedeemLoginCode implements oauth.Store.
+func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64, maxFails int) (oauth.LoginCodeRecord, oauth.LoginOutcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash), s.loginCodeKey(stateHash, codeHash)}
+	res, err := redeemLoginCode.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), maxFails).StringSlice()
+	var rec oauth.LoginCodeRecord
+	if err != nil {
+		return rec, 0, unavailable("redeem login code", err)
+	}
+	if len(res) != 2 {
+		return rec, 0, apierr.Wrap(apierr.Internal, fmt.Errorf("redeem login code: unexpected reply of %d elements", len(res)))
+	}
+	switch res[0] {
+	case "ok":
+		if err := decode([]byte(res[1]), &rec); err != nil {
+			return rec, 0, err
+		}
+		return rec, oauth.LoginRedeemed, nil
+	case "nostate":
+		return rec, oauth.LoginNoState, nil
+	case "burned":
+		return rec, oauth.LoginBurned, nil
+	default:
+		return rec, oauth.LoginWrong, nil
+	}
+}
+
+// PutSession implements oauth.Store.
+func (s *Store) PutSession(ctx context.Context, sessionHash string, rec oauth.SessionRecord, ttl time.Duration) error {
+	return s.put(ctx, s.sessionKey(sessionHash), rec, ttl)
+}
+
+// Session implements oauth.Store.
+func (s *Store) Session(ctx context.Context, sessionHash string) (oauth.SessionRecord, bool, error) {
+	var rec oauth.SessionRecord
+	found, err := s.get(ctx, s.sessionKey(sessionHash), &rec)
+	return rec, found, err
+}
+
+func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) error {
+	b, err := encode(v)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -192,10 +380,56 @@ func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
 	if err != nil {
 		return false, unavailable("get record", err)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, apierr.Wrap(apierr.Internal, fmt.Errorf("decode record: %w", err))
+	if err := decode(b, v); err != nil {
+		return false, err
 	}
 	return true, nil
+}
+
+// getWithTTL is get that also reads the record's remaining lifetime, in one
+// round trip.
+func (s *Store) getWithTTL(ctx context.Context, key string, v any) (time.Duration, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		ttl = p.PTTL(ctx, key)
+		return nil
+	})
+	if errors.Is(get.Err(), redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, unavailable("get record", err)
+	}
+	b, _ := get.Bytes()
+	if err := decode(b, v); err != nil {
+		return 0, false, err
+	}
+	// The record may expire between the two commands: PTTL then says -2,
+	// and the record is as good as gone.
+	d := ttl.Val()
+	if d <= 0 {
+		return 0, false, nil
+	}
+	return d, true, nil
+}
+
+func encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, apierr.Wrap(apierr.Internal, fmt.Errorf("encode record: %w", err))
+	}
+	return b, nil
+}
+
+func decode(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return apierr.Wrap(apierr.Internal, fmt.Errorf("decode record: %w", err))
+	}
+	return nil
 }
 
 // unavailable wraps a Redis failure. The cause never contains a key: keys

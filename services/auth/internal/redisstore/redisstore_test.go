@@ -61,7 +61,7 @@ func TestRecordLayout(t *testing.T) {
 	if err := s.PutCode(ctx, ch, oauth.CodeRecord{KeyID: 42, StateHash: sh, User: 7, UserID: "alice"}, 10*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 42, User: 7, UserID: "alice", IssuedAt: 1700000000}, 90*time.Minute); err != nil {
+	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 42, KeyName: "app", User: 7, UserID: "alice", IssuedAt: 1700000000}, 90*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
@@ -70,9 +70,9 @@ func TestRecordLayout(t *testing.T) {
 		ttl  time.Duration
 		want map[string]any
 	}{
-		{prefix + "state:" + sh, 10 * time.Minute, map[string]any{"k": 42.0}},
+		{prefix + "state:{" + sh + "}", 10 * time.Minute, map[string]any{"k": 42.0}},
 		{prefix + "code:{" + ch + "}", 10 * time.Minute, map[string]any{"k": 42.0, "s": sh, "u": 7.0, "uid": "alice"}},
-		{prefix + "token:" + th, 90 * time.Minute, map[string]any{"k": 42.0, "u": 7.0, "uid": "alice", "iat": 1700000000.0}},
+		{prefix + "token:" + th, 90 * time.Minute, map[string]any{"k": 42.0, "kn": "app", "u": 7.0, "uid": "alice", "iat": 1700000000.0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key[len(prefix):len(prefix)+5], func(t *testing.T) {
@@ -90,15 +90,15 @@ func TestRecordLayout(t *testing.T) {
 	}
 
 	t.Run("read back", func(t *testing.T) {
-		owner, found, err := s.StateOwner(ctx, sh)
-		if err != nil || !found || owner != 42 {
-			t.Fatalf("StateOwner = %d, %v, %v", owner, found, err)
+		st, found, err := s.State(ctx, sh)
+		if err != nil || !found || st.KeyID != 42 || st.TTL <= 9*time.Minute || st.TTL > 10*time.Minute {
+			t.Fatalf("State = %+v, %v, %v", st, found, err)
 		}
 		rec, found, err := s.Code(ctx, ch)
 		if err != nil || !found || rec != (oauth.CodeRecord{KeyID: 42, StateHash: sh, User: 7, UserID: "alice"}) {
 			t.Fatalf("Code = %+v, %v, %v", rec, found, err)
 		}
-		if _, found, err := s.StateOwner(ctx, hash()); err != nil || found {
+		if _, found, err := s.State(ctx, hash()); err != nil || found {
 			t.Fatalf("unknown state: found=%v err=%v", found, err)
 		}
 		if _, found, err := s.Code(ctx, hash()); err != nil || found {
@@ -245,17 +245,17 @@ func TestDeleteToken(t *testing.T) {
 	s, rdb, prefix := newStore(t)
 	ctx := context.Background()
 	th := hash()
-	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 1}, time.Minute); err != nil {
+	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 1, UserID: "alice"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteToken(ctx, th); err != nil {
-		t.Fatal(err)
+	if existed, err := s.DeleteToken(ctx, th); err != nil || !existed {
+		t.Fatalf("DeleteToken = %v, %v", existed, err)
 	}
 	if n, _ := rdb.Exists(ctx, prefix+"token:"+th).Result(); n != 0 {
 		t.Fatal("token still stored")
 	}
-	if err := s.DeleteToken(ctx, th); err != nil {
-		t.Fatalf("deleting an absent token: %v", err)
+	if existed, err := s.DeleteToken(ctx, th); err != nil || existed {
+		t.Fatalf("deleting an absent token: %v, %v", existed, err)
 	}
 }
 
@@ -273,14 +273,23 @@ func TestRedisDown(t *testing.T) {
 		op   func() error
 	}{
 		{"PutState", func() error { return s.PutState(ctx, hash(), 1, time.Minute) }},
-		{"StateOwner", func() error { _, _, err := s.StateOwner(ctx, hash()); return err }},
+		{"State", func() error { _, _, err := s.State(ctx, hash()); return err }},
 		{"ConsumeState", func() error { _, err := s.ConsumeState(ctx, hash(), 1); return err }},
 		{"PutCode", func() error { return s.PutCode(ctx, hash(), oauth.CodeRecord{}, time.Minute) }},
 		{"Code", func() error { _, _, err := s.Code(ctx, hash()); return err }},
 		{"RedeemedBy", func() error { _, _, err := s.RedeemedBy(ctx, hash()); return err }},
 		{"RedeemCode", func() error { _, err := s.RedeemCode(ctx, hash(), 1, hash(), hash()); return err }},
 		{"PutToken", func() error { return s.PutToken(ctx, hash(), oauth.TokenRecord{}, time.Minute) }},
-		{"DeleteToken", func() error { return s.DeleteToken(ctx, hash()) }},
+		{"DeleteToken", func() error { _, err := s.DeleteToken(ctx, hash()); return err }},
+		{"Token", func() error { _, _, err := s.Token(ctx, hash()); return err }},
+		{"DeleteUserTokens", func() error { _, err := s.DeleteUserTokens(ctx, "alice"); return err }},
+		{"PutUCA", func() error { return s.PutUCA(ctx, hash(), oauth.UCARecord{}, time.Minute) }},
+		{"UCA", func() error { _, _, err := s.UCA(ctx, hash()); return err }},
+		{"TakeUCA", func() error { _, _, err := s.TakeUCA(ctx, hash()); return err }},
+		{"PutLoginCode", func() error { return s.PutLoginCode(ctx, hash(), hash(), oauth.LoginCodeRecord{}, time.Minute) }},
+		{"RedeemLoginCode", func() error { _, _, err := s.RedeemLoginCode(ctx, hash(), hash(), 1, 5); return err }},
+		{"PutSession", func() error { return s.PutSession(ctx, hash(), oauth.SessionRecord{}, time.Minute) }},
+		{"Session", func() error { _, _, err := s.Session(ctx, hash()); return err }},
 	}
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {

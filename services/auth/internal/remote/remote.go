@@ -58,13 +58,26 @@ func (u Users) GetUser(ctx context.Context, userID string) (oauth.User, error) {
 	return user(r.GetUser()), nil
 }
 
+// UpdateProfile implements oauth.UserDirectory.
+func (u Users) UpdateProfile(ctx context.Context, userID string, c oauth.ProfileChange) (oauth.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := u.client.UpdateProfile(ctx, &userv1.UpdateProfileRequest{UserId: userID, Username: c.Username, Bio: c.Bio})
+	if err != nil {
+		return oauth.User{}, passThrough(err)
+	}
+	return user(r.GetUser()), nil
+}
+
 func user(p *userv1.User) oauth.User {
 	return oauth.User{
 		ID:        p.GetId(),
 		UserID:    p.GetUserId(),
 		Username:  p.GetUsername(),
 		Email:     p.GetEmail(),
+		Bio:       p.GetBio(),
 		AvatarURL: p.GetAvatarUrl(),
+		Disabled:  p.GetDisabled(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,28 +40,40 @@ type fakeUser struct {
 	id       int32
 	username string
 	email    string
+	bio      string
 	password string
 	avatar   string
+	disabled bool
 }
 
 // userService is a deterministic stand-in for the remote UserService,
-// speaking real gRPC with the shared error vocabulary.
+// speaking real gRPC with the shared error vocabulary, including the
+// disabled-user behaviour of SetUserDisabled.
 type userService struct {
 	userv1.UnimplementedUserServiceServer
+	mu       sync.Mutex
 	users    map[string]fakeUser
 	verifies atomic.Int64
+	updates  atomic.Int64
 }
 
 func (s *userService) VerifyPassword(_ context.Context, req *userv1.VerifyPasswordRequest) (*userv1.VerifyPasswordResponse, error) {
 	s.verifies.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	u, ok := s.users[req.GetUserId()]
 	if !ok || !secret.Equal(u.password, req.GetPassword()) {
 		return nil, apierr.New(apierr.InvalidCredentials)
+	}
+	if u.disabled {
+		return nil, apierr.New(apierr.AccountDisabled)
 	}
 	return &userv1.VerifyPasswordResponse{User: s.proto(req.GetUserId(), u)}, nil
 }
 
 func (s *userService) GetUser(_ context.Context, req *userv1.GetUserRequest) (*userv1.GetUserResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	u, ok := s.users[req.GetUserId()]
 	if !ok {
 		return nil, apierr.New(apierr.NotFound)
@@ -68,8 +81,45 @@ func (s *userService) GetUser(_ context.Context, req *userv1.GetUserRequest) (*u
 	return &userv1.GetUserResponse{User: s.proto(req.GetUserId(), u)}, nil
 }
 
+// UpdateProfile validates as the real service does in spirit: a username
+// must be 1 to 32 characters.
+func (s *userService) UpdateProfile(_ context.Context, req *userv1.UpdateProfileRequest) (*userv1.UpdateProfileResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[req.GetUserId()]
+	if !ok {
+		return nil, apierr.New(apierr.NotFound)
+	}
+	if req.Username != nil {
+		if n := len([]rune(req.GetUsername())); n == 0 || n > 32 {
+			return nil, apierr.Newf(apierr.InvalidRequest, "用户名不能超过32个字符")
+		}
+		u.username = req.GetUsername()
+	}
+	if req.Bio != nil {
+		u.bio = req.GetBio()
+	}
+	s.users[req.GetUserId()] = u
+	s.updates.Add(1)
+	return &userv1.UpdateProfileResponse{User: s.proto(req.GetUserId(), u)}, nil
+}
+
+func (s *userService) setDisabled(userID string, disabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[userID]
+	u.disabled = disabled
+	s.users[userID] = u
+}
+
+func (s *userService) get(userID string) fakeUser {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[userID]
+}
+
 func (s *userService) proto(userID string, u fakeUser) *userv1.User {
-	return &userv1.User{Id: u.id, UserId: userID, Username: u.username, Email: u.email, AvatarUrl: u.avatar}
+	return &userv1.User{Id: u.id, UserId: userID, Username: u.username, Email: u.email, Bio: u.bio, AvatarUrl: u.avatar, Disabled: u.disabled}
 }
 
 // fakeKey is a key of the in-test API-key service.
@@ -128,20 +178,32 @@ var (
 	alicePass  = "correct horse battery staple"
 	aliceID    = "alice"
 	aliceEmail = "alice@example.com"
+	bobID      = "bob"
+	bobPass    = "bob's own password"
 )
 
-const tokenTTL = 2 * time.Hour
+const (
+	tokenTTL   = 2 * time.Hour
+	sessionTTL = 3 * time.Hour
+)
 
 // env is one auth server wired to in-test user and apikey servers and a
 // fresh Redis keyspace.
 type env struct {
 	auth   authv1.AuthServiceClient
+	conf   authv1.ConfirmationServiceClient
+	tokens authv1.TokenServiceClient
 	health healthpb.HealthClient
-	users  *userService
-	keys   *keyService
-	rdb    redis.UniversalClient
-	prefix string
-	logs   *syncBuffer
+	// admin is AuthAdminService on the admin listener; publicAdmin is the
+	// same client on the public listener, where it must not exist.
+	admin       authv1.AuthAdminServiceClient
+	publicAdmin authv1.AuthAdminServiceClient
+	adminHealth healthpb.HealthClient
+	users       *userService
+	keys        *keyService
+	rdb         redis.UniversalClient
+	prefix      string
+	logs        *syncBuffer
 }
 
 type options struct {
@@ -152,7 +214,8 @@ type options struct {
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
 	users := &userService{users: map[string]fakeUser{
-		aliceID: {id: 7, username: "Alice", email: aliceEmail, password: alicePass, avatar: "https://example.com/a.png"},
+		aliceID: {id: 7, username: "Alice", email: aliceEmail, bio: "hi", password: alicePass, avatar: "https://example.com/a.png"},
+		bobID:   {id: 8, username: "Bob", email: "bob@example.com", password: bobPass, avatar: "https://example.com/b.png"},
 	}}
 	keys := &keyService{revoked: map[string]bool{}, keys: map[string]fakeKey{
 		keyA:      {record: &apikeyv1.APIKey{Id: 1, Name: "app A", PasswordLogin: true}},
@@ -180,24 +243,36 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	flows := oauth.New(redisstore.New(store, prefix), remote.NewUsers(userv1.NewUserServiceClient(remoteConn)), tokenTTL, log)
+	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
+	flows := oauth.New(redisstore.New(store, prefix), remote.NewUsers(userv1.NewUserServiceClient(remoteConn)), ttl, log)
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(remoteConn)), keycache.MaxTTL, 100)
 
-	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, gateways))...)
-	server.New(flows).Register(authSrv)
-	healthpb.RegisterHealthServer(authSrv, grpcx.NewHealth(map[string]grpcx.Probe{
+	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return store.Ping(ctx).Err() },
-	}))
+	})
+	api := server.New(flows)
+	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, gateways))...)
+	api.Register(authSrv)
+	healthpb.RegisterHealthServer(authSrv, health)
 	authConn := dial(t, serve(t, authSrv))
+	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
+	api.RegisterAdmin(adminSrv)
+	healthpb.RegisterHealthServer(adminSrv, health)
+	adminConn := dial(t, serve(t, adminSrv))
 
 	return &env{
-		auth:   authv1.NewAuthServiceClient(authConn),
-		health: healthpb.NewHealthClient(authConn),
-		users:  users,
-		keys:   keys,
-		rdb:    rdb,
-		prefix: prefix,
-		logs:   logs,
+		auth:        authv1.NewAuthServiceClient(authConn),
+		conf:        authv1.NewConfirmationServiceClient(authConn),
+		tokens:      authv1.NewTokenServiceClient(authConn),
+		health:      healthpb.NewHealthClient(authConn),
+		admin:       authv1.NewAuthAdminServiceClient(adminConn),
+		publicAdmin: authv1.NewAuthAdminServiceClient(authConn),
+		adminHealth: healthpb.NewHealthClient(adminConn),
+		users:       users,
+		keys:        keys,
+		rdb:         rdb,
+		prefix:      prefix,
+		logs:        logs,
 	}
 }
 
@@ -265,14 +340,55 @@ func (e *env) token(t *testing.T, key, code, state string) string {
 func (e *env) exists(t *testing.T, kind, s string) bool {
 	t.Helper()
 	key := e.prefix + kind + ":" + secret.Hash(s)
-	if kind == "code" {
-		key = e.prefix + "code:{" + secret.Hash(s) + "}"
+	if kind == "code" || kind == "state" {
+		key = e.prefix + kind + ":{" + secret.Hash(s) + "}"
 	}
 	n, err := e.rdb.Exists(context.Background(), key).Result()
 	if err != nil {
 		t.Fatalf("EXISTS: %v", err)
 	}
 	return n == 1
+}
+
+// noSecretsStored asserts that no key or value under the test's prefix
+// contains any of secrets, reading every record whatever its type.
+func (e *env) noSecretsStored(t *testing.T, secrets ...string) {
+	t.Helper()
+	ctx := context.Background()
+	iter := e.rdb.Scan(ctx, 0, e.prefix+"*", 100).Iterator()
+	n := 0
+	for iter.Next(ctx) {
+		n++
+		k := iter.Val()
+		typ, err := e.rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("TYPE %s: %v", k, err)
+		}
+		var v string
+		switch typ {
+		case "string":
+			v, err = e.rdb.Get(ctx, k).Result()
+		case "set":
+			var m []string
+			m, err = e.rdb.SMembers(ctx, k).Result()
+			v = strings.Join(m, " ")
+		case "none":
+			continue // expired meanwhile
+		default:
+			t.Fatalf("unexpected %s record %s", typ, k)
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", k, err)
+		}
+		for _, s := range secrets {
+			if strings.Contains(k, s) || strings.Contains(v, s) {
+				t.Errorf("record %s = %s holds a secret", k, v)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil || n == 0 {
+		t.Fatalf("scan: %d keys, %v", n, err)
+	}
 }
 
 // wantErr asserts that err is the gRPC status of kind (code and ErrorInfo).
@@ -313,4 +429,76 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// createUCA starts a safe login on state.
+func (e *env) createUCA(t *testing.T, key, state string) string {
+	t.Helper()
+	r, err := e.auth.CreateUCA(as(t, key), &authv1.CreateUCARequest{State: state})
+	if err != nil {
+		t.Fatalf("CreateUCA: %v", err)
+	}
+	return r.GetUcaoncecode()
+}
+
+// signIn opens a web session on the page of uca.
+func (e *env) signIn(t *testing.T, uca, userID, password string) *authv1.SignInResponse {
+	t.Helper()
+	r, err := e.conf.SignIn(as(t, ""), &authv1.SignInRequest{Uca: uca, UserId: userID, Password: password})
+	if err != nil {
+		t.Fatalf("SignIn: %v", err)
+	}
+	return r
+}
+
+// browser is a context as the gateway sends the page's calls: no API key,
+// the session and the CSRF token as metadata.
+func browser(t *testing.T, s *authv1.SignInResponse) context.Context {
+	t.Helper()
+	return as(t, "", server.SessionMetadata, s.GetSession(), server.CSRFMetadata, s.GetCsrfToken())
+}
+
+// generate confirms uca in session s and returns the login code.
+func (e *env) generate(t *testing.T, s *authv1.SignInResponse, uca string) string {
+	t.Helper()
+	r, err := e.conf.GenerateLoginCode(browser(t, s), &authv1.GenerateLoginCodeRequest{Uca: uca})
+	if err != nil {
+		t.Fatalf("GenerateLoginCode: %v", err)
+	}
+	return r.GetLoginCode()
+}
+
+// safeLogin runs a safe login for alice with key up to the login code.
+func (e *env) safeLogin(t *testing.T, key string) (state, loginCode string) {
+	t.Helper()
+	state = e.authorize(t, key)
+	uca := e.createUCA(t, key, state)
+	return state, e.generate(t, e.signIn(t, uca, aliceID, alicePass), uca)
+}
+
+// session opens a web session for a user (through a throwaway UCA).
+func (e *env) session(t *testing.T, userID, password string) *authv1.SignInResponse {
+	t.Helper()
+	return e.signIn(t, e.createUCA(t, keyA, e.authorize(t, keyA)), userID, password)
+}
+
+// accessToken runs the password flow for a user with key.
+func (e *env) accessToken(t *testing.T, key, userID, password string) string {
+	t.Helper()
+	state := e.authorize(t, key)
+	r, err := e.auth.Login(as(t, key), &authv1.LoginRequest{UserId: userID, Password: password, State: state})
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	return e.token(t, key, r.GetCode(), state)
+}
+
+// pttl is the remaining lifetime of a raw key under the test prefix.
+func (e *env) pttl(t *testing.T, key string) time.Duration {
+	t.Helper()
+	d, err := e.rdb.PTTL(context.Background(), e.prefix+key).Result()
+	if err != nil {
+		t.Fatalf("PTTL %s: %v", key, err)
+	}
+	return d
 }

@@ -1,5 +1,7 @@
-// Package server maps AuthService onto the oauth flows and guards it with the
-// API-key interceptor.
+// Package server maps the auth service's gRPC services onto the oauth flows:
+// AuthService (guarded by the API-key interceptor), ConfirmationService and
+// TokenService on the public listener, AuthAdminService on the admin
+// listener only.
 package server
 
 import (
@@ -19,6 +21,9 @@ const (
 	msgLogin     = "登录成功"
 	msgToken     = "获取访问令牌成功"
 	msgProfile   = "获取用户信息成功"
+	msgUCA       = "获取一次性确认码成功"
+	msgLoginSafe = "登录成功，授权码已生成"
+	msgUpdate    = "用户信息更新成功"
 )
 
 // Server implements authv1.AuthServiceServer.
@@ -30,8 +35,18 @@ type Server struct {
 // New returns the AuthService over flows.
 func New(flows *oauth.Service) *Server { return &Server{flows: flows} }
 
-// Register adds the service to s.
-func (s *Server) Register(g *grpc.Server) { authv1.RegisterAuthServiceServer(g, s) }
+// Register adds the public services to g: AuthService, ConfirmationService
+// and TokenService. AuthAdminService is deliberately not among them.
+func (s *Server) Register(g *grpc.Server) {
+	authv1.RegisterAuthServiceServer(g, s)
+	authv1.RegisterConfirmationServiceServer(g, &Confirmation{flows: s.flows})
+	authv1.RegisterTokenServiceServer(g, &Tokens{flows: s.flows})
+}
+
+// RegisterAdmin adds the operator service to g, the admin listener's server.
+func (s *Server) RegisterAdmin(g *grpc.Server) {
+	authv1.RegisterAuthAdminServiceServer(g, &Admin{flows: s.flows})
+}
 
 // Authorize implements AuthService.
 func (s *Server) Authorize(ctx context.Context, _ *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {
@@ -60,7 +75,7 @@ func (s *Server) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.L
 		Success: true,
 		Message: msgLogin,
 		Code:    code,
-		User:    &authv1.User{Id: u.ID, Username: u.Username, UserId: u.UserID, Email: u.Email},
+		User:    summary(u),
 	}, nil
 }
 
@@ -99,6 +114,74 @@ func (s *Server) GetPublicProfile(ctx context.Context, req *authv1.GetPublicProf
 	}, nil
 }
 
+// CreateUCA implements AuthService.
+func (s *Server) CreateUCA(ctx context.Context, req *authv1.CreateUCARequest) (*authv1.CreateUCAResponse, error) {
+	key, err := callerKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	uca, err := s.flows.CreateUCA(ctx, key, req.GetState())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.CreateUCAResponse{Success: true, Message: msgUCA, Ucaoncecode: uca}, nil
+}
+
+// LoginSafe implements AuthService.
+func (s *Server) LoginSafe(ctx context.Context, req *authv1.LoginSafeRequest) (*authv1.LoginSafeResponse, error) {
+	key, err := callerKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	code, u, err := s.flows.LoginSafe(ctx, key, req.GetState(), req.GetLoginCode())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.LoginSafeResponse{Success: true, Message: msgLoginSafe, Code: code, User: summary(u)}, nil
+}
+
+// UpdateUser implements AuthService.
+func (s *Server) UpdateUser(ctx context.Context, req *authv1.UpdateUserRequest) (*authv1.UpdateUserResponse, error) {
+	key, err := callerKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	consent := oauth.Consent{Cookie: req.GetCookie(), Bearer: bearer(ctx)}
+	change := oauth.ProfileChange{Username: req.Username, Bio: req.Bio}
+	u, err := s.flows.UpdateUser(ctx, key, req.GetUserId(), req.GetState(), consent, change)
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.UpdateUserResponse{
+		Success: true,
+		Message: msgUpdate,
+		User:    &authv1.UpdatedUser{Id: u.ID, Username: u.Username, UserId: u.UserID, Email: u.Email, Bio: u.Bio},
+	}, nil
+}
+
+// GetTokenUser implements AuthService.
+func (s *Server) GetTokenUser(ctx context.Context, _ *authv1.GetTokenUserRequest) (*authv1.GetTokenUserResponse, error) {
+	key, err := callerKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.flows.TokenUser(ctx, key, bearer(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.GetTokenUserResponse{Success: true, Message: msgProfile, User: profile(u)}, nil
+}
+
+// summary is the account summary the login calls return.
+func summary(u oauth.User) *authv1.User {
+	return &authv1.User{Id: u.ID, Username: u.Username, UserId: u.UserID, Email: u.Email}
+}
+
+// profile is the full profile a token's holder reads.
+func profile(u oauth.User) *authv1.UserProfile {
+	return &authv1.UserProfile{Id: u.ID, Username: u.Username, UserId: u.UserID, Email: u.Email, Bio: u.Bio, AvatarUrl: u.AvatarURL}
+}
+
 // callerKey is the validated key the interceptor put in ctx. Its absence
 // means the interceptor is not installed: refuse rather than serve keyless.
 func callerKey(ctx context.Context) (oauth.Key, error) {
@@ -106,7 +189,7 @@ func callerKey(ctx context.Context) (oauth.Key, error) {
 	if !ok {
 		return oauth.Key{}, apierr.New(apierr.InvalidAPIKey)
 	}
-	return oauth.Key{ID: k.GetId(), PasswordLogin: k.GetPasswordLogin()}, nil
+	return oauth.Key{ID: k.GetId(), Name: k.GetName(), PasswordLogin: k.GetPasswordLogin()}, nil
 }
 
 type keyCtx struct{}

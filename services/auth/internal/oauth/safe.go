@@ -1,0 +1,228 @@
+package oauth
+
+import (
+	"context"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/secret"
+)
+
+// maxUCA caps the uca field; a real UCA has 20 characters.
+const maxUCA = 128
+
+// loginCodeLen is the documented login code length, of [a-z0-9].
+const loginCodeLen = 10
+
+// CreateUCA starts a safe login on a state of this key: a one-time
+// confirmation code, valid 10 minutes but never beyond the state. The state
+// is not consumed (login_safe will).
+func (s *Service) CreateUCA(ctx context.Context, key Key, state string) (string, error) {
+	if err := required(field{"state", state, maxState}); err != nil {
+		return "", err
+	}
+	stateHash := secret.Hash(state)
+	st, err := s.ownState(ctx, key, stateHash)
+	if err != nil {
+		return "", err
+	}
+	// The state's lifetime only shrinks, so a UCA written with the TTL read
+	// above ends no later than its state.
+	ttl := min(UCATTL, st.TTL)
+	if ttl <= 0 {
+		return "", apierr.New(apierr.InvalidState)
+	}
+	uca := secret.New("uca_", 16, secret.Alphanumeric)
+	rec := UCARecord{KeyID: key.ID, StateHash: stateHash, App: key.Name}
+	if err := s.store.PutUCA(ctx, secret.Hash(uca), rec, ttl); err != nil {
+		return "", err
+	}
+	return uca, nil
+}
+
+// Confirmation is what the confirmation page shows about a pending UCA.
+type Confirmation struct {
+	App       string
+	ExpiresIn int32
+	// User is the signed-in user; nil without a valid session (or for a
+	// disabled user, who cannot confirm anything).
+	User *User
+	// CSRF goes with the session's state-changing calls; "" without User.
+	CSRF string
+}
+
+// GetConfirmation describes a pending UCA. An invalid session is not an
+// error here: the page then offers to sign in.
+func (s *Service) GetConfirmation(ctx context.Context, session, uca string) (Confirmation, error) {
+	rec, err := s.liveUCA(ctx, uca)
+	if err != nil {
+		return Confirmation{}, err
+	}
+	c := Confirmation{App: rec.App, ExpiresIn: seconds(rec.TTL)}
+	if session == "" {
+		return c, nil
+	}
+	user, err := s.sessionUser(ctx, session)
+	switch {
+	case apierr.Is(err, apierr.Unauthenticated):
+		return c, nil
+	case err != nil:
+		return Confirmation{}, err
+	case user.Disabled:
+		return c, nil
+	}
+	c.User, c.CSRF = &user, CSRFToken(session)
+	return c, nil
+}
+
+// SignedIn is a fresh web session.
+type SignedIn struct {
+	Session   string
+	CSRF      string
+	ExpiresIn int32
+	User      User
+}
+
+// SignIn checks a user_id/password pair on the page of a live UCA and opens a
+// web session. A wrong password leaves the UCA alone.
+func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (SignedIn, error) {
+	if err := required(
+		field{"uca", uca, maxUCA},
+		field{"user_id", userID, maxUserID},
+		field{"password", password, maxPassword},
+	); err != nil {
+		return SignedIn{}, err
+	}
+	// Only the page of a live UCA signs in, so the form is no open
+	// password oracle.
+	if _, err := s.liveUCA(ctx, uca); err != nil {
+		return SignedIn{}, err
+	}
+	user, err := s.users.VerifyPassword(ctx, userID, password)
+	if err != nil {
+		return SignedIn{}, err
+	}
+	session, err := s.newSession(ctx, user)
+	if err != nil {
+		return SignedIn{}, err
+	}
+	return SignedIn{Session: session, CSRF: CSRFToken(session), ExpiresIn: seconds(s.ttl.Session), User: user}, nil
+}
+
+// GenerateLoginCode is the signed-in user's confirmation: it consumes the UCA
+// and returns a login code bound to the UCA's state and key and to the user.
+func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca string) (string, int32, error) {
+	if err := required(field{"uca", uca, maxUCA}); err != nil {
+		return "", 0, err
+	}
+	user, err := s.sessionWithCSRF(ctx, session, csrf)
+	if err != nil {
+		return "", 0, err
+	}
+	if user.Disabled {
+		return "", 0, apierr.New(apierr.AccountDisabled)
+	}
+	rec, found, err := s.store.TakeUCA(ctx, secret.Hash(uca))
+	if err != nil {
+		return "", 0, err
+	}
+	if !found {
+		return "", 0, apierr.New(apierr.InvalidCode)
+	}
+	code := secret.New("", loginCodeLen, secret.LowerAlnum)
+	lc := LoginCodeRecord{KeyID: rec.KeyID, User: user.ID, UserID: user.UserID}
+	if err := s.store.PutLoginCode(ctx, rec.StateHash, secret.Hash(code), lc, LoginCodeTTL); err != nil {
+		return "", 0, err
+	}
+	return code, seconds(LoginCodeTTL), nil
+}
+
+// DenyConfirmation is the signed-in user's refusal: the UCA ends.
+func (s *Service) DenyConfirmation(ctx context.Context, session, csrf, uca string) error {
+	if err := required(field{"uca", uca, maxUCA}); err != nil {
+		return err
+	}
+	if _, err := s.sessionWithCSRF(ctx, session, csrf); err != nil {
+		return err
+	}
+	_, found, err := s.store.TakeUCA(ctx, secret.Hash(uca))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return apierr.New(apierr.InvalidCode)
+	}
+	return nil
+}
+
+// LoginSafe redeems a login code against a state of this key, exactly once,
+// consuming both, and issues an authorization code as Login does. Wrong login
+// codes count against the state; the fifth burns it.
+func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode string) (string, User, error) {
+	if err := required(field{"state", state, maxState}, field{"login_code", loginCode, loginCodeLen}); err != nil {
+		return "", User{}, err
+	}
+	// A malformed code is a client mistake, not a guess: 400, not counted.
+	if !wellFormedLoginCode(loginCode) {
+		return "", User{}, apierr.Newf(apierr.InvalidRequest, "login_code格式错误（应为10位小写字母或数字）")
+	}
+	stateHash := secret.Hash(state)
+	rec, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, secret.Hash(loginCode), key.ID, MaxLoginCodeFails)
+	if err != nil {
+		return "", User{}, err
+	}
+	switch outcome {
+	case LoginRedeemed:
+	case LoginNoState:
+		return "", User{}, apierr.New(apierr.InvalidState)
+	case LoginBurned:
+		s.log.WarnContext(ctx, "too many wrong login codes; state burned", "state", short(stateHash), "key", key.ID)
+		return "", User{}, apierr.New(apierr.InvalidCode)
+	default:
+		return "", User{}, apierr.New(apierr.InvalidCode)
+	}
+	// The user confirmed up to five minutes ago; a disabled account gets no
+	// code even so.
+	user, err := s.users.GetUser(ctx, rec.UserID)
+	if apierr.Is(err, apierr.NotFound) {
+		return "", User{}, apierr.New(apierr.InvalidCode)
+	}
+	if err != nil {
+		return "", User{}, err
+	}
+	if user.Disabled {
+		return "", User{}, apierr.New(apierr.AccountDisabled)
+	}
+	code, err := s.issueCode(ctx, key, stateHash, user)
+	if err != nil {
+		return "", User{}, err
+	}
+	return code, user, nil
+}
+
+// liveUCA returns an existing UCA; invalid_code otherwise.
+func (s *Service) liveUCA(ctx context.Context, uca string) (UCARecord, error) {
+	if err := required(field{"uca", uca, maxUCA}); err != nil {
+		return UCARecord{}, err
+	}
+	rec, found, err := s.store.UCA(ctx, secret.Hash(uca))
+	if err != nil {
+		return UCARecord{}, err
+	}
+	if !found {
+		return UCARecord{}, apierr.New(apierr.InvalidCode)
+	}
+	return rec, nil
+}
+
+func wellFormedLoginCode(v string) bool {
+	if len(v) != loginCodeLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}

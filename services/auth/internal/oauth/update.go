@@ -1,0 +1,77 @@
+package oauth
+
+import (
+	"context"
+
+	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/secret"
+)
+
+// Consent is how a user/update call proves the user agrees: the user's web
+// session (the cookie field) or an access token of the user issued to the
+// calling key. Cookie wins when both are given.
+type Consent struct {
+	Cookie string
+	Bearer string
+}
+
+// UpdateUser changes a user's username and/or bio. Order: fields, who the
+// caller speaks for, that it is this user, then the state, consumed
+// atomically before the update so that one state yields at most one update
+// even under concurrency. Consequently an update the user service rejects
+// (say, a username too long) has used up its state: the app asks for a new
+// one, as after any other use.
+func (s *Service) UpdateUser(ctx context.Context, key Key, userID, state string, consent Consent, c ProfileChange) (User, error) {
+	if err := required(field{"user_id", userID, maxUserID}, field{"state", state, maxState}); err != nil {
+		return User{}, err
+	}
+	if c.Username == nil && c.Bio == nil {
+		// Checked here, not only by the user service, so that an empty
+		// request does not cost the state.
+		return User{}, apierr.Newf(apierr.InvalidRequest, "请至少提供用户名或个人简介中的一项")
+	}
+	if len(consent.Cookie) > maxCookie {
+		return User{}, apierr.Newf(apierr.InvalidRequest, "参数过长: cookie（最多%d个字符）", maxCookie)
+	}
+
+	user, err := s.consentingUser(ctx, key, consent)
+	if err != nil {
+		return User{}, err
+	}
+	if user.UserID != userID {
+		return User{}, apierr.New(apierr.Forbidden)
+	}
+
+	consumed, err := s.store.ConsumeState(ctx, secret.Hash(state), key.ID)
+	if err != nil {
+		return User{}, err
+	}
+	if !consumed {
+		return User{}, apierr.New(apierr.InvalidState)
+	}
+	return s.users.UpdateProfile(ctx, userID, c)
+}
+
+// consentingUser is the user the consent speaks for.
+func (s *Service) consentingUser(ctx context.Context, key Key, consent Consent) (User, error) {
+	switch {
+	case consent.Cookie != "":
+		session := SessionFromCookie(consent.Cookie)
+		if session == "" {
+			return User{}, apierr.New(apierr.Unauthenticated)
+		}
+		user, err := s.sessionUser(ctx, session)
+		if err != nil {
+			return User{}, err
+		}
+		if user.Disabled {
+			return User{}, apierr.New(apierr.AccountDisabled)
+		}
+		return user, nil
+	case consent.Bearer != "":
+		t, err := s.keyToken(ctx, key, consent.Bearer)
+		return t.User, err
+	default:
+		return User{}, apierr.Newf(apierr.Unauthenticated, "缺少用户凭证（cookie 或 Authorization: Bearer）")
+	}
+}

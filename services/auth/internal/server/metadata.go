@@ -1,0 +1,32 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+)
+
+// Metadata keys of the browser-facing and token calls.
+const (
+	SessionMetadata       = "x-moreid-session"
+	CSRFMetadata          = "x-csrf-token"
+	AuthorizationMetadata = "authorization"
+)
+
+// incoming is the first non-empty value of key in the call's metadata.
+func incoming(ctx context.Context, key string) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return first(md, key)
+}
+
+// bearer is the access token of an "authorization: Bearer ..." metadata
+// entry; "" when there is none (the flows then answer as for no token).
+func bearer(ctx context.Context) string {
+	v := incoming(ctx, AuthorizationMetadata)
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
+)
+
+// Tokens implements authv1.TokenServiceServer. It takes no API key: the
+// token is the credential (IntrospectToken and RevokeToken are for internal
+// services and never mapped by the gateway).
+type Tokens struct {
+	authv1.UnimplementedTokenServiceServer
+	flows *oauth.Service
+}
+
+// IntrospectToken implements TokenService.
+func (t *Tokens) IntrospectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
+	tok, active, err := t.flows.Introspect(ctx, req.GetToken())
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return &authv1.IntrospectTokenResponse{}, nil
+	}
+	return &authv1.IntrospectTokenResponse{
+		Active:     true,
+		User:       profile(tok.User),
+		ApiKeyId:   tok.Record.KeyID,
+		ApiKeyName: tok.Record.KeyName,
+		IssuedAt:   timestamppb.New(time.Unix(tok.Record.IssuedAt, 0)),
+		ExpiresAt:  timestamppb.New(tok.ExpiresAt),
+	}, nil
+}
+
+// RevokeToken implements TokenService.
+func (t *Tokens) RevokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
+	if err := t.flows.RevokeToken(ctx, req.GetToken()); err != nil {
+		return nil, err
+	}
+	return &authv1.RevokeTokenResponse{}, nil
+}
+
+// GetUserinfo implements TokenService.
+func (t *Tokens) GetUserinfo(ctx context.Context, _ *authv1.GetUserinfoRequest) (*authv1.GetUserinfoResponse, error) {
+	u, err := t.flows.Userinfo(ctx, bearer(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.GetUserinfoResponse{Success: true, Message: msgProfile, User: profile(u)}, nil
+}
+
+// Admin implements authv1.AuthAdminServiceServer, for the admin listener
+// only.
+type Admin struct {
+	authv1.UnimplementedAuthAdminServiceServer
+	flows *oauth.Service
+}
+
+// RevokeUserTokens implements AuthAdminService.
+func (a *Admin) RevokeUserTokens(ctx context.Context, req *authv1.RevokeUserTokensRequest) (*authv1.RevokeUserTokensResponse, error) {
+	n, err := a.flows.RevokeUserTokens(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.RevokeUserTokensResponse{Revoked: int32(n)}, nil
+}
