@@ -12,7 +12,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS):$(PATH)
 
 # Every Go module of the workspace (go.work).
-MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl client e2e
+MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl client deploy e2e
 PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 BINARIES := moreid-user:./services/user/cmd/user \
@@ -71,3 +71,6 @@ check-generate: generate
 
 clean:
 	rm -rf bin
+
+## images, push-images: container images, one per component (needs a Docker engine)
+include deploy/images.mk

@@ -1,0 +1,684 @@
+package deploy
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+const (
+	partOfLabel    = "app.kubernetes.io/part-of"
+	componentLabel = "app.kubernetes.io/component"
+	metricsPort    = 9100
+)
+
+// overlays are the deployable variants under overlays/.
+var overlays = []struct {
+	name string
+	// secretsInside: the overlay generates its (credential-free) Secrets;
+	// otherwise the operator creates them and none may be rendered.
+	secretsInside bool
+	minReplicas   int32
+}{
+	{name: "dev", secretsInside: true, minReplicas: 2},
+	{name: "prod", secretsInside: false, minReplicas: 3},
+}
+
+// component is one of the four long-running processes.
+type component struct {
+	name        string
+	grpc, admin int32  // the gRPC and admin listener ports; 0 for the gateway
+	env         string // the infix of its *_ADDR variables
+}
+
+var components = []component{
+	{name: "gateway"},
+	{name: "auth", grpc: 9090, admin: 9190, env: "AUTH"},
+	{name: "user", grpc: 9091, admin: 9191, env: "USER"},
+	{name: "apikey", grpc: 9092, admin: 9192, env: "APIKEY"},
+}
+
+// operatorSecrets are the Secrets the operator creates: name -> the key
+// holding the value, and the variable that receives it.
+var operatorSecrets = map[string]struct{ key, env string }{
+	"moreid-postgres": {key: "dsn", env: "MOREID_POSTGRES_DSN"},
+	"moreid-redis":    {key: "url", env: "MOREID_REDIS_URL"},
+}
+
+func TestOverlays(t *testing.T) {
+	for _, ov := range overlays {
+		t.Run(ov.name, func(t *testing.T) {
+			m := render(t, ov.name)
+			cfg := config(t, m)
+			for _, c := range components {
+				t.Run(c.name, func(t *testing.T) { checkComponent(t, m, cfg, c, ov.minReplicas) })
+			}
+			t.Run("pod security and resources", func(t *testing.T) { checkPods(t, m) })
+			t.Run("migration job", func(t *testing.T) { checkMigrationJob(t, m) })
+			t.Run("network policies", func(t *testing.T) { checkNetworkPolicies(t, m) })
+			t.Run("secrets", func(t *testing.T) { checkSecrets(t, m, ov.secretsInside) })
+			t.Run("configmap holds no credential", func(t *testing.T) { checkConfig(t, cfg) })
+			t.Run("images", func(t *testing.T) { checkImages(t, m) })
+		})
+	}
+}
+
+// config is the one ConfigMap every Deployment takes its settings from.
+func config(t *testing.T, m *manifest) map[string]string {
+	t.Helper()
+	var name string
+	for dn, d := range m.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, from := range c.EnvFrom {
+				if from.ConfigMapRef == nil {
+					t.Fatalf("Deployment %s: envFrom other than a ConfigMap", dn)
+				}
+				if name != "" && from.ConfigMapRef.Name != name {
+					t.Fatalf("Deployment %s reads ConfigMap %s, another reads %s", dn, from.ConfigMapRef.Name, name)
+				}
+				name = from.ConfigMapRef.Name
+			}
+		}
+	}
+	cm, ok := m.configMaps[name]
+	if !ok {
+		t.Fatalf("the Deployments read ConfigMap %q, which the overlay does not contain", name)
+	}
+	return cm.Data
+}
+
+func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c component, minReplicas int32) {
+	name := "moreid-" + c.name
+	d, ok := m.deployments[name]
+	if !ok {
+		t.Fatalf("no Deployment %s", name)
+	}
+	if d.Spec.Replicas != nil {
+		t.Errorf("Deployment %s sets replicas (%d): its HorizontalPodAutoscaler owns the count, and every apply would reset it", name, *d.Spec.Replicas)
+	}
+	pod := &d.Spec.Template
+	if pod.Labels[partOfLabel] != "moreid" || pod.Labels[componentLabel] != c.name {
+		t.Errorf("pod labels %v: want %s=moreid and %s=%s", pod.Labels, partOfLabel, componentLabel, c.name)
+	}
+	if !selects(d.Spec.Selector, pod.Labels) {
+		t.Errorf("Deployment selector %v does not select its own pods %v", d.Spec.Selector, pod.Labels)
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("Deployment %s: %d containers, want 1", name, len(pod.Spec.Containers))
+	}
+	ctr := pod.Spec.Containers[0]
+	if got := imageName(ctr.Image); got != c.name {
+		t.Errorf("container image %s: want the %s image", ctr.Image, c.name)
+	}
+	if pod.Annotations["prometheus.io/scrape"] != "true" || pod.Annotations["prometheus.io/port"] != strconv.Itoa(metricsPort) {
+		t.Errorf("pod annotations %v: want prometheus.io/scrape=true and port=%d", pod.Annotations, metricsPort)
+	}
+	if p, ok := namedPort(ctr, "metrics"); !ok || p != metricsPort {
+		t.Errorf("container port metrics = %d (%v), want %d", p, ok, metricsPort)
+	}
+
+	// Listeners, probes, dial targets.
+	env := envValues(ctr)
+	if c.grpc == 0 {
+		if p, _ := namedPort(ctr, "http"); p != 8080 || env["MOREID_HTTP_ADDR"] != ":8080" {
+			t.Errorf("gateway listens on port http=%d with MOREID_HTTP_ADDR=%q, want 8080 and \":8080\"", p, env["MOREID_HTTP_ADDR"])
+		}
+		checkHTTPProbe(t, "readiness", ctr, ctr.ReadinessProbe, "/readyz", 8080)
+		checkHTTPProbe(t, "liveness", ctr, ctr.LivenessProbe, "/healthz", 8080)
+	} else {
+		for _, l := range []struct {
+			port string
+			want int32
+			env  string
+		}{{"grpc", c.grpc, "MOREID_" + c.env + "_ADDR"}, {"admin", c.admin, "MOREID_" + c.env + "_ADMIN_ADDR"}} {
+			if p, _ := namedPort(ctr, l.port); p != l.want {
+				t.Errorf("container port %s = %d, want %d", l.port, p, l.want)
+			}
+			if want := fmt.Sprintf(":%d", l.want); env[l.env] != want {
+				t.Errorf("own %s = %q, want %q (listen on every interface of the pod)", l.env, env[l.env], want)
+			}
+			if want := fmt.Sprintf("dns:///%s:%d", name, l.want); cfg[l.env] != want {
+				t.Errorf("ConfigMap %s = %q, want %q (the headless Service, balanced by the gRPC client)", l.env, cfg[l.env], want)
+			}
+		}
+		if p := ctr.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != c.grpc || (p.GRPC.Service != nil && *p.GRPC.Service != "") {
+			t.Errorf("readiness probe %+v: want the gRPC health check (service \"\") on port %d", p, c.grpc)
+		}
+		// Liveness must not follow the dependencies (the gRPC health check
+		// does): a Postgres outage would otherwise restart every pod.
+		if p := ctr.LivenessProbe; p == nil || p.TCPSocket == nil || resolvePort(ctr, p.TCPSocket.Port) != c.grpc {
+			t.Errorf("liveness probe %+v: want a TCP check of the gRPC port %d", p, c.grpc)
+		}
+	}
+
+	// Graceful shutdown fits in the grace period.
+	drain, err := time.ParseDuration(cfg["MOREID_DRAIN_TIMEOUT"])
+	if err != nil {
+		t.Fatalf("ConfigMap MOREID_DRAIN_TIMEOUT=%q: %v", cfg["MOREID_DRAIN_TIMEOUT"], err)
+	}
+	var pause time.Duration
+	if l := ctr.Lifecycle; l != nil && l.PreStop != nil && l.PreStop.Sleep != nil {
+		pause = time.Duration(l.PreStop.Sleep.Seconds) * time.Second
+	}
+	grace := 30 * time.Second // the Kubernetes default
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	}
+	if grace <= pause+drain {
+		t.Errorf("terminationGracePeriodSeconds %s: want more than the preStop pause %s + MOREID_DRAIN_TIMEOUT %s", grace, pause, drain)
+	}
+
+	// Service.
+	svc, ok := m.services[name]
+	if !ok {
+		t.Fatalf("no Service %s", name)
+	}
+	if svc.Spec.Selector[componentLabel] != c.name || !selects(metaSelector(svc.Spec.Selector), pod.Labels) {
+		t.Errorf("Service selector %v does not select exactly the %s pods", svc.Spec.Selector, c.name)
+	}
+	ports := map[string]corev1.ServicePort{}
+	for _, p := range svc.Spec.Ports {
+		ports[p.Name] = p
+	}
+	if c.grpc == 0 {
+		p := ports["http"]
+		if svc.Spec.ClusterIP == corev1.ClusterIPNone || p.Port != 80 || resolvePort(ctr, p.TargetPort) != 8080 {
+			t.Errorf("Service %s: clusterIP %q, http port %d -> %s; want a ClusterIP Service 80 -> 8080", name, svc.Spec.ClusterIP, p.Port, p.TargetPort.String())
+		}
+	} else {
+		if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			t.Errorf("Service %s: clusterIP %q, want None (headless, for client-side round robin)", name, svc.Spec.ClusterIP)
+		}
+		for port, want := range map[string]int32{"grpc": c.grpc, "admin": c.admin} {
+			if p := ports[port]; p.Port != want || resolvePort(ctr, p.TargetPort) != want {
+				t.Errorf("Service %s port %s: %d -> %s, want %d -> %d", name, port, p.Port, p.TargetPort.String(), want, want)
+			}
+		}
+	}
+
+	// Disruption budget and autoscaler.
+	var pdbs int
+	for pn, pdb := range m.pdbs {
+		if !selects(pdb.Spec.Selector, pod.Labels) {
+			continue
+		}
+		pdbs++
+		if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.String() != "1" {
+			t.Errorf("PodDisruptionBudget %s: minAvailable %v, want 1", pn, pdb.Spec.MinAvailable)
+		}
+	}
+	if pdbs != 1 {
+		t.Errorf("%d PodDisruptionBudgets select the %s pods, want 1", pdbs, c.name)
+	}
+	var hpa *autoscalingv2.HorizontalPodAutoscaler
+	for _, h := range m.hpas {
+		if r := h.Spec.ScaleTargetRef; r.Kind == "Deployment" && r.APIVersion == "apps/v1" && r.Name == name {
+			hpa = h
+		}
+	}
+	if hpa == nil {
+		t.Fatalf("no HorizontalPodAutoscaler scales Deployment %s", name)
+	}
+	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != minReplicas || hpa.Spec.MaxReplicas < minReplicas {
+		t.Errorf("HorizontalPodAutoscaler %s: replicas %v..%d, want at least %d (so the PodDisruptionBudget leaves one running)", hpa.Name, hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas, minReplicas)
+	}
+	cpu := slices.ContainsFunc(hpa.Spec.Metrics, func(ms autoscalingv2.MetricSpec) bool {
+		return ms.Type == autoscalingv2.ResourceMetricSourceType && ms.Resource != nil && ms.Resource.Name == corev1.ResourceCPU &&
+			ms.Resource.Target.Type == autoscalingv2.UtilizationMetricType && ms.Resource.Target.AverageUtilization != nil
+	})
+	if !cpu {
+		t.Errorf("HorizontalPodAutoscaler %s: no CPU utilization target", hpa.Name)
+	}
+}
+
+func checkHTTPProbe(t *testing.T, kind string, ctr corev1.Container, p *corev1.Probe, path string, port int32) {
+	t.Helper()
+	if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || resolvePort(ctr, p.HTTPGet.Port) != port {
+		t.Errorf("%s probe %+v: want GET %s on port %d", kind, p, path, port)
+	}
+}
+
+// checkPods holds every container of every workload to the restricted Pod
+// Security Standard, a read-only root filesystem and bounded resources.
+func checkPods(t *testing.T, m *manifest) {
+	pods := m.pods()
+	if len(pods) == 0 {
+		t.Fatal("no workloads rendered")
+	}
+	for _, p := range pods {
+		spec := &p.spec.Spec
+		psc := spec.SecurityContext
+		if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+			t.Errorf("%s: automountServiceAccountToken is not false (no component talks to the API server)", p.owner)
+		}
+		if spec.HostNetwork || spec.HostPID || spec.HostIPC {
+			t.Errorf("%s: shares a host namespace", p.owner)
+		}
+		for _, c := range containers(spec) {
+			where := p.owner + " container " + c.Name
+			sc := c.SecurityContext
+			if sc == nil {
+				t.Errorf("%s: no securityContext", where)
+				continue
+			}
+			nonRoot := (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot) ||
+				(sc.RunAsNonRoot == nil && psc != nil && psc.RunAsNonRoot != nil && *psc.RunAsNonRoot)
+			if !nonRoot {
+				t.Errorf("%s: runAsNonRoot is not true", where)
+			}
+			if (sc.RunAsUser != nil && *sc.RunAsUser == 0) || (sc.RunAsUser == nil && psc != nil && psc.RunAsUser != nil && *psc.RunAsUser == 0) {
+				t.Errorf("%s: runs as uid 0", where)
+			}
+			if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s: readOnlyRootFilesystem is not true", where)
+			}
+			if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				t.Errorf("%s: allowPrivilegeEscalation is not false", where)
+			}
+			if sc.Privileged != nil && *sc.Privileged {
+				t.Errorf("%s: privileged", where)
+			}
+			if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
+				t.Errorf("%s: capabilities %+v, want drop [ALL] and nothing added", where, sc.Capabilities)
+			}
+			seccomp := sc.SeccompProfile
+			if seccomp == nil && psc != nil {
+				seccomp = psc.SeccompProfile
+			}
+			if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("%s: seccompProfile %+v, want RuntimeDefault", where, seccomp)
+			}
+			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				req, okReq := c.Resources.Requests[r]
+				lim, okLim := c.Resources.Limits[r]
+				switch {
+				case !okReq || !okLim || req.IsZero() || lim.IsZero():
+					t.Errorf("%s: %s request %v / limit %v, want both", where, r, req.String(), lim.String())
+				case req.Cmp(lim) > 0:
+					t.Errorf("%s: %s request %s above its limit %s", where, r, req.String(), lim.String())
+				}
+			}
+		}
+	}
+}
+
+// checkMigrationJob: one Job migrates user's then apikey's schema.
+func checkMigrationJob(t *testing.T, m *manifest) {
+	j, ok := m.jobs["moreid-migrate"]
+	if !ok {
+		t.Fatal("no Job moreid-migrate")
+	}
+	spec := j.Spec.Template.Spec
+	if spec.RestartPolicy != corev1.RestartPolicyNever && spec.RestartPolicy != corev1.RestartPolicyOnFailure {
+		t.Errorf("restartPolicy %q", spec.RestartPolicy)
+	}
+	if j.Spec.BackoffLimit == nil || *j.Spec.BackoffLimit < 1 {
+		t.Errorf("backoffLimit %v: a Postgres still starting must be retried", j.Spec.BackoffLimit)
+	}
+	var order []string
+	for _, c := range containers(&spec) {
+		if !slices.Equal(c.Args, []string{"-migrate-only"}) || len(c.Command) > 0 {
+			t.Errorf("container %s runs %v %v, want the image's binary with -migrate-only", c.Name, c.Command, c.Args)
+		}
+		if ref := secretRef(c, "MOREID_POSTGRES_DSN"); ref == nil {
+			t.Errorf("container %s: MOREID_POSTGRES_DSN not from a Secret", c.Name)
+		}
+		order = append(order, imageName(c.Image))
+	}
+	if !slices.Equal(order, []string{"user", "apikey"}) {
+		t.Errorf("migrations run by images %v, want user then apikey", order)
+	}
+}
+
+// source is a pod that tries to connect.
+type source struct {
+	name          string
+	sameNamespace bool
+	nsLabels      map[string]string
+	labels        map[string]string
+}
+
+// checkNetworkPolicies evaluates the policies the way the network plugin
+// does (a pod selected by any policy admits only what some rule allows) for
+// the connections that must and must not work.
+func checkNetworkPolicies(t *testing.T, m *manifest) {
+	var deny bool
+	for name, p := range m.policies {
+		if !slices.Contains(p.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			t.Errorf("NetworkPolicy %s: policyTypes %v lack Ingress", name, p.Spec.PolicyTypes)
+		}
+		if len(p.Spec.PodSelector.MatchLabels) == 0 && len(p.Spec.PodSelector.MatchExpressions) == 0 && len(p.Spec.Ingress) == 0 {
+			deny = true
+		}
+		for _, r := range p.Spec.Ingress {
+			if len(r.From) == 0 {
+				ports := rulePorts(r)
+				if p.Spec.PodSelector.MatchLabels[componentLabel] != "gateway" || !slices.Equal(ports, []string{"8080"}) {
+					t.Errorf("NetworkPolicy %s admits any source to ports %v: only the gateway's HTTP port 8080 may", name, ports)
+				}
+			}
+			for _, peer := range r.From {
+				if peer.IPBlock != nil {
+					t.Errorf("NetworkPolicy %s: ipBlock peer %v", name, peer.IPBlock)
+				}
+			}
+		}
+	}
+	if !deny {
+		t.Error("no default-deny NetworkPolicy (empty podSelector, Ingress, no rules)")
+	}
+
+	pod := func(c string) map[string]string {
+		p := m.podOf(c)
+		if p == nil {
+			t.Fatalf("no pod template with %s=%s", componentLabel, c)
+		}
+		return p.Labels
+	}
+	var (
+		gateway = source{"the gateway", true, nil, pod("gateway")}
+		auth    = source{"auth", true, nil, pod("auth")}
+		user    = source{"user", true, nil, pod("user")}
+		apikey  = source{"apikey", true, nil, pod("apikey")}
+		migrate = source{"the migration job", true, nil, pod("migrate")}
+		// A pod of the namespace that is not part of the suite (moreidctl, a debug pod).
+		stranger = source{"another pod of the namespace", true, nil, map[string]string{"run": "moreidctl"}}
+		// A pod elsewhere wearing the suite's labels.
+		lookalike = source{"a look-alike in another namespace", false, map[string]string{"kubernetes.io/metadata.name": "elsewhere"}, pod("gateway")}
+	)
+	type check struct {
+		to     string
+		port   int32
+		from   source
+		admits bool
+	}
+	checks := []check{
+		{"gateway", 8080, lookalike, true},
+		{"gateway", 8080, stranger, true},
+		{"gateway", metricsPort, stranger, true},
+		{"gateway", metricsPort, lookalike, false},
+		{"gateway", 9090, stranger, false},
+		{"auth", 9090, gateway, true},
+		{"user", 9091, auth, true},
+		{"apikey", 9092, auth, true},
+	}
+	for _, c := range components[1:] {
+		checks = append(checks,
+			check{c.name, c.grpc, stranger, false},
+			check{c.name, c.grpc, lookalike, false},
+			check{c.name, c.grpc, migrate, false},
+			check{c.name, c.admin, stranger, true},
+			check{c.name, c.admin, lookalike, false},
+			check{c.name, metricsPort, stranger, true},
+			check{c.name, metricsPort, lookalike, false},
+			check{c.name, 8080, stranger, false},
+		)
+	}
+	for _, c := range []string{"gateway", "auth", "user", "apikey", "migrate"} {
+		checks = append(checks, check{c, 5432, stranger, false})
+	}
+	// In-cluster stores (dev): reachable only by their users.
+	if m.podOf("postgres") != nil {
+		checks = append(checks,
+			check{"postgres", 5432, user, true},
+			check{"postgres", 5432, apikey, true},
+			check{"postgres", 5432, migrate, true},
+			check{"postgres", 5432, gateway, false},
+			check{"postgres", 5432, auth, false},
+			check{"postgres", 5432, stranger, false},
+			check{"postgres", 5432, lookalike, false},
+		)
+	}
+	if m.podOf("redis") != nil {
+		checks = append(checks,
+			check{"redis", 6379, auth, true},
+			check{"redis", 6379, gateway, false},
+			check{"redis", 6379, user, false},
+			check{"redis", 6379, stranger, false},
+			check{"redis", 6379, lookalike, false},
+		)
+	}
+	for _, c := range checks {
+		target := m.podOf(c.to)
+		if target == nil {
+			t.Errorf("no pod template for %s", c.to)
+			continue
+		}
+		if got := admits(m, target, c.port, c.from); got != c.admits {
+			t.Errorf("%s -> %s:%d admitted = %v, want %v", c.from.name, c.to, c.port, got, c.admits)
+		}
+	}
+}
+
+// admits reports whether the policies let src connect to port of the pod.
+func admits(m *manifest, target *corev1.PodTemplateSpec, port int32, src source) bool {
+	isolated := false
+	for _, p := range m.policies {
+		if !selects(&p.Spec.PodSelector, target.Labels) || !slices.Contains(p.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			continue
+		}
+		isolated = true
+		for _, r := range p.Spec.Ingress {
+			if !coversPort(r, target, port) {
+				continue
+			}
+			if len(r.From) == 0 {
+				return true
+			}
+			for _, peer := range r.From {
+				if peerMatches(peer, src) {
+					return true
+				}
+			}
+		}
+	}
+	return !isolated
+}
+
+func coversPort(r networkingv1.NetworkPolicyIngressRule, target *corev1.PodTemplateSpec, port int32) bool {
+	if len(r.Ports) == 0 {
+		return true
+	}
+	for _, p := range r.Ports {
+		if p.Port == nil {
+			return true
+		}
+		for _, c := range target.Spec.Containers {
+			if resolvePort(c, *p.Port) == port {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func peerMatches(peer networkingv1.NetworkPolicyPeer, src source) bool {
+	switch {
+	case peer.IPBlock != nil:
+		return false // checked separately: no policy admits by address
+	case peer.NamespaceSelector != nil:
+		return selects(peer.NamespaceSelector, src.nsLabels) && (peer.PodSelector == nil || selects(peer.PodSelector, src.labels))
+	case peer.PodSelector != nil:
+		return src.sameNamespace && selects(peer.PodSelector, src.labels)
+	}
+	return false
+}
+
+func rulePorts(r networkingv1.NetworkPolicyIngressRule) []string {
+	if len(r.Ports) == 0 {
+		return []string{"all"}
+	}
+	var out []string
+	for _, p := range r.Ports {
+		if p.Port == nil {
+			out = append(out, "all")
+			continue
+		}
+		out = append(out, p.Port.String())
+	}
+	return out
+}
+
+var credentialName = regexp.MustCompile(`(?i)(DSN|REDIS_URL|PASSWORD|PASSWD|SECRET|_TOKEN$|_KEY$)`)
+
+// checkSecrets: credentials reach the processes only through secretKeyRef,
+// and no rendered Secret holds one.
+func checkSecrets(t *testing.T, m *manifest, inside bool) {
+	if !inside && len(m.secrets) > 0 {
+		t.Errorf("Secrets rendered %v: this overlay's Secrets are created by the operator, never committed", keys(m.secrets))
+	}
+	for name, s := range m.secrets {
+		for k, v := range s.Data {
+			if credentialLike(string(v)) {
+				t.Errorf("Secret %s key %s holds a credential", name, k)
+			}
+		}
+		for k, v := range s.StringData {
+			if credentialLike(v) {
+				t.Errorf("Secret %s key %s holds a credential", name, k)
+			}
+		}
+	}
+	refs := 0
+	for _, p := range m.pods() {
+		for _, c := range containers(&p.spec.Spec) {
+			for _, e := range c.Env {
+				if !credentialName.MatchString(e.Name) {
+					continue
+				}
+				ref := secretRef(c, e.Name)
+				if ref == nil || e.Value != "" {
+					t.Errorf("%s container %s: %s is not from a secretKeyRef", p.owner, c.Name, e.Name)
+					continue
+				}
+				refs++
+				base := ref.Name
+				if s, ok := m.secrets[ref.Name]; ok {
+					// A generated Secret: kustomize appends a content hash.
+					base = strings.TrimSuffix(ref.Name, ref.Name[strings.LastIndex(ref.Name, "-"):])
+					if _, ok := s.Data[ref.Key]; !ok {
+						t.Errorf("%s container %s: %s refers to Secret %s key %s, which it lacks", p.owner, c.Name, e.Name, ref.Name, ref.Key)
+					}
+				} else if inside {
+					t.Errorf("%s container %s: %s refers to Secret %s, which the overlay does not generate", p.owner, c.Name, e.Name, ref.Name)
+				}
+				if want, ok := operatorSecrets[base]; !ok || want.key != ref.Key || want.env != e.Name {
+					t.Errorf("%s container %s: %s from Secret %s key %s; the documented Secrets are %v", p.owner, c.Name, e.Name, ref.Name, ref.Key, operatorSecrets)
+				}
+			}
+		}
+	}
+	// user, apikey, auth and the two migration containers.
+	if refs < 5 {
+		t.Errorf("%d secretKeyRef variables, want at least 5", refs)
+	}
+}
+
+func checkConfig(t *testing.T, cfg map[string]string) {
+	for k, v := range cfg {
+		if credentialName.MatchString(k) {
+			t.Errorf("ConfigMap key %s names a credential: it belongs in a Secret", k)
+		}
+		if credentialLike(v) {
+			t.Errorf("ConfigMap %s holds a credential", k)
+		}
+	}
+}
+
+// credentialLike reports a URL or DSN with a password in it.
+func credentialLike(v string) bool {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+	}
+	lower := strings.ToLower(v)
+	return strings.Contains(lower, "password=") || strings.Contains(lower, "pass=")
+}
+
+// checkImages: every image names a tag other than latest, so a rollout is
+// reproducible and the kubelet does not pull on every start.
+func checkImages(t *testing.T, m *manifest) {
+	for _, p := range m.pods() {
+		for _, c := range containers(&p.spec.Spec) {
+			ref := c.Image
+			if i := strings.LastIndex(ref, "@"); i >= 0 {
+				continue // pinned by digest
+			}
+			slash := strings.LastIndex(ref, "/")
+			colon := strings.LastIndex(ref, ":")
+			if colon < 0 || colon < slash || ref[colon+1:] == "latest" {
+				t.Errorf("%s container %s: image %s has no tag (or latest)", p.owner, c.Name, ref)
+			}
+		}
+	}
+}
+
+func envValues(c corev1.Container) map[string]string {
+	out := map[string]string{}
+	for _, e := range c.Env {
+		out[e.Name] = e.Value
+	}
+	return out
+}
+
+func secretRef(c corev1.Container, name string) *corev1.SecretKeySelector {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil {
+			return e.ValueFrom.SecretKeyRef
+		}
+	}
+	return nil
+}
+
+func namedPort(c corev1.Container, name string) (int32, bool) {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort, true
+		}
+	}
+	return 0, false
+}
+
+// resolvePort is the number of a port given by number or by container
+// port name; 0 when the name is unknown.
+func resolvePort(c corev1.Container, p intstr.IntOrString) int32 {
+	if p.Type == intstr.Int {
+		return p.IntVal
+	}
+	n, _ := namedPort(c, p.StrVal)
+	return n
+}
+
+// imageName is the last path element of an image reference without tag or
+// digest: "registry.example.com/moreid/user:1.0" -> "user".
+func imageName(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	ref = path.Base(ref)
+	if i := strings.Index(ref, ":"); i >= 0 {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
