@@ -36,6 +36,9 @@ func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grp
 	return append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Connections are recycled every few minutes so that clients
+		// re-resolve DNS and spread onto replicas added by a scale-up.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
 		grpc.MaxRecvMsgSize(1 << 20),
 	}, telemetry.GRPCServerOptions()...)
 }

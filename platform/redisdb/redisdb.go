@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -15,15 +16,31 @@ import (
 	"github.com/moreline/moreid/platform/telemetry"
 )
 
-// Open connects to the Redis at url ("redis://host:6379/0", "rediss://..."),
-// pinging it once. Every command times out after a second at most.
-func Open(ctx context.Context, url string) (redis.UniversalClient, error) {
-	opts, err := redis.ParseURL(url)
+// Options turns MOREID_REDIS_URL into universal-client options:
+//
+//	redis://[user:password@]host:6379/0                 a single node
+//	redis://host1:6379?addr=host2:6379&addr=host3:6379  a Redis Cluster (seed nodes)
+//	redis://sentinel1:26379/0?addr=sentinel2:26379&master_name=mymaster
+//	                                                    Redis Sentinel
+//
+// rediss:// turns TLS on. Every command times out after a second at most.
+func Options(rawURL string) (*redis.UniversalOptions, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, errors.New("MOREID_REDIS_URL is not a URL")
+	}
+	q := u.Query()
+	extra, master := q["addr"], q.Get("master_name")
+	q.Del("addr")
+	q.Del("master_name")
+	u.RawQuery = q.Encode()
+	opts, err := redis.ParseURL(u.String())
 	if err != nil {
 		return nil, fmt.Errorf("MOREID_REDIS_URL: %w", err)
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        []string{opts.Addr},
+	return &redis.UniversalOptions{
+		Addrs:        append([]string{opts.Addr}, extra...),
+		MasterName:   master,
 		DB:           opts.DB,
 		Username:     opts.Username,
 		Password:     opts.Password,
@@ -33,7 +50,16 @@ func Open(ctx context.Context, url string) (redis.UniversalClient, error) {
 		WriteTimeout: 500 * time.Millisecond,
 		PoolTimeout:  time.Second,
 		MaxRetries:   1,
-	})
+	}, nil
+}
+
+// Open connects to the Redis at rawURL (see Options), pinging it once.
+func Open(ctx context.Context, rawURL string) (redis.UniversalClient, error) {
+	opts, err := Options(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewUniversalClient(opts)
 	client.AddHook(errorCounter{})
 	if telemetry.TracingEnabled() {
 		if err := redisotel.InstrumentTracing(client); err != nil {
@@ -44,7 +70,7 @@ func Open(ctx context.Context, url string) (redis.UniversalClient, error) {
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("ping redis %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("ping redis %v: %w", opts.Addrs, err)
 	}
 	return client, nil
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/logging"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 func main() {
@@ -36,6 +38,13 @@ func serve(log *slog.Logger) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
+	ctx, stop := run.SignalContext()
+	defer stop()
+	tel, err := telemetry.Setup(ctx, env, "gateway")
+	if err != nil {
+		return err
+	}
+	defer tel.Close(context.Background())
 
 	conn, err := grpcx.Dial(authAddr)
 	if err != nil {
@@ -48,7 +57,7 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           telemetry.HTTPHandler(handler, "gateway"),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// Longer than the gateway's upstream timeout, so a slow backend
@@ -63,8 +72,5 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 	log.Info("starting", "http", httpAddr, "auth", authAddr, "trusted_proxies", strings.Join(ipset.Strings(trusted), ","))
-
-	ctx, stop := run.SignalContext()
-	defer stop()
-	return run.Group(ctx, log, drain, unit)
+	return run.Group(ctx, log, drain, unit, tel.Metrics)
 }

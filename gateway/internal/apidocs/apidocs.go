@@ -40,9 +40,13 @@ func Spec() []byte { return slices.Clone(spec) }
 
 // Docs serves SpecPath and DocsPath.
 type Docs struct {
-	html []byte
-	csp  string
+	html  []byte
+	csp   string
+	paths []string
 }
+
+// Paths are the REST paths the description documents, each once.
+func (d *Docs) Paths() []string { return slices.Clone(d.paths) }
 
 // New renders the reference from the embedded description.
 func New() (*Docs, error) {
@@ -64,7 +68,13 @@ func New() (*Docs, error) {
 	sum := sha256.Sum256([]byte(docsCSS))
 	csp := "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
 		"'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
-	return &Docs{html: buf.Bytes(), csp: csp}, nil
+	var paths []string
+	for _, op := range ref.Operations {
+		if !slices.Contains(paths, op.Path) {
+			paths = append(paths, op.Path)
+		}
+	}
+	return &Docs{html: buf.Bytes(), csp: csp, paths: paths}, nil
 }
 
 // ServeHTTP answers SpecPath and DocsPath; the caller routes only those

@@ -79,7 +79,13 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger
 			api.ServeHTTP(w, r)
 		}
 	})
-	return observe(log, trusted, routes), nil
+	// Metrics are labelled by route from this fixed set, never by the raw
+	// path, so clients cannot grow the number of series.
+	known := map[string]bool{"/healthz": true, "/readyz": true, apidocs.SpecPath: true, apidocs.DocsPath: true, page.Path: true}
+	for _, p := range docs.Paths() {
+		known[p] = true
+	}
+	return observe(log, trusted, known, routes), nil
 }
 
 // withTimeout bounds the backend call. grpc-gateway would also take a

@@ -527,7 +527,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestPanicRecovered(t *testing.T) {
-	srv := httptest.NewServer(observe(discard(), nil, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	srv := httptest.NewServer(observe(discard(), nil, nil, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("something internal")
 	})))
 	t.Cleanup(srv.Close)

@@ -14,6 +14,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // requestInfo is what the gateway knows about a request beyond the
@@ -41,7 +42,7 @@ func infoFrom(ctx context.Context) *requestInfo {
 // 500 JSON answer and logs one line per request. The line holds the path
 // only, never the query string (it may carry a one-time code), headers or
 // bodies.
-func observe(log *slog.Logger, trusted []netip.Prefix, next http.Handler) http.Handler {
+func observe(log *slog.Logger, trusted []netip.Prefix, routes map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		peer, _ := clientip.Parse(r.RemoteAddr)
@@ -69,6 +70,11 @@ func observe(log *slog.Logger, trusted []netip.Prefix, next http.Handler) http.H
 					writeKind(rec, r, apierr.Internal)
 				}
 			}
+			route := "other"
+			if routes[r.URL.Path] {
+				route = r.URL.Path
+			}
+			telemetry.ObserveHTTP(route, r.Method, rec.status, time.Since(start))
 			level := slog.LevelInfo
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				level = slog.LevelDebug // probes every few seconds are noise

@@ -19,6 +19,7 @@ import (
 	"github.com/moreline/moreid/platform/logging"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	"github.com/moreline/moreid/services/apikey/internal/apikey"
 	"github.com/moreline/moreid/services/apikey/internal/pgstore"
@@ -60,6 +61,12 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	ctx, stop := run.SignalContext()
 	defer stop()
 
+	tel, err := telemetry.Setup(ctx, config.FromEnv(), "apikey")
+	if err != nil {
+		return err
+	}
+	defer tel.Close(context.Background())
+
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
 	db, err := pgdb.Open(ctx, cfg.postgresDSN, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 20})
@@ -100,5 +107,5 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err != nil {
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, internalUnit, adminUnit)
+	return run.Group(ctx, log, cfg.drain, internalUnit, adminUnit, tel.Metrics)
 }

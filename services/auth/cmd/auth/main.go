@@ -19,6 +19,7 @@ import (
 	"github.com/moreline/moreid/platform/logging"
 	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
@@ -79,6 +80,12 @@ func serve() error {
 	ctx, stop := run.SignalContext()
 	defer stop()
 
+	tel, err := telemetry.Setup(ctx, config.FromEnv(), "auth")
+	if err != nil {
+		return err
+	}
+	defer tel.Close(context.Background())
+
 	rdb, err := redisdb.Open(ctx, cfg.redisURL)
 	if err != nil {
 		return err
@@ -126,5 +133,5 @@ func serve() error {
 		unit.Stop(context.Background())
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, unit, adminUnit)
+	return run.Group(ctx, log, cfg.drain, unit, adminUnit, tel.Metrics)
 }

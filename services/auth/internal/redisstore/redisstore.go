@@ -165,7 +165,10 @@ func (s *Store) RedeemCode(ctx context.Context, codeHash string, keyID int64, st
 }
 
 // PutToken implements oauth.Store. The record and its index entry are
-// written in one transaction; the index lives as long as the longest-lived
+// written in one pipeline, not a MULTI transaction: they live in different
+// hash slots, which a transaction refuses on Redis Cluster. If the pipeline
+// fails half-way the error reaches the caller and the token is never handed
+// out. The index lives as long as the longest-lived
 // of its tokens (NX sets the first lifetime, GT only ever extends it, so a
 // shorter configured lifetime cannot cut older tokens out of the index).
 func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenRecord, ttl time.Duration) error {
@@ -176,7 +179,7 @@ func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenR
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	index := s.userTokensKey(rec.UserID)
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.tokenKey(tokenHash), b, ttl)
 		p.SAdd(ctx, index, tokenHash)
 		ms := ttl.Milliseconds()

@@ -19,6 +19,7 @@ import (
 	"github.com/moreline/moreid/platform/logging"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 	"github.com/moreline/moreid/services/user/internal/pgstore"
 	"github.com/moreline/moreid/services/user/internal/server"
 	"github.com/moreline/moreid/services/user/internal/user"
@@ -82,6 +83,12 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	ctx, stop := run.SignalContext()
 	defer stop()
 
+	tel, err := telemetry.Setup(ctx, config.FromEnv(), "user")
+	if err != nil {
+		return err
+	}
+	defer tel.Close(context.Background())
+
 	// The pool stays well under Postgres's default max_connections even
 	// with several replicas of each service.
 	db, err := pgdb.Open(ctx, cfg.dsn, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 10})
@@ -118,5 +125,5 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err != nil {
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, internal, admin)
+	return run.Group(ctx, log, cfg.drain, internal, admin, tel.Metrics)
 }

@@ -52,6 +52,7 @@ func TestBinary(t *testing.T) {
 		"MOREID_USER_ADMIN_ADDR="+adminAddr,
 		"MOREID_ARGON2_MEMORY_KIB=64",
 		"MOREID_DRAIN_TIMEOUT=2s",
+		"MOREID_METRICS_ADDR=127.0.0.1:0",
 	)
 
 	t.Run("migrate-only", func(t *testing.T) {
