@@ -16,9 +16,9 @@ const (
 
 // Event names. Keep them stable: operators search for them.
 const (
-	Login           = "login"            // password login (REST /login or gRPC)
-	LoginSafe       = "login_safe"       // login code redeemed
-	SignIn          = "signin"           // sign-in on the confirmation page
+	Login           = "login"             // password login (REST /login or gRPC)
+	LoginSafe       = "login_safe"        // login code redeemed
+	SignIn          = "signin"            // sign-in on the confirmation page
 	LoginCodeIssued = "login_code.issued" // the user confirmed on the page
 	ConfirmDenied   = "confirmation.denied"
 	CodeIssued      = "code.issued"
