@@ -124,6 +124,7 @@ func Start(t testing.TB, opts Options) *Suite {
 		"MOREID_APIKEY_ADDR":       freeAddr(t),
 		"MOREID_USER_ADMIN_ADDR":   freeAddr(t),
 		"MOREID_APIKEY_ADMIN_ADDR": freeAddr(t),
+		"MOREID_AUTH_ADMIN_ADDR":   freeAddr(t),
 		"MOREID_DRAIN_TIMEOUT":     "5s",
 		"MOREID_LOG_LEVEL":         "debug",
 	}
@@ -180,16 +181,15 @@ func (s *Suite) stop() {
 	}
 }
 
+// waitReady waits for the gateway's /readyz and for every gRPC listener of
+// the suite (the admin ones too: /readyz does not cover them, and moreidctl
+// is the next thing a test runs).
 func (s *Suite) waitReady(t testing.TB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.BaseURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if s.gatewayReady() && s.listening() {
+			return
 		}
 		for _, p := range s.procs {
 			if p.ProcessState != nil {
@@ -199,6 +199,29 @@ func (s *Suite) waitReady(t testing.TB, within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("suite not ready within %s; logs:\n%s", within, s.Logs())
+}
+
+func (s *Suite) gatewayReady() bool {
+	resp, err := http.Get(s.BaseURL + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (s *Suite) listening() bool {
+	for k, addr := range s.Env {
+		if !strings.HasSuffix(k, "_ADDR") || k == "MOREID_HTTP_ADDR" {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
 }
 
 // Logs is everything the suite's processes wrote so far.
