@@ -87,113 +87,214 @@ func Cleanup() {
 	}
 }
 
-// Suite is a running Moreid suite.
+// Components are the suite's long-running processes, in start order:
+// services first (they create the schema); auth and the gateway dial lazily.
+var Components = []string{"user", "apikey", "auth", "gateway"}
+
+// Suite is a running Moreid suite: one or more instances of every component
+// sharing one database and one Redis keyspace.
 type Suite struct {
-	BaseURL string
-	// Env is the environment every process of the suite got; moreidctl run
-	// with it talks to this suite.
+	// BaseURL is the first gateway; BaseURLs has one per instance.
+	BaseURL  string
+	BaseURLs []string
+	// Env is the environment of the first instance; moreidctl run with it
+	// talks to this suite. Envs has one per instance.
 	Env         map[string]string
+	Envs        []map[string]string
 	DSN         string
 	Redis       redis.UniversalClient
 	RedisPrefix string
 	LogDir      string
 
-	procs []*exec.Cmd
+	procs []*Proc
 }
 
 // Options change how the suite starts.
 type Options struct {
-	// Env is added to (and overrides) the suite's environment.
+	// Env is added to (and overrides) every instance's environment.
 	Env map[string]string
+	// Instances is how many instances of each component run (default 1).
+	// Instance i's gateway calls instance i's auth, which calls instance
+	// i's user and apikey: a flow whose steps go through different
+	// gateways lands each step on a different instance of every service.
+	Instances int
+	// PostgresServer is the server the suite's database is created on
+	// (default: testenv's); RedisURL the Redis it uses (default: testenv's).
+	PostgresServer string
+	RedisURL       string
 }
 
-// Start runs the suite for t and waits until the gateway is ready.
+// Start runs the suite for t and waits until every instance is ready.
 func Start(t testing.TB, opts Options) *Suite {
 	t.Helper()
-	s := &Suite{DSN: testenv.Postgres(t), LogDir: t.TempDir()}
-	s.Redis, s.RedisPrefix = testenv.Redis(t)
-	httpAddr := freeAddr(t)
-	s.BaseURL = "http://" + httpAddr
-	s.Env = map[string]string{
-		"MOREID_POSTGRES_DSN":      s.DSN,
-		"MOREID_REDIS_URL":         testenv.RedisURL(),
-		"MOREID_REDIS_PREFIX":      s.RedisPrefix,
-		"MOREID_HTTP_ADDR":         httpAddr,
-		"MOREID_AUTH_ADDR":         freeAddr(t),
-		"MOREID_USER_ADDR":         freeAddr(t),
-		"MOREID_APIKEY_ADDR":       freeAddr(t),
-		"MOREID_USER_ADMIN_ADDR":   freeAddr(t),
-		"MOREID_APIKEY_ADMIN_ADDR": freeAddr(t),
-		"MOREID_AUTH_ADMIN_ADDR":   freeAddr(t),
-		"MOREID_DRAIN_TIMEOUT":     "5s",
-		"MOREID_LOG_LEVEL":         "debug",
+	if opts.Instances < 1 {
+		opts.Instances = 1
 	}
-	for k, v := range opts.Env {
-		s.Env[k] = v
+	s := &Suite{LogDir: t.TempDir()}
+	if opts.PostgresServer != "" {
+		s.DSN = testenv.PostgresOn(t, opts.PostgresServer)
+	} else {
+		s.DSN = testenv.Postgres(t)
 	}
-	// Services first: they create the schema; auth and the gateway dial lazily.
-	for _, name := range []string{"moreid-user", "moreid-apikey", "moreid-auth", "moreid-gateway"} {
-		s.start(t, name)
+	redisURL := opts.RedisURL
+	if redisURL == "" {
+		redisURL = testenv.RedisURL()
+		s.Redis, s.RedisPrefix = testenv.Redis(t)
+	} else {
+		s.Redis, s.RedisPrefix = testenv.RedisOn(t, redisURL)
 	}
+	for i := 0; i < opts.Instances; i++ {
+		httpAddr := freeAddr(t)
+		env := map[string]string{
+			"MOREID_POSTGRES_DSN":      s.DSN,
+			"MOREID_REDIS_URL":         redisURL,
+			"MOREID_REDIS_PREFIX":      s.RedisPrefix,
+			"MOREID_HTTP_ADDR":         httpAddr,
+			"MOREID_AUTH_ADDR":         freeAddr(t),
+			"MOREID_USER_ADDR":         freeAddr(t),
+			"MOREID_APIKEY_ADDR":       freeAddr(t),
+			"MOREID_USER_ADMIN_ADDR":   freeAddr(t),
+			"MOREID_APIKEY_ADMIN_ADDR": freeAddr(t),
+			"MOREID_AUTH_ADMIN_ADDR":   freeAddr(t),
+			"MOREID_DRAIN_TIMEOUT":     "5s",
+			"MOREID_LOG_LEVEL":         "debug",
+		}
+		for _, c := range Components {
+			env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"] = freeAddr(t)
+		}
+		for k, v := range opts.Env {
+			env[k] = v
+		}
+		s.Envs = append(s.Envs, env)
+		s.BaseURLs = append(s.BaseURLs, "http://"+httpAddr)
+	}
+	s.Env, s.BaseURL = s.Envs[0], s.BaseURLs[0]
 	t.Cleanup(s.stop)
-	s.waitReady(t, 60*time.Second)
+	for _, c := range Components {
+		for i := range s.Envs {
+			s.start(t, c, i)
+		}
+	}
+	s.WaitReady(t, 60*time.Second)
 	return s
 }
 
-// Environ is the suite's environment as os/exec wants it, on top of the
-// test process's own.
-func (s *Suite) Environ() []string {
+// Environ is the first instance's environment as os/exec wants it, on top
+// of the test process's own.
+func (s *Suite) Environ() []string { return environ(s.Env) }
+
+func environ(m map[string]string) []string {
 	env := os.Environ()
-	for k, v := range s.Env {
+	for k, v := range m {
 		env = append(env, k+"="+v)
 	}
 	return env
 }
 
-func (s *Suite) start(t testing.TB, name string) {
+// Proc is one running process of the suite.
+type Proc struct {
+	Component string
+	Instance  int
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error // Wait's result, set before done closes
+}
+
+// Proc returns instance i of component ("user", "apikey", "auth",
+// "gateway"), as most recently started.
+func (s *Suite) Proc(component string, i int) *Proc {
+	for j := len(s.procs) - 1; j >= 0; j-- {
+		if p := s.procs[j]; p.Component == component && p.Instance == i {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Suite) start(t testing.TB, component string, i int) *Proc {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(s.LogDir, name+".log"))
+	name := fmt.Sprintf("moreid-%s-%d", component, i)
+	logf, err := os.OpenFile(filepath.Join(s.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(Bin(t, name))
-	cmd.Env = s.Environ()
+	cmd := exec.Command(Bin(t, "moreid-"+component))
+	cmd.Env = environ(s.Envs[i])
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	s.procs = append(s.procs, cmd)
+	p := &Proc{Component: component, Instance: i, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	s.procs = append(s.procs, p)
+	return p
+}
+
+// Restart starts instance i of component again (after Signal or Kill).
+func (s *Suite) Restart(t testing.TB, component string, i int) *Proc {
+	t.Helper()
+	if p := s.Proc(component, i); p != nil && !p.Exited() {
+		t.Fatalf("%s %d is still running", component, i)
+	}
+	return s.start(t, component, i)
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits up to within for the process to end and returns its exit
+// code, or -1 if it is still running (or was killed by a signal).
+func (p *Proc) Wait(within time.Duration) int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(within):
+		return -1
+	}
 }
 
 // stop sends SIGTERM to every process, newest first, and waits for them.
 func (s *Suite) stop() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
-		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
+		if p.Exited() {
+			continue
+		}
+		_ = p.Signal(syscall.SIGTERM)
+		if p.Wait(10*time.Second) == -1 && !p.Exited() {
+			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	}
 }
 
-// waitReady waits for the gateway's /readyz and for every gRPC listener of
-// the suite (the admin ones too: /readyz does not cover them, and moreidctl
-// is the next thing a test runs).
-func (s *Suite) waitReady(t testing.TB, within time.Duration) {
+// WaitReady waits until every instance's gateway says ready and every gRPC
+// listener (admin ones included: /readyz does not cover them) accepts
+// connections, failing the test if a process exits or time runs out.
+func (s *Suite) WaitReady(t testing.TB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if s.gatewayReady() && s.listening() {
+		if s.ready() {
 			return
 		}
 		for _, p := range s.procs {
-			if p.ProcessState != nil {
-				t.Fatalf("%s exited early:\n%s", p.Path, s.Logs())
+			if p.Exited() && s.Proc(p.Component, p.Instance) == p {
+				t.Fatalf("%s %d exited early (%v):\n%s", p.Component, p.Instance, p.err, s.Logs())
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -201,25 +302,26 @@ func (s *Suite) waitReady(t testing.TB, within time.Duration) {
 	t.Fatalf("suite not ready within %s; logs:\n%s", within, s.Logs())
 }
 
-func (s *Suite) gatewayReady() bool {
-	resp, err := http.Get(s.BaseURL + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-func (s *Suite) listening() bool {
-	for k, addr := range s.Env {
-		if !strings.HasSuffix(k, "_ADDR") || k == "MOREID_HTTP_ADDR" {
-			continue
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+func (s *Suite) ready() bool {
+	for i, env := range s.Envs {
+		resp, err := http.Get(s.BaseURLs[i] + "/readyz")
 		if err != nil {
 			return false
 		}
-		c.Close()
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		for k, addr := range env {
+			if !strings.HasSuffix(k, "_ADDR") || k == "MOREID_HTTP_ADDR" {
+				continue
+			}
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return false
+			}
+			c.Close()
+		}
 	}
 	return true
 }

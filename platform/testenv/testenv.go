@@ -39,9 +39,16 @@ func RedisURL() string {
 // The database is dropped when the test ends.
 func Postgres(t testing.TB) string {
 	t.Helper()
-	server, err := url.Parse(PostgresServer())
+	return PostgresOn(t, PostgresServer())
+}
+
+// PostgresOn creates a fresh, empty database for the test on the server at
+// serverURL and returns its DSN; it is dropped when the test ends.
+func PostgresOn(t testing.TB, serverURL string) string {
+	t.Helper()
+	server, err := url.Parse(serverURL)
 	if err != nil {
-		t.Fatalf("MOREID_TEST_POSTGRES_URL: %v", err)
+		t.Fatalf("postgres server URL: %v", err)
 	}
 	name := "moreid_test_" + secret.New("", 12, "abcdefghijklmnopqrstuvwxyz0123456789")
 	exec(t, server.String(), "CREATE DATABASE "+name)
@@ -69,9 +76,15 @@ func exec(t testing.TB, dsn, sql string) {
 // test. Every key under the prefix is deleted when the test ends.
 func Redis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	opts, err := redis.ParseURL(RedisURL())
+	return RedisOn(t, RedisURL())
+}
+
+// RedisOn is Redis for the server at redisURL.
+func RedisOn(t testing.TB, redisURL string) (redis.UniversalClient, string) {
+	t.Helper()
+	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
-		t.Fatalf("MOREID_TEST_REDIS_URL: %v", err)
+		t.Fatalf("redis URL: %v", err)
 	}
 	client := redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
