@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"google.golang.org/grpc"
 )
 
@@ -35,7 +35,9 @@ func SetupTracing(ctx context.Context, component string) (shutdown func(context.
 	if err != nil {
 		return noop, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
+	// Schemaless, so the merge with the SDK's default resource never fails
+	// on a schema-version mismatch after an SDK upgrade.
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		semconv.ServiceName("moreid-"+component), semconv.ServiceNamespace("moreid")))
 	if err != nil {
 		return noop, fmt.Errorf("trace resource: %w", err)
