@@ -168,7 +168,11 @@ type backend struct {
 	healthy atomic.Bool
 }
 
-func startBackend(t *testing.T) *backend {
+// startBackend serves the fakes on a loopback port. outer interceptors run
+// before grpcx's own chain, so they see each call's final status exactly as
+// the gateway receives it (the fuzz targets use this to tell a backend's
+// 5xx from one the gateway made up).
+func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 	t.Helper()
 	b := &backend{auth: &fakeAuth{}, confirm: &fakeConfirmation{}, tokens: &fakeTokens{}}
 	b.healthy.Store(true)
@@ -176,7 +180,11 @@ func startBackend(t *testing.T) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpcx.ServerOptions(discard())...)
+	var opts []grpc.ServerOption
+	if len(outer) > 0 {
+		opts = append(opts, grpc.ChainUnaryInterceptor(outer...))
+	}
+	srv := grpc.NewServer(append(opts, grpcx.ServerOptions(discard())...)...)
 	authv1.RegisterAuthServiceServer(srv, b.auth)
 	authv1.RegisterConfirmationServiceServer(srv, b.confirm)
 	authv1.RegisterTokenServiceServer(srv, b.tokens)
@@ -194,7 +202,7 @@ func startBackend(t *testing.T) *backend {
 	return b
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpcx.Dial(addr)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -109,6 +110,10 @@ func (p *Page) show(w http.ResponseWriter, r *http.Request) {
 		p.missingUCA(w, r)
 		return
 	}
+	if !sendable("", uca) {
+		p.failKind(w, r, apierr.InvalidRequest)
+		return
+	}
 	conf, err := p.client.GetConfirmation(p.call(r, ""), &authv1.GetConfirmationRequest{Uca: uca})
 	if err != nil {
 		p.fail(w, r, err)
@@ -139,6 +144,10 @@ func (p *Page) post(w http.ResponseWriter, r *http.Request) {
 		p.missingUCA(w, r)
 		return
 	}
+	if !sendable(r.PostForm.Get("csrf_token"), uca, r.PostForm.Get("user_id"), r.PostForm.Get("password")) {
+		p.failKind(w, r, apierr.InvalidRequest)
+		return
+	}
 	switch r.PostForm.Get("action") {
 	case "login":
 		p.login(w, r, uca)
@@ -149,6 +158,25 @@ func (p *Page) post(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.failKind(w, r, apierr.InvalidRequest)
 	}
+}
+
+// sendable reports whether the backend call can carry the values at all:
+// protobuf strings must be UTF-8 and gRPC metadata (the CSRF token) printable
+// ASCII. Otherwise the call fails inside the gRPC client, which would read
+// as an internal error, while it is the client's mistake. Each text is
+// checked alone: two invalid halves of a character would pass when joined.
+func sendable(meta string, texts ...string) bool {
+	for _, s := range texts {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for i := 0; i < len(meta); i++ {
+		if meta[i] < 0x20 || meta[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // login checks the double-submit token, signs in and opens the session.
