@@ -38,15 +38,16 @@ var overlays = []struct {
 // component is one of the four long-running processes.
 type component struct {
 	name        string
-	grpc, admin int32  // the gRPC and admin listener ports; 0 for the gateway
-	env         string // the infix of its *_ADDR variables
+	grpc, admin int32    // the gRPC and admin listener ports; 0 for the gateway
+	env         string   // the infix of its *_ADDR variables
+	stores      []string // the store variables it must get from a Secret
 }
 
 var components = []component{
 	{name: "gateway"},
-	{name: "auth", grpc: 9090, admin: 9190, env: "AUTH"},
-	{name: "user", grpc: 9091, admin: 9191, env: "USER"},
-	{name: "apikey", grpc: 9092, admin: 9192, env: "APIKEY"},
+	{name: "auth", grpc: 9090, admin: 9190, env: "AUTH", stores: []string{"MOREID_REDIS_URL", "MOREID_POSTGRES_DSN"}},
+	{name: "user", grpc: 9091, admin: 9191, env: "USER", stores: []string{"MOREID_POSTGRES_DSN"}},
+	{name: "apikey", grpc: 9092, admin: 9192, env: "APIKEY", stores: []string{"MOREID_POSTGRES_DSN"}},
 }
 
 // operatorSecrets are the Secrets the operator creates: name -> the key
@@ -108,6 +109,13 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 		t.Errorf("Deployment %s sets replicas (%d): its HorizontalPodAutoscaler owns the count, and every apply would reset it", name, *d.Spec.Replicas)
 	}
 	pod := &d.Spec.Template
+	for _, v := range c.stores {
+		for i := range pod.Spec.Containers {
+			if secretRef(pod.Spec.Containers[i], v) == nil {
+				t.Errorf("Deployment %s container %s: %s is not set from a Secret", name, pod.Spec.Containers[i].Name, v)
+			}
+		}
+	}
 	if pod.Labels[partOfLabel] != "moreid" || pod.Labels[componentLabel] != c.name {
 		t.Errorf("pod labels %v: want %s=moreid and %s=%s", pod.Labels, partOfLabel, componentLabel, c.name)
 	}
@@ -435,7 +443,7 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 			check{"postgres", 5432, apikey, true},
 			check{"postgres", 5432, migrate, true},
 			check{"postgres", 5432, gateway, false},
-			check{"postgres", 5432, auth, false},
+			check{"postgres", 5432, auth, true}, // the audit trail
 			check{"postgres", 5432, stranger, false},
 			check{"postgres", 5432, lookalike, false},
 		)
