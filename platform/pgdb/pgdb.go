@@ -139,15 +139,13 @@ func redact(err error, u *url.URL) error {
 	return err
 }
 
-// instrument counts failed statements in moreid_store_errors_total and, when
-// tracing is on, traces every statement. Errors the server answered with
-// (constraint violations and the like) and "record not found" are answers,
-// not store failures, and are not counted.
+// instrument counts statements that failed because Postgres was unreachable
+// in moreid_store_errors_total (answers such as a constraint violation or
+// "record not found" are not store failures) and, when tracing is on,
+// traces every statement.
 func instrument(db *gorm.DB) error {
 	count := func(tx *gorm.DB) {
-		var pgErr *pgconn.PgError
-		if err := tx.Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) && !errors.As(err, &pgErr) &&
-			!errors.Is(err, gorm.ErrDuplicatedKey) && !errors.Is(err, gorm.ErrForeignKeyViolated) && !errors.Is(err, gorm.ErrCheckConstraintViolated) {
+		if tx.Error != nil && Unreachable(tx.Error) {
 			telemetry.StoreError(telemetry.Postgres)
 		}
 	}

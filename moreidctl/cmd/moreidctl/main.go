@@ -1,6 +1,6 @@
 // Command moreidctl is the operator CLI of Moreid: it creates, disables and
-// re-enables users, revokes their access tokens, and issues, lists, revokes
-// and restricts API keys over the admin listeners.
+// re-enables users, revokes their access tokens, issues, lists, revokes and
+// restricts API keys, and lists the audit trail over the admin listeners.
 package main
 
 import (

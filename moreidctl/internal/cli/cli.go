@@ -49,7 +49,7 @@ func (c *command) usage() string {
 	return "Usage:\n  moreidctl " + c.synopsis + "\n\n" + c.help
 }
 
-var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist}
+var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, auditList}
 
 // env is what a command works with.
 type env struct {

@@ -522,6 +522,7 @@ func TestUsage(t *testing.T) {
 		"moreidctl apikey list [--json]",
 		"moreidctl apikey revoke KEY_ID",
 		"moreidctl apikey whitelist KEY_ID --set IP_OR_CIDR[,...]",
+		"moreidctl audit list [--user ID] [--since DURATION] [--json]",
 		"moreidctl help",
 	}
 	tests := []struct {
@@ -572,7 +573,7 @@ func TestUsage(t *testing.T) {
 			if tt.fullUsage && !strings.Contains(usageOut, envAuthAdminAddr+" ") {
 				t.Errorf("usage does not name %s:\n%s", envAuthAdminAddr, usageOut)
 			}
-			if n := len(s.keys.received()) + len(s.users.requests()) + len(s.users.disableRequests()) + len(s.auth.revoked()); n != 0 {
+			if n := len(s.keys.received()) + len(s.users.requests()) + len(s.users.disableRequests()) + len(s.auth.revoked()) + len(s.audit.requests()); n != 0 {
 				t.Errorf("%d calls made, want none", n)
 			}
 		})
@@ -655,6 +656,20 @@ func TestUnreachable(t *testing.T) {
 			args:       []string{"user", "revoke-tokens", "alice"},
 			wantStderr: []string{"revoke the access tokens of user alice: cannot reach the auth admin service at 127.0.0.1:1", envAuthAdminAddr},
 			within:     defaultTimeout,
+		},
+		{
+			name:       "audit list, refused",
+			env:        refused,
+			args:       []string{"audit", "list", "--user", "alice"},
+			wantStderr: []string{"list audit events of user alice: cannot reach the auth admin service at 127.0.0.1:1", envAuthAdminAddr},
+			within:     defaultTimeout,
+		},
+		{
+			name:       "audit list, silent server",
+			env:        hanging,
+			args:       []string{"audit", "list", "--json"},
+			wantStderr: []string{"list audit events: no answer from the auth admin service at " + silent.Addr().String() + " within 300ms"},
+			within:     5 * time.Second,
 		},
 		{
 			name:       "user revoke-tokens, silent server",

@@ -21,6 +21,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/ipset"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
@@ -230,21 +231,66 @@ func (f *fakeAuth) revoked() []string {
 	return out
 }
 
+// fakeAudit is the audit trail's admin service over a fixed list of events,
+// newest first, filtered as the real one filters.
+type fakeAudit struct {
+	auditv1.UnimplementedAuditAdminServiceServer
+	mu     sync.Mutex
+	events []*auditv1.AuditEvent
+	reqs   []*auditv1.ListAuditEventsRequest
+}
+
+func (f *fakeAudit) ListAuditEvents(_ context.Context, req *auditv1.ListAuditEventsRequest) (*auditv1.ListAuditEventsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reqs = append(f.reqs, proto.Clone(req).(*auditv1.ListAuditEventsRequest))
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 0 || limit > 1000 {
+		return nil, apierr.Newf(apierr.InvalidRequest, "limit必须在1到1000之间")
+	}
+	out := []*auditv1.AuditEvent{}
+	for _, e := range f.events {
+		if req.GetUserId() != "" && e.GetUserId() != req.GetUserId() {
+			continue
+		}
+		if req.GetSince() != nil && e.GetTime().AsTime().Before(req.GetSince().AsTime()) {
+			continue
+		}
+		if len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return &auditv1.ListAuditEventsResponse{Events: out}, nil
+}
+
+func (f *fakeAudit) requests() []*auditv1.ListAuditEventsRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*auditv1.ListAuditEventsRequest(nil), f.reqs...)
+}
+
 // suite is the three admin servers on loopback ports and the environment
 // that points the CLI at them.
 type suite struct {
 	users *fakeUsers
 	keys  *fakeKeys
 	auth  *fakeAuth
+	audit *fakeAudit
 	env   map[string]string
 }
 
 func newSuite(t *testing.T) *suite {
 	t.Helper()
-	s := &suite{users: &fakeUsers{}, keys: &fakeKeys{}, auth: &fakeAuth{tokens: map[string]int32{}}}
+	s := &suite{users: &fakeUsers{}, keys: &fakeKeys{}, auth: &fakeAuth{tokens: map[string]int32{}}, audit: &fakeAudit{}}
 	userAddr := serve(t, func(g *grpc.Server) { userv1.RegisterUserAdminServiceServer(g, s.users) })
 	keyAddr := serve(t, func(g *grpc.Server) { apikeyv1.RegisterAPIKeyAdminServiceServer(g, s.keys) })
-	authAddr := serve(t, func(g *grpc.Server) { authv1.RegisterAuthAdminServiceServer(g, s.auth) })
+	authAddr := serve(t, func(g *grpc.Server) {
+		authv1.RegisterAuthAdminServiceServer(g, s.auth)
+		auditv1.RegisterAuditAdminServiceServer(g, s.audit) // auth hosts the audit trail's admin service
+	})
 	s.env = map[string]string{envUserAdminAddr: userAddr, envAPIKeyAdminAddr: keyAddr, envAuthAdminAddr: authAddr}
 	return s
 }

@@ -1,6 +1,6 @@
 // Command apikey serves the API-key service: APIKeyService (with health) on
 // the internal listener and APIKeyAdminService (with health) on the admin
-// listener, over Postgres.
+// listener, over Postgres; admin changes go to the audit trail.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/logging"
@@ -81,12 +82,16 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err := pgstore.Migrate(ctx, db); err != nil {
 		return err
 	}
+	if err := audit.Migrate(ctx, db); err != nil {
+		return err
+	}
 	if migrateOnly {
 		log.Info("migrations applied")
 		return nil
 	}
 
 	svc := apikey.New(pgstore.New(db))
+	trail := audit.NewWriter(db, "apikey", log)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
 	})
@@ -96,7 +101,7 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	healthpb.RegisterHealthServer(internal, health)
 
 	admin := grpc.NewServer(grpcx.ServerOptions(log)...)
-	apikeyv1.RegisterAPIKeyAdminServiceServer(admin, server.NewAdmin(svc))
+	apikeyv1.RegisterAPIKeyAdminServiceServer(admin, server.NewAdmin(svc, trail))
 	healthpb.RegisterHealthServer(admin, health)
 
 	internalUnit, err := run.GRPC("apikey", cfg.addr, internal)
@@ -107,5 +112,7 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err != nil {
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, internalUnit, adminUnit, tel.Metrics)
+	// The trail comes after the listeners: stopped last, it flushes what
+	// their final calls recorded.
+	return run.Group(ctx, log, cfg.drain, internalUnit, adminUnit, trail.Unit(), tel.Metrics)
 }

@@ -8,14 +8,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 
@@ -91,7 +88,7 @@ func (s *Store) Insert(ctx context.Context, k apikey.NewKey) (apikey.Key, error)
 		k.Hash, k.Prefix, k.Name, textArray(ipset.Strings(k.Whitelist)), k.PasswordLogin,
 	).Scan(&r).Error
 	if err != nil {
-		return apikey.Key{}, classify("insert api key", err)
+		return apikey.Key{}, pgdb.Classify("insert api key", err)
 	}
 	return r.key()
 }
@@ -103,7 +100,7 @@ func (s *Store) List(ctx context.Context) ([]apikey.Key, error) {
 	defer cancel()
 	var rows []row
 	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
-		return nil, classify("list api keys", err)
+		return nil, pgdb.Classify("list api keys", err)
 	}
 	out := make([]apikey.Key, 0, len(rows))
 	for _, r := range rows {
@@ -135,7 +132,7 @@ func (s *Store) update(ctx context.Context, op, query string, args ...any) (apik
 	var r row
 	res := s.db.WithContext(ctx).Raw(query, args...).Scan(&r)
 	if res.Error != nil {
-		return apikey.Key{}, classify(op, res.Error)
+		return apikey.Key{}, pgdb.Classify(op, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return apikey.Key{}, apierr.New(apierr.NotFound)
@@ -154,7 +151,7 @@ func (s *Store) ByHash(ctx context.Context, hash string) (apikey.Key, error) {
 		return apikey.Key{}, apierr.New(apierr.NotFound)
 	}
 	if err != nil {
-		return apikey.Key{}, classify("find api key", err)
+		return apikey.Key{}, pgdb.Classify("find api key", err)
 	}
 	return r.key()
 }
@@ -178,33 +175,6 @@ func (r row) key() (apikey.Key, error) {
 
 // classify turns a database error into Unavailable when Postgres could not
 // be reached (or gave up on the connection) and Internal otherwise.
-func classify(op string, err error) error {
-	err = fmt.Errorf("%s: %w", op, err)
-	if unreachable(err) {
-		return apierr.Wrap(apierr.Unavailable, err)
-	}
-	return apierr.Wrap(apierr.Internal, err)
-}
-
-func unreachable(err error) bool {
-	var (
-		connErr *pgconn.ConnectError
-		netErr  net.Error
-		pgErr   *pgconn.PgError
-	)
-	switch {
-	case errors.As(err, &connErr), errors.As(err, &netErr),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		pgconn.Timeout(err):
-		return true
-	case errors.As(err, &pgErr):
-		// Class 08: connection exception; 57P0x: the server is shutting down
-		// or starting; 53300: too many connections.
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
-	}
-	return false
-}
 
 // textArray is a Postgres text[] for database/sql: pgx's stdlib hands arrays
 // to Scan in their text form, which pgtype decodes.

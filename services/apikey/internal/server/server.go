@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/ipset"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	"github.com/moreline/moreid/services/apikey/internal/apikey"
@@ -31,14 +32,23 @@ func (s *Keys) ValidateKey(ctx context.Context, req *apikeyv1.ValidateKeyRequest
 	return &apikeyv1.ValidateKeyResponse{ApiKey: toProto(k)}, nil
 }
 
-// Admin implements APIKeyAdminService.
+// Admin implements APIKeyAdminService. Every change it makes, or is refused,
+// goes to the audit trail.
 type Admin struct {
 	apikeyv1.UnimplementedAPIKeyAdminServiceServer
 	svc *apikey.Service
+	rec audit.Recorder
 }
 
-// NewAdmin returns APIKeyAdminService over svc.
-func NewAdmin(svc *apikey.Service) *Admin { return &Admin{svc: svc} }
+// NewAdmin returns APIKeyAdminService over svc, recording to rec.
+func NewAdmin(svc *apikey.Service, rec audit.Recorder) *Admin { return &Admin{svc: svc, rec: rec} }
+
+// record notes an admin operation on key id (0 when none was made). The
+// client IP is the admin caller's: the admin listener is dialed directly.
+func (s *Admin) record(ctx context.Context, event string, id int64, err error) {
+	outcome, detail := audit.Result(err)
+	s.rec.Record(ctx, audit.Event{Event: event, Outcome: outcome, APIKeyID: id, ClientIP: audit.PeerIP(ctx), Detail: detail})
+}
 
 // CreateAPIKey implements APIKeyAdminService.
 func (s *Admin) CreateAPIKey(ctx context.Context, req *apikeyv1.CreateAPIKeyRequest) (*apikeyv1.CreateAPIKeyResponse, error) {
@@ -47,6 +57,7 @@ func (s *Admin) CreateAPIKey(ctx context.Context, req *apikeyv1.CreateAPIKeyRequ
 		Whitelist:            req.GetWhitelist(),
 		DisablePasswordLogin: req.GetDisablePasswordLogin(),
 	})
+	s.record(ctx, audit.KeyCreated, k.ID, err)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +80,7 @@ func (s *Admin) ListAPIKeys(ctx context.Context, _ *apikeyv1.ListAPIKeysRequest)
 // RevokeAPIKey implements APIKeyAdminService.
 func (s *Admin) RevokeAPIKey(ctx context.Context, req *apikeyv1.RevokeAPIKeyRequest) (*apikeyv1.RevokeAPIKeyResponse, error) {
 	k, err := s.svc.Revoke(ctx, req.GetId())
+	s.record(ctx, audit.KeyRevoked, req.GetId(), err)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +90,7 @@ func (s *Admin) RevokeAPIKey(ctx context.Context, req *apikeyv1.RevokeAPIKeyRequ
 // SetWhitelist implements APIKeyAdminService.
 func (s *Admin) SetWhitelist(ctx context.Context, req *apikeyv1.SetWhitelistRequest) (*apikeyv1.SetWhitelistResponse, error) {
 	k, err := s.svc.SetWhitelist(ctx, req.GetId(), req.GetWhitelist())
+	s.record(ctx, audit.KeyWhitelist, req.GetId(), err)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 // client connection to each.
 type suite struct {
 	internal, admin *grpc.ClientConn
+	trail           *recorder
 }
 
 func start(t *testing.T, db *gorm.DB) suite {
@@ -51,10 +52,11 @@ func start(t *testing.T, db *gorm.DB) suite {
 	apikeyv1.RegisterAPIKeyServiceServer(internal, server.NewKeys(svc))
 	healthpb.RegisterHealthServer(internal, health)
 	admin := grpc.NewServer(grpcx.ServerOptions(log)...)
-	apikeyv1.RegisterAPIKeyAdminServiceServer(admin, server.NewAdmin(svc))
+	trail := &recorder{}
+	apikeyv1.RegisterAPIKeyAdminServiceServer(admin, server.NewAdmin(svc, trail))
 	healthpb.RegisterHealthServer(admin, health)
 
-	return suite{internal: serve(t, internal), admin: serve(t, admin)}
+	return suite{internal: serve(t, internal), admin: serve(t, admin), trail: trail}
 }
 
 func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/logging"
@@ -103,6 +104,9 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err := pgstore.Migrate(ctx, db); err != nil {
 		return err
 	}
+	if err := audit.Migrate(ctx, db); err != nil {
+		return err
+	}
 	if migrateOnly {
 		log.Info("migrations applied")
 		return nil
@@ -113,6 +117,7 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	svc := user.NewService(pgstore.New(db), hasher, cfg.defaultAvatar, log)
+	trail := audit.NewWriter(db, "user", log)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
 	})
@@ -121,9 +126,11 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err != nil {
 		return err
 	}
-	admin, err := run.GRPC("user-admin", cfg.adminAddr, server.NewAdmin(log, svc, health))
+	admin, err := run.GRPC("user-admin", cfg.adminAddr, server.NewAdmin(log, svc, health, trail))
 	if err != nil {
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, internal, admin, tel.Metrics)
+	// The trail comes after the listeners: stopped last, it flushes what
+	// their final calls recorded.
+	return run.Group(ctx, log, cfg.drain, internal, admin, trail.Unit(), tel.Metrics)
 }

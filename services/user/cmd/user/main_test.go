@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
@@ -65,6 +67,10 @@ func TestBinary(t *testing.T) {
 		if conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			conn.Close()
 			t.Fatalf("something listens on %s after -migrate-only", addr)
+		}
+		// The audit trail's schema comes with the service's own.
+		if n := auditEvents(t, dsn); len(n) != 0 {
+			t.Fatalf("audit events after -migrate-only: %v", n)
 		}
 	})
 
@@ -150,5 +156,27 @@ func TestBinary(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("still running 10s after SIGTERM")
 		}
+		// Written by the audit writer, at the latest by its final flush.
+		if got, want := auditEvents(t, dsn), []string{"user user.created alice success 127.0.0.1"}; !slices.Equal(got, want) {
+			t.Errorf("audit events %v, want %v", got, want)
+		}
 	})
+}
+
+// auditEvents lists the audit trail in dsn as "component event user outcome
+// client_ip" lines, oldest first.
+func auditEvents(t *testing.T, dsn string) []string {
+	t.Helper()
+	db, err := pgdb.Open(context.Background(), dsn, pgdb.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, _ := db.DB()
+	defer sqlDB.Close()
+	var lines []string
+	if err := db.Raw(`SELECT concat_ws(' ', component, event, user_id, outcome, client_ip) FROM audit_events ORDER BY id`).
+		Scan(&lines).Error; err != nil {
+		t.Fatalf("audit_events: %v", err)
+	}
+	return lines
 }

@@ -4,21 +4,15 @@ package pgstore
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/services/user/internal/user"
 )
@@ -198,43 +192,9 @@ func classify(op string, err error) error {
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("%s: %w", op, user.ErrNotFound)
-	case errors.Is(err, gorm.ErrDuplicatedKey) || pgCode(err) == "23505":
+	case errors.Is(err, gorm.ErrDuplicatedKey) || pgdb.Code(err) == "23505":
 		return fmt.Errorf("%s: %w", op, user.ErrDuplicate)
-	case unreachable(err):
-		return apierr.Wrap(apierr.Unavailable, fmt.Errorf("%s: %w", op, err))
 	default:
-		return apierr.Wrap(apierr.Internal, fmt.Errorf("%s: %w", op, err))
+		return pgdb.Classify(op, err)
 	}
-}
-
-// unreachable reports whether err means the database could not be reached or
-// did not answer in time, as opposed to rejecting the statement.
-func unreachable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
-		return true
-	}
-	var netErr net.Error
-	var connectErr *pgconn.ConnectError
-	if errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) {
-		return true
-	}
-	code := pgCode(err)
-	switch {
-	case strings.HasPrefix(code, "08"): // connection exception
-		return true
-	case code == "57P01", code == "57P02", code == "57P03": // shutting down, cannot connect now
-		return true
-	case code == "53300": // too many connections
-		return true
-	}
-	return false
-}
-
-func pgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }

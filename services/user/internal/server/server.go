@@ -12,6 +12,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/grpcx"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/user/internal/user"
@@ -27,10 +28,11 @@ func NewInternal(log *slog.Logger, svc *user.Service, health *grpcx.Health) *grp
 
 // NewAdmin returns the admin listener's server: UserAdminService and health.
 // Keeping the admin RPCs on their own server means no public path can reach
-// them, whatever the gateway maps.
-func NewAdmin(log *slog.Logger, svc *user.Service, health *grpcx.Health) *grpc.Server {
+// them, whatever the gateway maps. Every admin change, done or refused, is
+// recorded to rec.
+func NewAdmin(log *slog.Logger, svc *user.Service, health *grpcx.Health, rec audit.Recorder) *grpc.Server {
 	srv := grpc.NewServer(grpcx.ServerOptions(log)...)
-	userv1.RegisterUserAdminServiceServer(srv, &AdminServer{svc: svc})
+	userv1.RegisterUserAdminServiceServer(srv, &AdminServer{svc: svc, rec: rec})
 	healthpb.RegisterHealthServer(srv, health)
 	return srv
 }
@@ -72,6 +74,14 @@ func (s *UserServer) UpdateProfile(ctx context.Context, req *userv1.UpdateProfil
 type AdminServer struct {
 	userv1.UnimplementedUserAdminServiceServer
 	svc *user.Service
+	rec audit.Recorder
+}
+
+// record notes an admin operation on userID. The client IP is the admin
+// caller's: the admin listener is dialed directly.
+func (s *AdminServer) record(ctx context.Context, event, userID string, err error) {
+	outcome, detail := audit.Result(err)
+	s.rec.Record(ctx, audit.Event{Event: event, Outcome: outcome, UserID: userID, ClientIP: audit.PeerIP(ctx), Detail: detail})
 }
 
 // CreateUser implements userv1.UserAdminServiceServer.
@@ -82,6 +92,7 @@ func (s *AdminServer) CreateUser(ctx context.Context, req *userv1.CreateUserRequ
 		Email:    req.GetEmail(),
 		Password: req.GetPassword(),
 	})
+	s.record(ctx, audit.UserCreated, req.GetUserId(), err)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +102,11 @@ func (s *AdminServer) CreateUser(ctx context.Context, req *userv1.CreateUserRequ
 // SetUserDisabled implements userv1.UserAdminServiceServer.
 func (s *AdminServer) SetUserDisabled(ctx context.Context, req *userv1.SetUserDisabledRequest) (*userv1.SetUserDisabledResponse, error) {
 	u, err := s.svc.SetDisabled(ctx, req.GetUserId(), req.GetDisabled())
+	event := audit.UserEnabled
+	if req.GetDisabled() {
+		event = audit.UserDisabled
+	}
+	s.record(ctx, event, req.GetUserId(), err)
 	if err != nil {
 		return nil, err
 	}

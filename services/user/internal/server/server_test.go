@@ -47,6 +47,7 @@ type suite struct {
 	internal, admin *grpc.ClientConn
 	users           userv1.UserServiceClient
 	adminUsers      userv1.UserAdminServiceClient
+	trail           *recorder
 }
 
 func newSuite(t *testing.T) suite {
@@ -69,9 +70,11 @@ func newSuite(t *testing.T) suite {
 	svc := user.NewService(pgstore.New(db), hasher, avatar, log)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{"postgres": sqlDB.PingContext})
 
+	trail := &recorder{}
 	s := suite{
 		internal: serve(t, server.NewInternal(log, svc, health)),
-		admin:    serve(t, server.NewAdmin(log, svc, health)),
+		admin:    serve(t, server.NewAdmin(log, svc, health, trail)),
+		trail:    trail,
 	}
 	s.users = userv1.NewUserServiceClient(s.internal)
 	s.adminUsers = userv1.NewUserAdminServiceClient(s.admin)
