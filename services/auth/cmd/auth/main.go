@@ -1,7 +1,8 @@
 // Command auth serves AuthService, ConfirmationService and TokenService (the
 // sign-in flows over Redis, with API keys checked by the apikey service and
 // users by the user service) and, on a separate admin listener,
-// AuthAdminService.
+// AuthAdminService and the audit trail's AuditAdminService. Security events
+// go to the audit trail in Postgres, written in the background.
 package main
 
 import (
@@ -14,13 +15,16 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/run"
 	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
@@ -30,7 +34,7 @@ import (
 )
 
 // keyCacheEntries bounds the ValidateKey cache: one entry per (key, client
-// IP) seen in the last half second.
+// IP) seen recently (kept up to MOREID_KEY_CACHE_STALE for outages).
 const keyCacheEntries = 10000
 
 type settings struct {
@@ -39,9 +43,12 @@ type settings struct {
 	userAddr   string
 	apikeyAddr string
 	redisURL   string
+	pgDSN      string
 	prefix     string
 	tokenTTL   time.Duration
 	sessionTTL time.Duration
+	limits     oauth.Limits
+	keyStale   time.Duration
 	gateways   []netip.Prefix
 	drain      time.Duration
 }
@@ -53,9 +60,16 @@ func readSettings(r *config.Reader) (settings, error) {
 		userAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
 		apikeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		redisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		pgDSN:      r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"),
 		prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
 		tokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
 		sessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
+		limits: oauth.Limits{
+			PerUser: r.Int("MOREID_LOGIN_MAX_FAILURES_PER_USER", oauth.DefaultLimits.PerUser, 1),
+			PerIP:   r.Int("MOREID_LOGIN_MAX_FAILURES_PER_IP", oauth.DefaultLimits.PerIP, 1),
+			Window:  r.Duration("MOREID_LOGIN_FAILURE_WINDOW", oauth.DefaultLimits.Window),
+		},
+		keyStale: r.Duration("MOREID_KEY_CACHE_STALE", keycache.DefaultStale),
 		gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 		}),
@@ -102,9 +116,26 @@ func serve() error {
 	}
 	defer apikeyConn.Close()
 
+	// Postgres holds only the audit trail here. It is needed to start (the
+	// migrations), not to serve: the writer queues and retries through an
+	// outage, and no health probe of auth depends on it.
+	db, err := pgdb.Open(ctx, cfg.pgDSN, pgdb.Options{MaxOpenConns: 5, MaxIdleConns: 2})
+	if err != nil {
+		return err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("postgres pool: %w", err)
+	}
+	defer sqlDB.Close()
+	if err := audit.Migrate(ctx, db); err != nil {
+		return err
+	}
+	trail := audit.NewWriter(db, "auth", log)
+
 	ttl := oauth.Lifetimes{Token: cfg.tokenTTL, Session: cfg.sessionTTL}
-	flows := oauth.New(redisstore.New(rdb, cfg.prefix), remote.NewUsers(userv1.NewUserServiceClient(userConn)), ttl, log)
-	keys := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(apikeyConn)), keycache.MaxTTL, keyCacheEntries)
+	flows := oauth.New(redisstore.New(rdb, cfg.prefix), remote.NewUsers(userv1.NewUserServiceClient(userConn)), ttl, cfg.limits, trail, log)
+	keys := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(apikeyConn)), keycache.MaxTTL, cfg.keyStale, keyCacheEntries)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
@@ -122,6 +153,7 @@ func serve() error {
 	// The admin listener: operator RPCs, never mapped by the gateway.
 	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
 	api.RegisterAdmin(adminSrv)
+	auditv1.RegisterAuditAdminServiceServer(adminSrv, audit.NewAdminServer(db))
 	healthpb.RegisterHealthServer(adminSrv, health)
 
 	unit, err := run.GRPC("auth", cfg.addr, srv)
@@ -133,5 +165,7 @@ func serve() error {
 		unit.Stop(context.Background())
 		return err
 	}
-	return run.Group(ctx, log, cfg.drain, unit, adminUnit, tel.Metrics)
+	// The trail comes after the listeners: stopped last, it flushes what
+	// their final calls recorded.
+	return run.Group(ctx, log, cfg.drain, unit, adminUnit, trail.Unit(), tel.Metrics)
 }

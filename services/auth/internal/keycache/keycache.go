@@ -1,7 +1,10 @@
 // Package keycache remembers APIKeyService.ValidateKey answers for a very
 // short time, so that a burst of calls from one app costs one round trip
 // while a revocation still takes effect everywhere within a second
-// (ARCHITECTURE "API keys on gRPC").
+// (ARCHITECTURE "API keys on gRPC"). When the key service is unavailable
+// (Postgres down), the last positive answer for a key and client IP is
+// served for a bounded while, so that flows that need only Redis (redeeming
+// an issued code) keep working through the outage.
 package keycache
 
 import (
@@ -14,9 +17,14 @@ import (
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 )
 
-// MaxTTL is the longest an answer may be reused: half of the one second
-// SPEC section 5 allows for a revocation to take effect.
+// MaxTTL is the longest an answer may be reused while the key service
+// answers: half of the one second SPEC section 5 allows for a revocation to
+// take effect.
 const MaxTTL = 500 * time.Millisecond
+
+// DefaultStale is how long a positive answer may stand in for an
+// unavailable key service (MOREID_KEY_CACHE_STALE).
+const DefaultStale = 10 * time.Minute
 
 // Validator answers whether key may be used from clientIP.
 type Validator interface {
@@ -24,18 +32,24 @@ type Validator interface {
 }
 
 type entry struct {
-	key     *apikeyv1.APIKey
-	err     error
+	key *apikeyv1.APIKey
+	err error
+	// expires ends the fresh reuse of the answer.
 	expires time.Time
+	// staleUntil ends its use during an outage; zero for refusals, which
+	// are never served stale.
+	staleUntil time.Time
 }
 
 // Cache is a Validator that reuses the answers of another one, positive and
-// negative, for at most ttl. It is safe for concurrent use.
+// negative, for at most ttl, and positive ones for at most stale while the
+// other one is unavailable. It is safe for concurrent use.
 type Cache struct {
-	next Validator
-	ttl  time.Duration
-	max  int
-	now  func() time.Time
+	next  Validator
+	ttl   time.Duration
+	stale time.Duration
+	max   int
+	now   func() time.Time
 
 	mu      sync.Mutex
 	entries map[string]entry
@@ -43,20 +57,24 @@ type Cache struct {
 
 var _ Validator = (*Cache)(nil)
 
-// New caches next's answers for ttl (capped at MaxTTL), holding at most max
-// entries.
-func New(next Validator, ttl time.Duration, max int) *Cache {
-	return newCache(next, ttl, max, time.Now)
+// New caches next's answers for ttl (capped at MaxTTL), serves positive ones
+// for up to stale after they were last confirmed when next is unavailable
+// (0 disables that), and holds at most max entries.
+func New(next Validator, ttl, stale time.Duration, max int) *Cache {
+	return newCache(next, ttl, stale, max, time.Now)
 }
 
-func newCache(next Validator, ttl time.Duration, max int, now func() time.Time) *Cache {
+func newCache(next Validator, ttl, stale time.Duration, max int, now func() time.Time) *Cache {
 	if ttl > MaxTTL {
 		ttl = MaxTTL
+	}
+	if stale < 0 {
+		stale = 0
 	}
 	if max < 1 {
 		max = 1
 	}
-	return &Cache{next: next, ttl: ttl, max: max, now: now, entries: make(map[string]entry)}
+	return &Cache{next: next, ttl: ttl, stale: stale, max: max, now: now, entries: make(map[string]entry)}
 }
 
 // ValidateKey implements Validator.
@@ -73,24 +91,41 @@ func (c *Cache) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv
 
 	k, err := c.next.ValidateKey(ctx, key, clientIP)
 	if err != nil && !isAnswer(err) {
-		// An outage or a cancelled call says nothing about the key.
+		// An outage or a cancelled call says nothing about the key. Only
+		// an unavailable key service falls back to a positive answer that
+		// is recent enough; a refusal seen since has replaced it.
+		if ok && e.err == nil && apierr.Is(err, apierr.Unavailable) && now.Before(e.staleUntil) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			// Until the next fresh deadline, reuse the stale answer
+			// without asking again: an outage should not multiply the
+			// calls to a service that is already struggling.
+			e.expires = now.Add(c.ttl)
+			c.entries[id] = e
+			return e.key, nil
+		}
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.makeRoom(now)
-	c.entries[id] = entry{key: k, err: err, expires: now.Add(c.ttl)}
+	ne := entry{key: k, err: err, expires: now.Add(c.ttl)}
+	if err == nil {
+		ne.staleUntil = now.Add(c.stale)
+	}
+	c.entries[id] = ne
 	return k, err
 }
 
-// makeRoom keeps the map under its bound: expired entries go first, then
-// arbitrary ones (map order), which at worst costs a round trip.
+// makeRoom keeps the map under its bound: entries of no further use go
+// first, then arbitrary ones (map order), which at worst costs a round trip
+// (or, during an outage, a stale answer).
 func (c *Cache) makeRoom(now time.Time) {
 	if len(c.entries) < c.max {
 		return
 	}
 	for id, e := range c.entries {
-		if !now.Before(e.expires) {
+		if !now.Before(e.expires) && !now.Before(e.staleUntil) {
 			delete(c.entries, id)
 		}
 	}

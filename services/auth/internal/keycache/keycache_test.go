@@ -53,10 +53,13 @@ func (c *clock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// testStale is the stale limit of the caches under test.
+const testStale = time.Minute
+
 func setup(max int) (*Cache, *validator, *clock) {
 	v := &validator{calls: map[string]int{}}
 	c := &clock{t: time.Unix(1700000000, 0)}
-	return newCache(v, MaxTTL, max, c.now), v, c
+	return newCache(v, MaxTTL, testStale, max, c.now), v, c
 }
 
 func TestCache(t *testing.T) {
@@ -157,7 +160,111 @@ func TestCacheConcurrent(t *testing.T) {
 }
 
 func TestTTLCapped(t *testing.T) {
-	if c := New(&validator{calls: map[string]int{}}, time.Minute, 10); c.ttl != MaxTTL {
+	if c := New(&validator{calls: map[string]int{}}, time.Minute, time.Minute, 10); c.ttl != MaxTTL {
 		t.Fatalf("ttl = %v, want it capped at %v", c.ttl, MaxTTL)
 	}
+}
+
+// During an outage of the key service the last positive answer stands in,
+// within limits.
+func TestCacheStale(t *testing.T) {
+	ctx := context.Background()
+	down := apierr.Wrap(apierr.Unavailable, errors.New("postgres unreachable"))
+	tests := []struct {
+		name string
+		run  func(t *testing.T, c *Cache, v *validator, clk *clock)
+	}{
+		{"a positive answer is served while the service is unavailable", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); err != nil {
+				t.Fatal(err)
+			}
+			v.set(down)
+			for range 5 {
+				clk.advance(testStale / 10)
+				k, err := c.ValidateKey(ctx, "k", "1.2.3.4")
+				if err != nil || k.GetName() != "k" {
+					t.Fatalf("during the outage: %v, %v; want the last answer", k, err)
+				}
+			}
+		}},
+		{"the outage is probed once per TTL, not per call", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			v.set(down)
+			clk.advance(MaxTTL)
+			for range 10 {
+				if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := v.count("k", "1.2.3.4"); n != 2 {
+				t.Fatalf("%d remote calls, want 2", n)
+			}
+		}},
+		{"not beyond the stale limit", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			v.set(down)
+			clk.advance(testStale)
+			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); !apierr.Is(err, apierr.Unavailable) {
+				t.Fatalf("err = %v, want unavailable", err)
+			}
+		}},
+		{"the stale limit counts from the last confirmation", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			clk.advance(testStale / 2)
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			v.set(down)
+			clk.advance(testStale * 3 / 4)
+			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); err != nil {
+				t.Fatalf("err = %v, want the answer confirmed %v ago", err, testStale*3/4)
+			}
+		}},
+		{"a refusal is never served stale, and ends the positive answer", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			clk.advance(MaxTTL)
+			v.set(apierr.New(apierr.InvalidAPIKey))
+			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); !apierr.Is(err, apierr.InvalidAPIKey) {
+				t.Fatalf("err = %v, want invalid_api_key", err)
+			}
+			v.set(down)
+			clk.advance(MaxTTL)
+			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); !apierr.Is(err, apierr.Unavailable) {
+				t.Fatalf("err = %v, want unavailable", err)
+			}
+		}},
+		{"nothing stale for a key or IP never seen", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			v.set(down)
+			if _, err := c.ValidateKey(ctx, "k", "5.6.7.8"); !apierr.Is(err, apierr.Unavailable) {
+				t.Fatalf("other IP: err = %v, want unavailable", err)
+			}
+			if _, err := c.ValidateKey(ctx, "other", "1.2.3.4"); !apierr.Is(err, apierr.Unavailable) {
+				t.Fatalf("other key: err = %v, want unavailable", err)
+			}
+		}},
+		{"an internal error is no outage", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+			v.set(apierr.Wrap(apierr.Internal, errors.New("bug")))
+			clk.advance(MaxTTL)
+			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); !apierr.Is(err, apierr.Internal) {
+				t.Fatalf("err = %v, want internal", err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, v, clk := setup(100)
+			tt.run(t, c, v, clk)
+		})
+	}
+	t.Run("stale serving off", func(t *testing.T) {
+		v := &validator{calls: map[string]int{}}
+		clk := &clock{t: time.Unix(1700000000, 0)}
+		c := newCache(v, MaxTTL, 0, 10, clk.now)
+		_, _ = c.ValidateKey(ctx, "k", "1.2.3.4")
+		v.set(down)
+		clk.advance(MaxTTL)
+		if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); !apierr.Is(err, apierr.Unavailable) {
+			t.Fatalf("err = %v, want unavailable", err)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
 )
 
@@ -22,10 +23,6 @@ const (
 	UCATTL       = 10 * time.Minute
 	LoginCodeTTL = 5 * time.Minute
 )
-
-// MaxLoginCodeFails is how many wrong login codes burn a state (SPEC
-// section 5).
-const MaxLoginCodeFails = 5
 
 // Field length caps: far above any legitimate value, low enough that a
 // request cannot make us hash or forward megabytes.
@@ -185,9 +182,9 @@ type Store interface {
 	PutToken(ctx context.Context, tokenHash string, rec TokenRecord, ttl time.Duration) error
 	// Token returns the token record with its remaining lifetime.
 	Token(ctx context.Context, tokenHash string) (TokenRecord, bool, error)
-	// DeleteToken removes a token (and its index entry) and reports whether
-	// it existed.
-	DeleteToken(ctx context.Context, tokenHash string) (bool, error)
+	// DeleteToken removes a token (and its index entry) and returns the
+	// record it deleted, if any.
+	DeleteToken(ctx context.Context, tokenHash string) (TokenRecord, bool, error)
 	// DeleteUserTokens removes every token of a user and returns how many
 	// existed.
 	DeleteUserTokens(ctx context.Context, userID string) (int, error)
@@ -206,6 +203,18 @@ type Store interface {
 
 	PutSession(ctx context.Context, sessionHash string, rec SessionRecord, ttl time.Duration) error
 	Session(ctx context.Context, sessionHash string) (SessionRecord, bool, error)
+
+	// Failures reads the failed sign-in counters of a user_id and of a
+	// client IP subject ("" skips either), shared by every instance.
+	Failures(ctx context.Context, userID, ip string) (FailureCounts, error)
+	// CountFailure adds one to each given counter ("" skips it); a
+	// counter's first failure starts its window.
+	CountFailure(ctx context.Context, userID, ip string, window time.Duration) error
+	// CountStateFailure atomically counts a failed login against a state
+	// of keyID (sharing login_safe's counter) and deletes the state at
+	// maxFails, reporting whether it did. A state that is not keyID's is
+	// left alone.
+	CountStateFailure(ctx context.Context, stateHash string, keyID int64, maxFails int) (burned bool, err error)
 }
 
 // Lifetimes are the configurable record lifetimes.
@@ -216,16 +225,20 @@ type Lifetimes struct {
 
 // Service runs the flows.
 type Service struct {
-	store Store
-	users UserDirectory
-	ttl   Lifetimes
-	log   *slog.Logger
-	now   func() time.Time
+	store  Store
+	users  UserDirectory
+	ttl    Lifetimes
+	limits Limits
+	events audit.Recorder
+	log    *slog.Logger
+	now    func() time.Time
 }
 
-// New returns the flows over store and users.
-func New(store Store, users UserDirectory, ttl Lifetimes, log *slog.Logger) *Service {
-	return &Service{store: store, users: users, ttl: ttl, log: log, now: time.Now}
+// New returns the flows over store and users, throttling failed sign-ins by
+// limits (unset fields take DefaultLimits) and recording security events
+// in events.
+func New(store Store, users UserDirectory, ttl Lifetimes, limits Limits, events audit.Recorder, log *slog.Logger) *Service {
+	return &Service{store: store, users: users, ttl: ttl, limits: limits.withDefaults(), events: events, log: log, now: time.Now}
 }
 
 // TokenTTL is the lifetime of the access tokens this service issues.
@@ -242,14 +255,17 @@ func (s *Service) Authorize(ctx context.Context, key Key) (string, error) {
 
 // Login checks a user_id/password pair against a state of this key and, on
 // success, consumes the state and returns a fresh authorization code.
-func (s *Service) Login(ctx context.Context, key Key, userID, password, state string) (string, User, error) {
+func (s *Service) Login(ctx context.Context, key Key, userID, password, state string) (code string, user User, err error) {
 	if err := required(
 		field{"user_id", userID, maxUserID},
 		field{"password", password, maxPassword},
 		field{"state", state, maxState},
 	); err != nil {
+		// A malformed request is no attempt at anyone's account: neither
+		// counted nor audited.
 		return "", User{}, err
 	}
+	defer func() { s.recordResult(ctx, audit.Login, key.ID, userID, err, "password") }()
 	if !key.PasswordLogin {
 		return "", User{}, apierr.New(apierr.PasswordLoginDisabled)
 	}
@@ -259,9 +275,22 @@ func (s *Service) Login(ctx context.Context, key Key, userID, password, state st
 	if _, err := s.ownState(ctx, key, stateHash); err != nil {
 		return "", User{}, err
 	}
-	// A wrong password leaves the state alone: the user may try again. A
-	// disabled user's correct password answers account_disabled.
-	user, err := s.users.VerifyPassword(ctx, userID, password)
+	if err := s.checkLimits(ctx, userID); err != nil {
+		return "", User{}, err
+	}
+	// A wrong password is counted against the user_id, the client IP and
+	// the state (the fifth burns it) but otherwise leaves the state alone:
+	// the user may try again. A disabled user's correct password answers
+	// account_disabled and is no failure.
+	user, err = s.users.VerifyPassword(ctx, userID, password)
+	if apierr.Is(err, apierr.InvalidCredentials) {
+		if cerr := s.countFailure(ctx, userID); cerr != nil {
+			return "", User{}, cerr
+		}
+		if cerr := s.countStateFailure(ctx, key, stateHash); cerr != nil {
+			return "", User{}, cerr
+		}
+	}
 	if err != nil {
 		return "", User{}, err
 	}
@@ -273,7 +302,7 @@ func (s *Service) Login(ctx context.Context, key Key, userID, password, state st
 		// A concurrent login with the same state got there first.
 		return "", User{}, apierr.New(apierr.InvalidState)
 	}
-	code, err := s.issueCode(ctx, key, stateHash, user)
+	code, err = s.issueCode(ctx, key, stateHash, user, "password")
 	if err != nil {
 		return "", User{}, err
 	}
@@ -294,11 +323,14 @@ func (s *Service) ownState(ctx context.Context, key Key, stateHash string) (Stat
 }
 
 // issueCode is the one way an authorization code comes to be (password login
-// and safe login): bound to the consumed state, the key and the user.
-func (s *Service) issueCode(ctx context.Context, key Key, stateHash string, user User) (string, error) {
+// and safe login, named by flow): bound to the consumed state, the key and
+// the user.
+func (s *Service) issueCode(ctx context.Context, key Key, stateHash string, user User, flow string) (string, error) {
 	code := secret.New("code_", 32, secret.Alphanumeric)
 	rec := CodeRecord{KeyID: key.ID, StateHash: stateHash, User: user.ID, UserID: user.UserID}
-	if err := s.store.PutCode(ctx, secret.Hash(code), rec, CodeTTL); err != nil {
+	err := s.store.PutCode(ctx, secret.Hash(code), rec, CodeTTL)
+	s.recordResult(ctx, audit.CodeIssued, key.ID, user.UserID, err, flow)
+	if err != nil {
 		return "", err
 	}
 	return code, nil
@@ -313,10 +345,13 @@ type Token struct {
 // Token exchanges an authorization code, exactly once, for an access token.
 // Presenting an already redeemed code revokes the token issued from it
 // (RFC 6749 section 4.1.2).
-func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token, error) {
+func (s *Service) Token(ctx context.Context, key Key, code, state string) (tok Token, err error) {
 	if err := required(field{"code", code, maxCode}, field{"state", state, maxState}); err != nil {
 		return Token{}, err
 	}
+	// The user is known once the code is found (and bound to this key).
+	var userID string
+	defer func() { s.recordResult(ctx, audit.TokenIssued, key.ID, userID, err, "") }()
 	codeHash, stateHash := secret.Hash(code), secret.Hash(state)
 	// The token record needs the code's user, so the code is read first. A
 	// code record is written once and never changed, so what we read here is
@@ -339,6 +374,7 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token
 		// As if the code did not exist; it stays redeemable by its owner.
 		return Token{}, apierr.New(apierr.InvalidCode)
 	}
+	userID = rec.UserID
 
 	token := secret.New("token_", 56, secret.Alphanumeric)
 	tokenHash := secret.Hash(token)
@@ -353,7 +389,7 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token
 		return Token{Value: token, TTL: s.ttl.Token}, nil
 	}
 	// Lost race, replay or failure: the fresh token must not survive.
-	if _, derr := s.store.DeleteToken(ctx, tokenHash); derr != nil {
+	if _, _, derr := s.store.DeleteToken(ctx, tokenHash); derr != nil {
 		s.log.ErrorContext(ctx, "delete unissued token", "token", short(tokenHash), "error", derr.Error())
 	}
 	if err != nil {
@@ -368,8 +404,14 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (Token
 // revoke deletes the token issued from a code that is presented again and
 // answers invalid_code.
 func (s *Service) revoke(ctx context.Context, codeHash, tokenHash string) error {
-	if _, err := s.store.DeleteToken(ctx, tokenHash); err != nil {
+	rec, found, err := s.store.DeleteToken(ctx, tokenHash)
+	if err != nil {
 		return err
+	}
+	if found {
+		// Absent, the token expired or was revoked already: nothing
+		// happened now.
+		s.record(ctx, audit.Event{Event: audit.TokenRevoked, Outcome: audit.Success, UserID: rec.UserID, APIKeyID: rec.KeyID, Detail: "code_replay"})
 	}
 	s.log.WarnContext(ctx, "authorization code replayed; token revoked", "code", short(codeHash), "token", short(tokenHash))
 	return apierr.New(apierr.InvalidCode)

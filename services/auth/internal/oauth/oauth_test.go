@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit"
 )
 
 // Validation runs before any dependency is touched, so the service here has
 // none: a call that got past validation would panic on the nil store.
 func TestValidation(t *testing.T) {
-	s := New(nil, nil, Lifetimes{Token: time.Hour, Session: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(nil, nil, Lifetimes{Token: time.Hour, Session: time.Hour}, Limits{}, audit.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	key := Key{ID: 1, PasswordLogin: true}
 	ctx := context.Background()
 	tests := []struct {
@@ -57,4 +58,40 @@ func TestValidation(t *testing.T) {
 			t.Fatalf("err = %v, want password_login_disabled", err)
 		}
 	})
+}
+
+func TestIPSubject(t *testing.T) {
+	tests := []struct{ ip, want string }{
+		{"203.0.113.7", "203.0.113.7"},
+		{"::ffff:203.0.113.7", "203.0.113.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::9", "2001:db8:1:2::/64"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ip, func(t *testing.T) {
+			if got := ipSubject(tt.ip); got != tt.want {
+				t.Fatalf("ipSubject(%q) = %q, want %q", tt.ip, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitsDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Limits
+		want Limits
+	}{
+		{"unset", Limits{}, DefaultLimits},
+		{"partly set", Limits{PerUser: 3}, Limits{PerUser: 3, PerIP: 50, Window: 15 * time.Minute}},
+		{"set", Limits{PerUser: 1, PerIP: 2, Window: time.Second}, Limits{PerUser: 1, PerIP: 2, Window: time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.withDefaults(); got != tt.want {
+				t.Fatalf("withDefaults = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

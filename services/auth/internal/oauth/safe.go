@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
 )
 
@@ -84,7 +85,7 @@ type SignedIn struct {
 
 // SignIn checks a user_id/password pair on the page of a live UCA and opens a
 // web session. A wrong password leaves the UCA alone.
-func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (SignedIn, error) {
+func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in SignedIn, err error) {
 	if err := required(
 		field{"uca", uca, maxUCA},
 		field{"user_id", userID, maxUserID},
@@ -92,12 +93,26 @@ func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (Sig
 	); err != nil {
 		return SignedIn{}, err
 	}
+	// The key is the one of the app that asked, once the UCA is known.
+	var keyID int64
+	defer func() { s.recordResult(ctx, audit.SignIn, keyID, userID, err, "password") }()
 	// Only the page of a live UCA signs in, so the form is no open
 	// password oracle.
-	if _, err := s.liveUCA(ctx, uca); err != nil {
+	rec, err := s.liveUCA(ctx, uca)
+	if err != nil {
+		return SignedIn{}, err
+	}
+	keyID = rec.KeyID
+	// The same limits as /login: both are password guesses at the account.
+	if err := s.checkLimits(ctx, userID); err != nil {
 		return SignedIn{}, err
 	}
 	user, err := s.users.VerifyPassword(ctx, userID, password)
+	if apierr.Is(err, apierr.InvalidCredentials) {
+		if cerr := s.countFailure(ctx, userID); cerr != nil {
+			return SignedIn{}, cerr
+		}
+	}
 	if err != nil {
 		return SignedIn{}, err
 	}
@@ -110,11 +125,14 @@ func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (Sig
 
 // GenerateLoginCode is the signed-in user's confirmation: it consumes the UCA
 // and returns a login code bound to the UCA's state and key and to the user.
-func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca string) (string, int32, error) {
+func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca string) (code string, expiresIn int32, err error) {
 	if err := required(field{"uca", uca, maxUCA}); err != nil {
 		return "", 0, err
 	}
-	user, err := s.sessionWithCSRF(ctx, session, csrf)
+	var user User
+	var rec UCARecord
+	defer func() { s.recordResult(ctx, audit.LoginCodeIssued, rec.KeyID, user.UserID, err, "") }()
+	user, err = s.sessionWithCSRF(ctx, session, csrf)
 	if err != nil {
 		return "", 0, err
 	}
@@ -128,7 +146,7 @@ func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca stri
 	if !found {
 		return "", 0, apierr.New(apierr.InvalidCode)
 	}
-	code := secret.New("", loginCodeLen, secret.LowerAlnum)
+	code = secret.New("", loginCodeLen, secret.LowerAlnum)
 	lc := LoginCodeRecord{KeyID: rec.KeyID, User: user.ID, UserID: user.UserID}
 	if err := s.store.PutLoginCode(ctx, rec.StateHash, secret.Hash(code), lc, LoginCodeTTL); err != nil {
 		return "", 0, err
@@ -137,14 +155,18 @@ func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca stri
 }
 
 // DenyConfirmation is the signed-in user's refusal: the UCA ends.
-func (s *Service) DenyConfirmation(ctx context.Context, session, csrf, uca string) error {
+func (s *Service) DenyConfirmation(ctx context.Context, session, csrf, uca string) (err error) {
 	if err := required(field{"uca", uca, maxUCA}); err != nil {
 		return err
 	}
-	if _, err := s.sessionWithCSRF(ctx, session, csrf); err != nil {
+	var user User
+	var rec UCARecord
+	defer func() { s.recordResult(ctx, audit.ConfirmDenied, rec.KeyID, user.UserID, err, "") }()
+	user, err = s.sessionWithCSRF(ctx, session, csrf)
+	if err != nil {
 		return err
 	}
-	_, found, err := s.store.TakeUCA(ctx, secret.Hash(uca))
+	rec, found, err := s.store.TakeUCA(ctx, secret.Hash(uca))
 	if err != nil {
 		return err
 	}
@@ -156,8 +178,9 @@ func (s *Service) DenyConfirmation(ctx context.Context, session, csrf, uca strin
 
 // LoginSafe redeems a login code against a state of this key, exactly once,
 // consuming both, and issues an authorization code as Login does. Wrong login
-// codes count against the state; the fifth burns it.
-func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode string) (string, User, error) {
+// codes count against the state (the fifth burns it) and the client IP;
+// nobody's user_id is known before the code is right.
+func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode string) (code string, user User, err error) {
 	if err := required(field{"state", state, maxState}, field{"login_code", loginCode, loginCodeLen}); err != nil {
 		return "", User{}, err
 	}
@@ -165,24 +188,33 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	if !wellFormedLoginCode(loginCode) {
 		return "", User{}, apierr.Newf(apierr.InvalidRequest, "login_code格式错误（应为10位小写字母或数字）")
 	}
+	var userID string
+	defer func() { s.recordResult(ctx, audit.LoginSafe, key.ID, userID, err, "safe") }()
+	if err := s.checkLimits(ctx, ""); err != nil {
+		return "", User{}, err
+	}
 	stateHash := secret.Hash(state)
-	rec, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, secret.Hash(loginCode), key.ID, MaxLoginCodeFails)
+	rec, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, secret.Hash(loginCode), key.ID, MaxStateFails)
 	if err != nil {
 		return "", User{}, err
 	}
 	switch outcome {
 	case LoginRedeemed:
+		userID = rec.UserID
 	case LoginNoState:
 		return "", User{}, apierr.New(apierr.InvalidState)
-	case LoginBurned:
-		s.log.WarnContext(ctx, "too many wrong login codes; state burned", "state", short(stateHash), "key", key.ID)
-		return "", User{}, apierr.New(apierr.InvalidCode)
 	default:
+		if outcome == LoginBurned {
+			s.stateBurned(ctx, key, stateHash)
+		}
+		if err := s.countFailure(ctx, ""); err != nil {
+			return "", User{}, err
+		}
 		return "", User{}, apierr.New(apierr.InvalidCode)
 	}
 	// The user confirmed up to five minutes ago; a disabled account gets no
 	// code even so.
-	user, err := s.users.GetUser(ctx, rec.UserID)
+	user, err = s.users.GetUser(ctx, rec.UserID)
 	if apierr.Is(err, apierr.NotFound) {
 		return "", User{}, apierr.New(apierr.InvalidCode)
 	}
@@ -192,7 +224,7 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	if user.Disabled {
 		return "", User{}, apierr.New(apierr.AccountDisabled)
 	}
-	code, err := s.issueCode(ctx, key, stateHash, user)
+	code, err = s.issueCode(ctx, key, stateHash, user, "safe")
 	if err != nil {
 		return "", User{}, err
 	}

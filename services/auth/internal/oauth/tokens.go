@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
 )
 
@@ -76,13 +77,21 @@ func (s *Service) Introspect(ctx context.Context, token string) (ActiveToken, bo
 	return t, true, nil
 }
 
-// RevokeToken ends a token at once; an unknown token is no error (RFC 7009).
+// RevokeToken ends a token at once; an unknown token is no error (RFC 7009),
+// and no event: nothing was revoked.
 func (s *Service) RevokeToken(ctx context.Context, token string) error {
 	if err := required(field{"token", token, maxCode}); err != nil {
 		return err
 	}
-	_, err := s.store.DeleteToken(ctx, secret.Hash(token))
-	return err
+	rec, found, err := s.store.DeleteToken(ctx, secret.Hash(token))
+	if err != nil {
+		s.recordResult(ctx, audit.TokenRevoked, 0, "", err, "")
+		return err
+	}
+	if found {
+		s.recordResult(ctx, audit.TokenRevoked, rec.KeyID, rec.UserID, nil, "revoke_token")
+	}
+	return nil
 }
 
 // Userinfo returns the profile of the token's user, for any holder of it.
@@ -105,6 +114,7 @@ func (s *Service) RevokeUserTokens(ctx context.Context, userID string) (int, err
 		return 0, err
 	}
 	n, err := s.store.DeleteUserTokens(ctx, userID)
+	s.recordResult(ctx, audit.TokenRevoked, 0, userID, err, "admin")
 	if err != nil {
 		return 0, err
 	}

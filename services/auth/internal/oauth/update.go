@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
 )
 
@@ -21,10 +22,11 @@ type Consent struct {
 // even under concurrency. Consequently an update the user service rejects
 // (say, a username too long) has used up its state: the app asks for a new
 // one, as after any other use.
-func (s *Service) UpdateUser(ctx context.Context, key Key, userID, state string, consent Consent, c ProfileChange) (User, error) {
+func (s *Service) UpdateUser(ctx context.Context, key Key, userID, state string, consent Consent, c ProfileChange) (updated User, err error) {
 	if err := required(field{"user_id", userID, maxUserID}, field{"state", state, maxState}); err != nil {
 		return User{}, err
 	}
+	defer func() { s.recordResult(ctx, audit.ProfileUpdated, key.ID, userID, err, "") }()
 	if c.Username == nil && c.Bio == nil {
 		// Checked here, not only by the user service, so that an empty
 		// request does not cost the state.

@@ -248,13 +248,14 @@ func TestDeleteToken(t *testing.T) {
 	if err := s.PutToken(ctx, th, oauth.TokenRecord{KeyID: 1, UserID: "alice"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if existed, err := s.DeleteToken(ctx, th); err != nil || !existed {
-		t.Fatalf("DeleteToken = %v, %v", existed, err)
+	rec, existed, err := s.DeleteToken(ctx, th)
+	if err != nil || !existed || rec.UserID != "alice" || rec.KeyID != 1 {
+		t.Fatalf("DeleteToken = %+v, %v, %v; want the deleted record", rec, existed, err)
 	}
 	if n, _ := rdb.Exists(ctx, prefix+"token:"+th).Result(); n != 0 {
 		t.Fatal("token still stored")
 	}
-	if existed, err := s.DeleteToken(ctx, th); err != nil || existed {
+	if _, existed, err := s.DeleteToken(ctx, th); err != nil || existed {
 		t.Fatalf("deleting an absent token: %v, %v", existed, err)
 	}
 }
@@ -280,7 +281,7 @@ func TestRedisDown(t *testing.T) {
 		{"RedeemedBy", func() error { _, _, err := s.RedeemedBy(ctx, hash()); return err }},
 		{"RedeemCode", func() error { _, err := s.RedeemCode(ctx, hash(), 1, hash(), hash()); return err }},
 		{"PutToken", func() error { return s.PutToken(ctx, hash(), oauth.TokenRecord{}, time.Minute) }},
-		{"DeleteToken", func() error { _, err := s.DeleteToken(ctx, hash()); return err }},
+		{"DeleteToken", func() error { _, _, err := s.DeleteToken(ctx, hash()); return err }},
 		{"Token", func() error { _, _, err := s.Token(ctx, hash()); return err }},
 		{"DeleteUserTokens", func() error { _, err := s.DeleteUserTokens(ctx, "alice"); return err }},
 		{"PutUCA", func() error { return s.PutUCA(ctx, hash(), oauth.UCARecord{}, time.Minute) }},
@@ -290,6 +291,9 @@ func TestRedisDown(t *testing.T) {
 		{"RedeemLoginCode", func() error { _, _, err := s.RedeemLoginCode(ctx, hash(), hash(), 1, 5); return err }},
 		{"PutSession", func() error { return s.PutSession(ctx, hash(), oauth.SessionRecord{}, time.Minute) }},
 		{"Session", func() error { _, _, err := s.Session(ctx, hash()); return err }},
+		{"Failures", func() error { _, err := s.Failures(ctx, "alice", "192.0.2.1"); return err }},
+		{"CountFailure", func() error { return s.CountFailure(ctx, "alice", "192.0.2.1", time.Minute) }},
+		{"CountStateFailure", func() error { _, err := s.CountStateFailure(ctx, hash(), 1, 5); return err }},
 	}
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {

@@ -199,7 +199,7 @@ func TestUserTokens(t *testing.T) {
 		}
 	})
 	t.Run("deleting a token unindexes it", func(t *testing.T) {
-		if existed, err := s.DeleteToken(ctx, a3); err != nil || !existed {
+		if _, existed, err := s.DeleteToken(ctx, a3); err != nil || !existed {
 			t.Fatalf("DeleteToken = %v, %v", existed, err)
 		}
 		if ok, _ := rdb.SIsMember(ctx, prefix+"usertokens:alice", a3).Result(); ok {

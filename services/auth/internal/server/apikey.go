@@ -14,6 +14,7 @@ import (
 	"github.com/moreline/moreid/platform/ipset"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
 )
 
 // Metadata keys the interceptor reads.
@@ -22,27 +23,39 @@ const (
 	ClientIPMetadata = "x-moreid-client-ip"
 )
 
-var authMethodPrefix = "/" + authv1.AuthService_ServiceDesc.ServiceName + "/"
+var (
+	authMethodPrefix = "/" + authv1.AuthService_ServiceDesc.ServiceName + "/"
+	// The auth service's own services: AuthService, ConfirmationService,
+	// TokenService (not health).
+	ownMethodPrefix = "/moreid.auth.v1."
+)
 
 // KeyInterceptor admits an AuthService call only with an API key that keys
 // accepts for the caller's client IP, and puts the key's record in the
-// context. Other services on the same server (health) are not guarded.
+// context. Every call of the auth service's own services (the keyless
+// ConfirmationService and TokenService too) gets the client IP in its
+// context, for the brute-force limits and the audit trail. Other services
+// on the same server (health) are left alone.
 // The client IP is x-moreid-client-ip when the gRPC peer is inside gateways
 // (the gateway computed it from the TCP peer and trusted proxies), else the
 // peer's own address.
 func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) {
+		if !strings.HasPrefix(info.FullMethod, ownMethodPrefix) {
 			return next(ctx, req)
 		}
 		md, _ := metadata.FromIncomingContext(ctx)
-		key := first(md, APIKeyMetadata)
-		if key == "" {
-			return nil, apierr.New(apierr.InvalidAPIKey)
-		}
 		ip, err := clientIP(ctx, md, gateways)
 		if err != nil {
 			return nil, err
+		}
+		ctx = oauth.WithClientIP(ctx, ip.String())
+		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) {
+			return next(ctx, req)
+		}
+		key := first(md, APIKeyMetadata)
+		if key == "" {
+			return nil, apierr.New(apierr.InvalidAPIKey)
 		}
 		k, err := keys.ValidateKey(ctx, key, ip.String())
 		if err != nil {
@@ -82,6 +95,20 @@ func clientIP(ctx context.Context, md metadata.MD, gateways []netip.Prefix) (net
 		// The gateway sets it exactly once; several values are not its.
 		return netip.Addr{}, apierr.Newf(apierr.InvalidRequest, "客户端IP元数据无效")
 	}
+}
+
+// peerIP is the gRPC peer's address, "" when unknown; for the admin
+// listener, whose callers connect directly.
+func peerIP(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	a, err := addrIP(p.Addr)
+	if err != nil {
+		return ""
+	}
+	return a.String()
 }
 
 func addrIP(a net.Addr) (netip.Addr, error) {

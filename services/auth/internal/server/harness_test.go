@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/secret"
@@ -129,7 +131,8 @@ type fakeKey struct {
 }
 
 // keyService is a deterministic stand-in for the remote APIKeyService. It
-// counts calls, remembers the client IPs it was asked about, and can revoke.
+// counts calls, remembers the client IPs it was asked about, can revoke,
+// and can answer unavailable as the real one does while Postgres is down.
 type keyService struct {
 	apikeyv1.UnimplementedAPIKeyServiceServer
 	mu      sync.Mutex
@@ -137,10 +140,14 @@ type keyService struct {
 	revoked map[string]bool
 	ips     []string
 	calls   atomic.Int64
+	down    atomic.Bool
 }
 
 func (s *keyService) ValidateKey(_ context.Context, req *apikeyv1.ValidateKeyRequest) (*apikeyv1.ValidateKeyResponse, error) {
 	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, apierr.Wrap(apierr.Unavailable, errors.New("postgres: connection refused"))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ips = append(s.ips, req.GetClientIp())
@@ -190,6 +197,10 @@ const (
 // env is one auth server wired to in-test user and apikey servers and a
 // fresh Redis keyspace.
 type env struct {
+	o          options
+	remoteConn *grpc.ClientConn
+	store      redis.UniversalClient
+
 	auth   authv1.AuthServiceClient
 	conf   authv1.ConfirmationServiceClient
 	tokens authv1.TokenServiceClient
@@ -209,6 +220,8 @@ type env struct {
 type options struct {
 	gateways []netip.Prefix
 	redis    redis.UniversalClient // default: the test Redis
+	limits   oauth.Limits          // default: oauth.DefaultLimits
+	events   audit.Recorder        // default: audit.Discard
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -237,21 +250,42 @@ func newEnv(t *testing.T, o options) *env {
 	if o.redis != nil {
 		store = o.redis
 	}
-	gateways := o.gateways
-	if gateways == nil {
-		gateways = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	if o.gateways == nil {
+		o.gateways = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.events == nil {
+		o.events = audit.Discard
+	}
+	e := &env{o: o, remoteConn: remoteConn, store: store, users: users, keys: keys, rdb: rdb, prefix: prefix}
+	e.start(t)
+	return e
+}
+
+// twin is another instance of the auth service (its own flows, key cache
+// and listeners) on the same Redis keyspace and remote services, as a
+// second replica behind a Kubernetes Service.
+func (e *env) twin(t *testing.T) *env {
+	t.Helper()
+	tw := &env{o: e.o, remoteConn: e.remoteConn, store: e.store, users: e.users, keys: e.keys, rdb: e.rdb, prefix: e.prefix}
+	tw.start(t)
+	return tw
+}
+
+// start serves an auth instance over e's dependencies and fills e's
+// clients.
+func (e *env) start(t *testing.T) {
+	t.Helper()
+	e.logs = &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
-	flows := oauth.New(redisstore.New(store, prefix), remote.NewUsers(userv1.NewUserServiceClient(remoteConn)), ttl, log)
-	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(remoteConn)), keycache.MaxTTL, 100)
+	flows := oauth.New(redisstore.New(e.store, e.prefix), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), ttl, e.o.limits, e.o.events, log)
+	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
-		"redis": func(ctx context.Context) error { return store.Ping(ctx).Err() },
+		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },
 	})
 	api := server.New(flows)
-	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, gateways))...)
+	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways))...)
 	api.Register(authSrv)
 	healthpb.RegisterHealthServer(authSrv, health)
 	authConn := dial(t, serve(t, authSrv))
@@ -260,20 +294,13 @@ func newEnv(t *testing.T, o options) *env {
 	healthpb.RegisterHealthServer(adminSrv, health)
 	adminConn := dial(t, serve(t, adminSrv))
 
-	return &env{
-		auth:        authv1.NewAuthServiceClient(authConn),
-		conf:        authv1.NewConfirmationServiceClient(authConn),
-		tokens:      authv1.NewTokenServiceClient(authConn),
-		health:      healthpb.NewHealthClient(authConn),
-		admin:       authv1.NewAuthAdminServiceClient(adminConn),
-		publicAdmin: authv1.NewAuthAdminServiceClient(authConn),
-		adminHealth: healthpb.NewHealthClient(adminConn),
-		users:       users,
-		keys:        keys,
-		rdb:         rdb,
-		prefix:      prefix,
-		logs:        logs,
-	}
+	e.auth = authv1.NewAuthServiceClient(authConn)
+	e.conf = authv1.NewConfirmationServiceClient(authConn)
+	e.tokens = authv1.NewTokenServiceClient(authConn)
+	e.health = healthpb.NewHealthClient(authConn)
+	e.admin = authv1.NewAuthAdminServiceClient(adminConn)
+	e.publicAdmin = authv1.NewAuthAdminServiceClient(authConn)
+	e.adminHealth = healthpb.NewHealthClient(adminConn)
 }
 
 func serve(t *testing.T, srv *grpc.Server) string {

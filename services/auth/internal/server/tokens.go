@@ -63,7 +63,7 @@ type Admin struct {
 
 // RevokeUserTokens implements AuthAdminService.
 func (a *Admin) RevokeUserTokens(ctx context.Context, req *authv1.RevokeUserTokensRequest) (*authv1.RevokeUserTokensResponse, error) {
-	n, err := a.flows.RevokeUserTokens(ctx, req.GetUserId())
+	n, err := a.flows.RevokeUserTokens(oauth.WithClientIP(ctx, peerIP(ctx)), req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
