@@ -12,7 +12,7 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS):$(PATH)
 
 # Every Go module of the workspace (go.work).
-MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl client deploy e2e
+MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl client deploy bench e2e
 PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 BINARIES := moreid-user:./services/user/cmd/user \
@@ -74,3 +74,6 @@ clean:
 
 ## images, push-images: container images, one per component (needs a Docker engine)
 include deploy/images.mk
+
+## bench: the load tool (BENCHMARKS.md); starts its own suite
+include bench/bench.mk

@@ -16,13 +16,20 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/moreline/moreid/platform/testenv"
 )
+
+// TB is what the harness needs of its caller. testing.TB satisfies it, and
+// so can a command (the load tool in bench/) that starts the suite outside a
+// test: Fatalf must not return.
+type TB interface {
+	testenv.TB
+	TempDir() string
+}
 
 // Binaries are the suite's commands, by the name they get in bin/.
 var Binaries = map[string]string{
@@ -53,7 +60,7 @@ func RepoRoot() (string, error) {
 }
 
 // Bin returns the path of a built binary, building all of them on first use.
-func Bin(t testing.TB, name string) string {
+func Bin(t TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := RepoRoot()
@@ -125,7 +132,7 @@ type Options struct {
 }
 
 // Start runs the suite for t and waits until every instance is ready.
-func Start(t testing.TB, opts Options) *Suite {
+func Start(t TB, opts Options) *Suite {
 	t.Helper()
 	if opts.Instances < 1 {
 		opts.Instances = 1
@@ -211,12 +218,12 @@ func (s *Suite) Proc(component string, i int) *Proc {
 	return nil
 }
 
-func (s *Suite) start(t testing.TB, component string, i int) *Proc {
+func (s *Suite) start(t TB, component string, i int) *Proc {
 	t.Helper()
 	name := fmt.Sprintf("moreid-%s-%d", component, i)
 	logf, err := os.OpenFile(filepath.Join(s.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	cmd := exec.Command(Bin(t, "moreid-"+component))
 	cmd.Env = environ(s.Envs[i])
@@ -235,13 +242,17 @@ func (s *Suite) start(t testing.TB, component string, i int) *Proc {
 }
 
 // Restart starts instance i of component again (after Signal or Kill).
-func (s *Suite) Restart(t testing.TB, component string, i int) *Proc {
+func (s *Suite) Restart(t TB, component string, i int) *Proc {
 	t.Helper()
 	if p := s.Proc(component, i); p != nil && !p.Exited() {
 		t.Fatalf("%s %d is still running", component, i)
 	}
 	return s.start(t, component, i)
 }
+
+// Pid is the operating system's id of the process (for reading
+// /proc/<pid>/status, say).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
@@ -285,7 +296,7 @@ func (s *Suite) stop() {
 // WaitReady waits until every instance's gateway says ready and every gRPC
 // listener (admin ones included: /readyz does not cover them) accepts
 // connections, failing the test if a process exits or time runs out.
-func (s *Suite) WaitReady(t testing.TB, within time.Duration) {
+func (s *Suite) WaitReady(t TB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -339,7 +350,7 @@ func (s *Suite) Logs() string {
 
 // Ctl runs moreidctl against the suite and returns its stdout, stderr and
 // exit status.
-func (s *Suite) Ctl(t testing.TB, stdin string, args ...string) (stdout, stderr string, code int) {
+func (s *Suite) Ctl(t TB, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -358,7 +369,7 @@ func (s *Suite) Ctl(t testing.TB, stdin string, args ...string) (stdout, stderr 
 }
 
 // MustCtl runs moreidctl and fails the test unless it exits 0.
-func (s *Suite) MustCtl(t testing.TB, stdin string, args ...string) string {
+func (s *Suite) MustCtl(t TB, stdin string, args ...string) string {
 	t.Helper()
 	out, errOut, code := s.Ctl(t, stdin, args...)
 	if code != 0 {
@@ -368,25 +379,25 @@ func (s *Suite) MustCtl(t testing.TB, stdin string, args ...string) string {
 }
 
 // CreateUser creates a user through moreidctl.
-func (s *Suite) CreateUser(t testing.TB, userID, username, email, password string) {
+func (s *Suite) CreateUser(t TB, userID, username, email, password string) {
 	t.Helper()
 	s.MustCtl(t, password+"\n", "user", "create", "--user-id", userID, "--username", username, "--email", email, "--password-stdin")
 }
 
 // CreateKey issues an API key through moreidctl and returns it (the last
 // line of the command's output, as SPEC section 7 says).
-func (s *Suite) CreateKey(t testing.TB, name string, extra ...string) string {
+func (s *Suite) CreateKey(t TB, name string, extra ...string) string {
 	t.Helper()
 	out := s.MustCtl(t, "", append([]string{"apikey", "create", "--name", name}, extra...)...)
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr(t TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	defer l.Close()
 	return l.Addr().String()

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -26,7 +25,7 @@ type Server struct {
 }
 
 // Kill stops the server at once, as a crash would.
-func (s *Server) Kill(t testing.TB) {
+func (s *Server) Kill(t TB) {
 	t.Helper()
 	if err := s.stop(true); err != nil {
 		t.Fatalf("kill server on port %d: %v", s.Port, err)
@@ -35,7 +34,7 @@ func (s *Server) Kill(t testing.TB) {
 
 // Restart starts the server again on the same port with the same data and
 // waits until it accepts connections.
-func (s *Server) Restart(t testing.TB) {
+func (s *Server) Restart(t TB) {
 	t.Helper()
 	if err := s.start(); err != nil {
 		t.Fatalf("restart server on port %d: %v", s.Port, err)
@@ -44,7 +43,7 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 // StartRedis runs a redis-server of the test's own (no persistence).
-func StartRedis(t testing.TB) *Server {
+func StartRedis(t TB) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -79,17 +78,17 @@ func StartRedis(t testing.TB) *Server {
 // StartPostgres initialises and runs a Postgres cluster of the test's own
 // (initdb + pg_ctl, trust authentication, as the postgres OS user when the
 // test runs as root, since Postgres refuses to run as root).
-func StartPostgres(t testing.TB) *Server {
+func StartPostgres(t TB) *Server {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
-		t.Fatal("initdb not found under /usr/lib/postgresql/*/bin")
+		t.Fatalf("initdb not found under /usr/lib/postgresql/*/bin")
 	}
 	binDir := filepath.Dir(bins[len(bins)-1])
 	port := freePort(t)
 	dir, err := os.MkdirTemp("", "moreid-pg-")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	data := filepath.Join(dir, "data")
@@ -136,14 +135,14 @@ func StartPostgres(t testing.TB) *Server {
 	return s
 }
 
-func freePort(t testing.TB) int {
+func freePort(t TB) int {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	n, _ := strconv.Atoi(port)
 	return n
 }
 
-func waitPort(t testing.TB, port int, within time.Duration) {
+func waitPort(t TB, port int, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,6 +16,16 @@ import (
 
 	"github.com/moreline/moreid/platform/secret"
 )
+
+// TB is what this package needs of its caller. testing.TB satisfies it, and
+// so can a command (the load tool in bench/) that needs a database and a
+// keyspace of its own outside a test.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+}
 
 // PostgresServer is the server URL tests create their databases on.
 func PostgresServer() string {
@@ -37,14 +46,14 @@ func RedisURL() string {
 
 // Postgres creates a fresh, empty database for the test and returns its DSN.
 // The database is dropped when the test ends.
-func Postgres(t testing.TB) string {
+func Postgres(t TB) string {
 	t.Helper()
 	return PostgresOn(t, PostgresServer())
 }
 
 // PostgresOn creates a fresh, empty database for the test on the server at
 // serverURL and returns its DSN; it is dropped when the test ends.
-func PostgresOn(t testing.TB, serverURL string) string {
+func PostgresOn(t TB, serverURL string) string {
 	t.Helper()
 	server, err := url.Parse(serverURL)
 	if err != nil {
@@ -58,7 +67,7 @@ func PostgresOn(t testing.TB, serverURL string) string {
 	return dsn.String()
 }
 
-func exec(t testing.TB, dsn, sql string) {
+func exec(t TB, dsn, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -74,13 +83,13 @@ func exec(t testing.TB, dsn, sql string) {
 
 // Redis returns a client on the test Redis and a key prefix unique to this
 // test. Every key under the prefix is deleted when the test ends.
-func Redis(t testing.TB) (redis.UniversalClient, string) {
+func Redis(t TB) (redis.UniversalClient, string) {
 	t.Helper()
 	return RedisOn(t, RedisURL())
 }
 
 // RedisOn is Redis for the server at redisURL.
-func RedisOn(t testing.TB, redisURL string) (redis.UniversalClient, string) {
+func RedisOn(t TB, redisURL string) (redis.UniversalClient, string) {
 	t.Helper()
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
@@ -101,7 +110,7 @@ func RedisOn(t testing.TB, redisURL string) (redis.UniversalClient, string) {
 }
 
 // DeleteKeys removes every key that starts with prefix.
-func DeleteKeys(t testing.TB, client redis.UniversalClient, prefix string) {
+func DeleteKeys(t TB, client redis.UniversalClient, prefix string) {
 	t.Helper()
 	ctx := context.Background()
 	iter := client.Scan(ctx, 0, prefix+"*", 500).Iterator()
