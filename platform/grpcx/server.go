@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -40,6 +41,9 @@ func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grp
 		// re-resolve DNS and spread onto replicas added by a scale-up.
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
 		grpc.MaxRecvMsgSize(1 << 20),
+		// A fixed pool of stream workers instead of a goroutine per call:
+		// the profiles showed 7-10% of auth's CPU in growing fresh stacks.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}, telemetry.GRPCServerOptions()...)
 }
 

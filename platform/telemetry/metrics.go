@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -82,10 +83,18 @@ func ObserveHTTP(route, method string, status int, elapsed time.Duration) {
 	httpLatency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 }
 
-// MetricsServer returns a run.Unit serving /metrics on addr.
+// MetricsServer returns a run.Unit serving /metrics and the Go profiler
+// (/debug/pprof/) on addr: the operator's port, never the public listener,
+// so that a process can be profiled under real load without a rebuild.
 func MetricsServer(addr string) (run.Unit, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// No WriteTimeout: a CPU profile streams for its whole duration.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	u, err := run.HTTP("metrics", addr, srv)
 	if err != nil {

@@ -17,12 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,7 +70,7 @@ func main() {
 	list := flag.Bool("list", false, "list the scenario ids and exit")
 	flag.StringVar(&cfg.out, "out", "", "also write the report to this file")
 	flag.StringVar(&cfg.logs, "logs", "", "write the suite's logs to this file at the end")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "directory for CPU profiles of the suite's processes per scenario (needs /debug/pprof on their metrics listeners)")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "directory for CPU profiles of the suite's processes per scenario (from /debug/pprof on their metrics listeners)")
 	flag.StringVar(&cfg.baseURL, "base-url", "", "target a running suite's gateway instead of starting one (needs -auth-addr, -api-key, -user-id; password in MOREID_BENCH_PASSWORD)")
 	flag.StringVar(&cfg.authAddr, "auth-addr", "", "AuthService address of the running suite")
 	flag.StringVar(&cfg.apiKey, "api-key", "", "API key for the running suite (or MOREID_BENCH_API_KEY)")
@@ -164,9 +164,6 @@ func (b *bench) setup(ctx context.Context) {
 			if err := os.MkdirAll(cfg.cpuprofile, 0o755); err != nil {
 				e.Fatalf("%v", err)
 			}
-			var pprofEnv map[string]string
-			pprofEnv, b.prof.targets = pprofOverlay(e, e.TempDir())
-			maps.Copy(suiteEnv, pprofEnv)
 		}
 		b.logf("building and starting the suite")
 		b.suite = harness.Start(e, harness.Options{
@@ -175,6 +172,13 @@ func (b *bench) setup(ctx context.Context) {
 			PostgresServer: cfg.postgresServer,
 		})
 		e.Cleanup(harness.Cleanup)
+		if cfg.cpuprofile != "" {
+			// Every component serves /debug/pprof/ on its metrics listener.
+			b.prof.targets = map[string]string{}
+			for _, c := range harness.Components {
+				b.prof.targets[c] = b.suite.Env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"]
+			}
+		}
 		if cfg.logs != "" {
 			e.Cleanup(func() { _ = os.WriteFile(cfg.logs, []byte(b.suite.Logs()), 0o600) })
 		}
