@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -393,12 +394,26 @@ func (s *Suite) CreateKey(t TB, name string, extra ...string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
+// freeAddr picks a free loopback port below the kernel's ephemeral range
+// (32768 and up): a port the kernel handed out for :0 and we released can be
+// taken by any outgoing connection before our process binds it.
 func freeAddr(t TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("%v", err)
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		if _, taken := picked.LoadOrStore(addr, true); taken {
+			continue // handed out already in this process, maybe not bound yet
+		}
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free loopback port found")
+	return ""
 }
+
+// picked remembers every port freeAddr handed out in this process.
+var picked sync.Map

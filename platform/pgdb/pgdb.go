@@ -76,7 +76,9 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string) e
 	if err != nil {
 		return fmt.Errorf("migration store: %w", err)
 	}
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(versionTable)))
+	// Poll the lock every second (goose's default is 5 s): replicas and the
+	// three services sharing the audit table start without waiting long.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(versionTable)), lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}

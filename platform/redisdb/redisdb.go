@@ -23,7 +23,8 @@ import (
 //	redis://sentinel1:26379/0?addr=sentinel2:26379&master_name=mymaster
 //	                                                    Redis Sentinel
 //
-// rediss:// turns TLS on. Every command times out after a second at most.
+// rediss:// turns TLS on. A command against a dead Redis fails within about
+// half a second: the caller answers 503 instead of hanging.
 func Options(rawURL string) (*redis.UniversalOptions, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -50,6 +51,9 @@ func Options(rawURL string) (*redis.UniversalOptions, error) {
 		WriteTimeout: 500 * time.Millisecond,
 		PoolTimeout:  time.Second,
 		MaxRetries:   1,
+		// go-redis otherwise retries a failed dial 5 times 100 ms apart,
+		// which made a command against a dead Redis take ~830 ms.
+		DialerRetries: 1,
 	}, nil
 }
 
