@@ -67,6 +67,30 @@ func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
 	return db, nil
 }
 
+// Migration applies one schema's pending migrations (a service's own, or
+// the audit trail's).
+type Migration func(ctx context.Context, db *gorm.DB) error
+
+// OpenMigrated is Open followed by every migration, in order. It returns the
+// gorm handle and its pool; close the pool when done.
+func OpenMigrated(ctx context.Context, dsn string, opts Options, migrations ...Migration) (*gorm.DB, *sql.DB, error) {
+	db, err := Open(ctx, dsn, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	for _, m := range migrations {
+		if err := m(ctx, db); err != nil {
+			_ = sqlDB.Close()
+			return nil, nil, err
+		}
+	}
+	return db, sqlDB, nil
+}
+
 // Migrate applies every pending migration in fsys (goose SQL files at its
 // root), recording versions in the table named versionTable so that each
 // service keeps its own history in a shared database. A Postgres advisory

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -70,21 +69,11 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
-	db, err := pgdb.Open(ctx, cfg.postgresDSN, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 20})
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.postgresDSN, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 20}, pgstore.Migrate, audit.Migrate)
 	if err != nil {
 		return err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
 	}
 	defer sqlDB.Close()
-	if err := pgstore.Migrate(ctx, db); err != nil {
-		return err
-	}
-	if err := audit.Migrate(ctx, db); err != nil {
-		return err
-	}
 	if migrateOnly {
 		log.Info("migrations applied")
 		return nil

@@ -119,18 +119,11 @@ func serve() error {
 	// Postgres holds only the audit trail here. It is needed to start (the
 	// migrations), not to serve: the writer queues and retries through an
 	// outage, and no health probe of auth depends on it.
-	db, err := pgdb.Open(ctx, cfg.pgDSN, pgdb.Options{MaxOpenConns: 5, MaxIdleConns: 2})
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.pgDSN, pgdb.Options{MaxOpenConns: 5, MaxIdleConns: 2}, audit.Migrate)
 	if err != nil {
 		return err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
 	}
 	defer sqlDB.Close()
-	if err := audit.Migrate(ctx, db); err != nil {
-		return err
-	}
 	trail := audit.NewWriter(db, "auth", log)
 
 	ttl := oauth.Lifetimes{Token: cfg.tokenTTL, Session: cfg.sessionTTL}

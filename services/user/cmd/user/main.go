@@ -92,21 +92,11 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 
 	// The pool stays well under Postgres's default max_connections even
 	// with several replicas of each service.
-	db, err := pgdb.Open(ctx, cfg.dsn, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 10})
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.dsn, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 10}, pgstore.Migrate, audit.Migrate)
 	if err != nil {
 		return err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
 	}
 	defer sqlDB.Close()
-	if err := pgstore.Migrate(ctx, db); err != nil {
-		return err
-	}
-	if err := audit.Migrate(ctx, db); err != nil {
-		return err
-	}
 	if migrateOnly {
 		log.Info("migrations applied")
 		return nil
