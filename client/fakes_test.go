@@ -3,9 +3,6 @@ package moreid_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/moreline/moreid/platform/apierr"
-	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 )
 
@@ -208,14 +205,8 @@ func (f *fakeAuth) RevokeToken(ctx context.Context, req *authv1.RevokeTokenReque
 // serve starts the fake on a loopback port and returns its address.
 func serve(t *testing.T, f *fakeAuth) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer(grpcx.ServerOptions(slog.New(slog.NewTextHandler(io.Discard, nil)), f.checkKey)...)
+	g := grpctest.NewServer(f.checkKey)
 	authv1.RegisterAuthServiceServer(g, f)
 	authv1.RegisterTokenServiceServer(g, f)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	return lis.Addr().String()
+	return grpctest.Serve(t, g)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/moreline/moreid/e2e/harness"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 )
 
 // metrics is one scrape of a component's /metrics, parsed.
@@ -254,18 +254,12 @@ func (r *traceReceiver) received() []receivedSpan {
 // returns it with its address.
 func startTraceReceiver(t *testing.T) (*traceReceiver, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer()
 	r := &traceReceiver{}
 	coltracepb.RegisterTraceServiceServer(srv, r)
-	go func() { _ = srv.Serve(l) }()
-	// Registered before the suite's own cleanup, so it runs after the
-	// suite stopped (and flushed its last spans).
-	t.Cleanup(srv.Stop)
-	return r, l.Addr().String()
+	// Serve registers srv.Stop before the suite's own cleanup, so it runs
+	// after the suite stopped (and flushed its last spans).
+	return r, grpctest.Serve(t, srv)
 }
 
 func attrString(attrs []*commonpb.KeyValue, key string) string {

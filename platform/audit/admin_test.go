@@ -3,13 +3,10 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -20,7 +17,8 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
-	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
+	"github.com/moreline/moreid/platform/testenv"
 	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
 )
 
@@ -28,20 +26,9 @@ import (
 // as auth's admin listener does, and returns a client of it.
 func client(t *testing.T, db *gorm.DB) auditv1.AuditAdminServiceClient {
 	t.Helper()
-	srv := grpc.NewServer(grpcx.ServerOptions(slog.New(slog.DiscardHandler))...)
+	srv := grpctest.NewServer()
 	auditv1.RegisterAuditAdminServiceServer(srv, audit.NewAdminServer(db))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return auditv1.NewAuditAdminServiceClient(conn)
+	return auditv1.NewAuditAdminServiceClient(grpctest.Dial(t, grpctest.Serve(t, srv)))
 }
 
 func callCtx(t *testing.T) context.Context {
@@ -172,13 +159,7 @@ func TestListAuditEventsLimits(t *testing.T) {
 }
 
 func TestListAuditEventsPostgresDown(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	db, err := gorm.Open(postgres.Open("postgres://postgres@"+addr+"/nothing?sslmode=disable&connect_timeout=2"),
+	db, err := gorm.Open(postgres.Open("postgres://postgres@"+testenv.FreeAddr(t)+"/nothing?sslmode=disable&connect_timeout=2"),
 		&gorm.Config{DisableAutomaticPing: true, Logger: logger.Discard})
 	if err != nil {
 		t.Fatal(err)

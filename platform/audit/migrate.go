@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 
 	"gorm.io/gorm"
 
@@ -19,23 +18,9 @@ const VersionTable = "audit_schema_migrations"
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations is the goose SQL migrations of the audit trail, at the root of
-// the returned FS.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory always exists
-	}
-	return sub
-}
-
 // Migrate applies every pending audit migration to db.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
-	}
-	if err := pgdb.Migrate(ctx, sqlDB, Migrations(), VersionTable); err != nil {
+	if err := pgdb.Embedded(migrations, "migrations", VersionTable)(ctx, db); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil

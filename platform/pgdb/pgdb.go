@@ -91,6 +91,23 @@ func OpenMigrated(ctx context.Context, dsn string, opts Options, migrations ...M
 	return db, sqlDB, nil
 }
 
+// Embedded is the Migration of a schema whose goose SQL files are in the
+// directory dir of fsys (usually a service's go:embed FS), recording
+// versions in versionTable as Migrate does.
+func Embedded(fsys fs.FS, dir, versionTable string) Migration {
+	return func(ctx context.Context, db *gorm.DB) error {
+		sub, err := fs.Sub(fsys, dir)
+		if err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return fmt.Errorf("postgres pool: %w", err)
+		}
+		return Migrate(ctx, sqlDB, sub, versionTable)
+	}
+}
+
 // Migrate applies every pending migration in fsys (goose SQL files at its
 // root), recording versions in the table named versionTable so that each
 // service keeps its own history in a shared database. A Postgres advisory

@@ -1,11 +1,13 @@
 // Package testenv gives tests their own Postgres database and Redis keyspace
 // on the real servers (never the ones `make run` uses), and removes them when
 // the test ends. Set MOREID_TEST_POSTGRES_URL / MOREID_TEST_REDIS_URL to
-// point tests elsewhere.
+// point tests elsewhere. It also hands out free loopback addresses, and
+// builds and runs a command's binary for the tests of main packages.
 package testenv
 
 import (
 	"context"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -60,14 +62,14 @@ func PostgresOn(t TB, serverURL string) string {
 		t.Fatalf("postgres server URL: %v", err)
 	}
 	name := "moreid_test_" + secret.New("", 12, "abcdefghijklmnopqrstuvwxyz0123456789")
-	exec(t, server.String(), "CREATE DATABASE "+name)
-	t.Cleanup(func() { exec(t, server.String(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	execSQL(t, server.String(), "CREATE DATABASE "+name)
+	t.Cleanup(func() { execSQL(t, server.String(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
 	dsn := *server
 	dsn.Path = "/" + name
 	return dsn.String()
 }
 
-func exec(t TB, dsn, sql string) {
+func execSQL(t TB, dsn, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -120,4 +122,17 @@ func DeleteKeys(t TB, client redis.UniversalClient, prefix string) {
 	if err := iter.Err(); err != nil && !strings.Contains(err.Error(), "closed") {
 		t.Logf("cleaning redis keys %s*: %v", prefix, err)
 	}
+}
+
+// FreeAddr returns a loopback address on which nothing listens: a port that
+// was free a moment ago. Tests hand it to a binary to listen on, or dial it
+// to see how a component copes with a dependency that is down.
+func FreeAddr(t TB) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
 }

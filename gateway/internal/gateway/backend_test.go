@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 )
 
@@ -176,10 +176,6 @@ func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 	t.Helper()
 	b := &backend{auth: &fakeAuth{}, confirm: &fakeConfirmation{}, tokens: &fakeTokens{}}
 	b.healthy.Store(true)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opts []grpc.ServerOption
 	if len(outer) > 0 {
 		opts = append(opts, grpc.ChainUnaryInterceptor(outer...))
@@ -196,20 +192,8 @@ func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 			return errors.New("redis down")
 		},
 	}))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	b.conn = dial(t, lis.Addr().String())
+	b.conn = grpctest.Dial(t, grpctest.Serve(t, srv))
 	return b
-}
-
-func dial(t testing.TB, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpcx.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 // startGateway serves the real handler over real HTTP.

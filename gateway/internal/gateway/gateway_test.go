@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/ipset"
 )
 
@@ -489,13 +490,7 @@ func TestHealth(t *testing.T) {
 	srv := startGateway(t, b.conn, nil, discard())
 
 	// A gateway whose backend port is closed.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := lis.Addr().String()
-	_ = lis.Close()
-	dead := startGateway(t, dial(t, deadAddr), nil, discard())
+	dead := startGateway(t, grpctest.Dial(t, closedAddr(t)), nil, discard())
 
 	ok := func(t *testing.T, r response) {
 		t.Helper()

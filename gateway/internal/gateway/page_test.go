@@ -17,6 +17,7 @@ import (
 
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/ipset"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -458,7 +459,7 @@ func TestPageErrors(t *testing.T) {
 	}
 
 	t.Run("backend unreachable", func(t *testing.T) {
-		dead := startGateway(t, dial(t, closedAddr(t)), nil, discard())
+		dead := startGateway(t, grpctest.Dial(t, closedAddr(t)), nil, discard())
 		p := newBrowser(t, dead).get("uca_anything")
 		if p.status != http.StatusServiceUnavailable {
 			t.Fatalf("status %d, want 503", p.status)
@@ -466,6 +467,7 @@ func TestPageErrors(t *testing.T) {
 	})
 }
 
+// closedAddr returns a loopback address on which nothing listens.
 func closedAddr(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(http.NotFoundHandler())

@@ -1,33 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
 
 // auditEvents lists the audit trail in dsn as "component event key_id
 // outcome client_ip" lines, oldest first.
@@ -50,15 +37,12 @@ func auditEvents(t *testing.T, dsn string) []string {
 // TestBinary: the binary migrates the audit trail with its own schema, and
 // what its admin listener did is in the trail once it has stopped.
 func TestBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "apikey")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(t, ".")
 	dsn := testenv.Postgres(t)
-	adminAddr := freeAddr(t)
+	adminAddr := testenv.FreeAddr(t)
 	env := append(os.Environ(),
 		"MOREID_POSTGRES_DSN="+dsn,
-		"MOREID_APIKEY_ADDR="+freeAddr(t),
+		"MOREID_APIKEY_ADDR="+testenv.FreeAddr(t),
 		"MOREID_APIKEY_ADMIN_ADDR="+adminAddr,
 		"MOREID_DRAIN_TIMEOUT=2s",
 		"MOREID_METRICS_ADDR=127.0.0.1:0",
@@ -76,30 +60,20 @@ func TestBinary(t *testing.T) {
 	})
 
 	t.Run("serve, record, drain", func(t *testing.T) {
-		var stderr bytes.Buffer
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		conn, err := grpcx.Dial(adminAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		proc := testenv.Start(t, bin, env)
+		conn := grpctest.Dial(t, adminAddr)
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		admin := apikeyv1.NewAPIKeyAdminServiceClient(conn)
 		var created *apikeyv1.CreateAPIKeyResponse
+		var err error
 		for {
 			// Retried until the listener is up.
 			if created, err = admin.CreateAPIKey(ctx, &apikeyv1.CreateAPIKeyRequest{Name: "app"}); err == nil {
 				break
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("CreateAPIKey: %v\n%s", err, stderr.String())
+				t.Fatalf("CreateAPIKey: %v\n%s", err, proc.Stderr())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -107,19 +81,7 @@ func TestBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("still running 10s after SIGTERM")
-		}
+		proc.Stop(t, 10*time.Second)
 		id := strconv.FormatInt(created.GetApiKey().GetId(), 10)
 		want := []string{
 			"apikey apikey.created " + id + " success 127.0.0.1",
@@ -128,7 +90,7 @@ func TestBinary(t *testing.T) {
 		if got := auditEvents(t, dsn); !slices.Equal(got, want) {
 			t.Errorf("audit events %v, want %v", got, want)
 		}
-		if bytes.Contains(stderr.Bytes(), []byte(created.GetKey())) {
+		if strings.Contains(proc.Stderr(), created.GetKey()) {
 			t.Error("the key reached the logs")
 		}
 	})

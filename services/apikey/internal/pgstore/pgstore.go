@@ -8,7 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"strings"
 	"time"
@@ -32,22 +31,9 @@ const opTimeout = 5 * time.Second
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrations is the goose SQL migrations, at the root of the returned FS.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory always exists
-	}
-	return sub
-}
-
 // Migrate applies every pending migration to db.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
-	}
-	return pgdb.Migrate(ctx, sqlDB, Migrations(), VersionTable)
+	return pgdb.Embedded(migrations, "migrations", VersionTable)(ctx, db)
 }
 
 // Store implements apikey.Store.

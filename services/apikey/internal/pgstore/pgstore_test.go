@@ -2,7 +2,6 @@ package pgstore_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 
@@ -88,13 +87,7 @@ func TestMigrations(t *testing.T) {
 // TestUnreachablePostgres: every operation answers Unavailable, promptly,
 // when nothing listens where Postgres should be.
 func TestUnreachablePostgres(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	db, err := gorm.Open(postgres.Open("postgres://postgres@"+addr+"/nothing?sslmode=disable&connect_timeout=2"),
+	db, err := gorm.Open(postgres.Open("postgres://postgres@"+testenv.FreeAddr(t)+"/nothing?sslmode=disable&connect_timeout=2"),
 		&gorm.Config{DisableAutomaticPing: true, Logger: logger.Discard})
 	if err != nil {
 		t.Fatal(err)

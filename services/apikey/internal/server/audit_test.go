@@ -4,30 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/moreline/moreid/platform/audit"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 )
-
-// recorder keeps the audit events recorded, in order.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) recorded() []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
 
 // TestAuditTrail: every admin change, done or refused, is recorded with the
 // key concerned, the admin caller's IP and, on failure, the error kind; the
@@ -76,7 +57,7 @@ func TestAuditTrail(t *testing.T) {
 	}
 
 	want := []audit.Event{{Event: audit.KeyCreated, Outcome: audit.Success, APIKeyID: id, ClientIP: "127.0.0.1"}}
-	if got := s.trail.recorded(); !slices.Equal(got, want) {
+	if got := s.trail.Events(); !slices.Equal(got, want) {
 		t.Fatalf("after create: %+v, want %+v", got, want)
 	}
 	for _, st := range steps {
@@ -85,12 +66,12 @@ func TestAuditTrail(t *testing.T) {
 			if st.want != (audit.Event{}) {
 				want = append(want, st.want)
 			}
-			if got := s.trail.recorded(); !slices.Equal(got, want) {
+			if got := s.trail.Events(); !slices.Equal(got, want) {
 				t.Errorf("recorded\n %+v\nwant\n %+v", got, want)
 			}
 		})
 	}
-	for _, e := range s.trail.recorded() {
+	for _, e := range s.trail.Events() {
 		if strings.Contains(e.Event+e.Outcome+e.UserID+e.ClientIP+e.Detail, key[3:11]) {
 			t.Errorf("event %+v carries part of the key", e)
 		}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"regexp"
 	"slices"
@@ -19,7 +18,9 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit/audittest"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
@@ -33,12 +34,11 @@ import (
 // client connection to each.
 type suite struct {
 	internal, admin *grpc.ClientConn
-	trail           *recorder
+	trail           *audittest.Recorder
 }
 
 func start(t *testing.T, db *gorm.DB) suite {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
 	svc := apikey.New(pgstore.New(db))
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -48,31 +48,19 @@ func start(t *testing.T, db *gorm.DB) suite {
 		"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
 	})
 
-	internal := grpc.NewServer(grpcx.ServerOptions(log)...)
+	internal := grpctest.NewServer()
 	apikeyv1.RegisterAPIKeyServiceServer(internal, server.NewKeys(svc))
 	healthpb.RegisterHealthServer(internal, health)
-	admin := grpc.NewServer(grpcx.ServerOptions(log)...)
-	trail := &recorder{}
+	admin := grpctest.NewServer()
+	trail := &audittest.Recorder{}
 	apikeyv1.RegisterAPIKeyAdminServiceServer(admin, server.NewAdmin(svc, trail))
 	healthpb.RegisterHealthServer(admin, health)
 
-	return suite{internal: serve(t, internal), admin: serve(t, admin), trail: trail}
-}
-
-func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return suite{
+		internal: grpctest.Dial(t, grpctest.Serve(t, internal)),
+		admin:    grpctest.Dial(t, grpctest.Serve(t, admin)),
+		trail:    trail,
 	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 func startWithDB(t *testing.T) suite {

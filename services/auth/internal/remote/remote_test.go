@@ -3,9 +3,6 @@ package remote_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -13,7 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
-	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
+	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/auth/internal/remote"
@@ -40,37 +38,15 @@ func (k keys) ValidateKey(context.Context, *apikeyv1.ValidateKeyRequest) (*apike
 
 func start(t *testing.T, err error) *grpc.ClientConn {
 	t.Helper()
-	srv := grpc.NewServer(grpcx.ServerOptions(slog.New(slog.NewTextHandler(io.Discard, nil)))...)
+	srv := grpctest.NewServer()
 	userv1.RegisterUserServiceServer(srv, users{err: err})
 	apikeyv1.RegisterAPIKeyServiceServer(srv, keys{err: err})
-	lis, lerr := net.Listen("tcp", "127.0.0.1:0")
-	if lerr != nil {
-		t.Fatal(lerr)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return dial(t, lis.Addr().String())
-}
-
-func dial(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpcx.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return grpctest.Dial(t, grpctest.Serve(t, srv))
 }
 
 func TestErrors(t *testing.T) {
 	closed := func(t *testing.T) *grpc.ClientConn {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := lis.Addr().String()
-		_ = lis.Close()
-		return dial(t, addr)
+		return grpctest.Dial(t, testenv.FreeAddr(t))
 	}
 	tests := []struct {
 		name        string

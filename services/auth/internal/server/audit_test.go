@@ -1,44 +1,22 @@
 package server_test
 
 import (
-	"context"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
+	"github.com/moreline/moreid/platform/audit/audittest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 	"github.com/moreline/moreid/services/auth/internal/server"
 )
 
-// recorder keeps the events recorded, in order.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-// take returns the events recorded since the last take.
-func (r *recorder) take() []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ev := r.events
-	r.events = nil
-	return ev
-}
-
 func TestAuditEvents(t *testing.T) {
-	rec := &recorder{}
+	rec := &audittest.Recorder{}
 	e := newEnv(t, options{events: rec, limits: oauth.Limits{PerUser: 2, PerIP: 50, Window: time.Minute}})
 	const ip = "198.51.100.7"
 	// secrets collects every secret handed out, to check no event holds one.
@@ -48,7 +26,7 @@ func TestAuditEvents(t *testing.T) {
 		return audit.Event{Event: name, Outcome: outcome, UserID: userID, APIKeyID: keyID, ClientIP: ip, Detail: detail}
 	}
 	// Authorize and CreateUCA record nothing; a case that needs more setup
-	// drops its events with rec.take() before the calls under test.
+	// drops its events with rec.Take() before the calls under test.
 	tests := []struct {
 		name string
 		run  func(t *testing.T)
@@ -88,7 +66,7 @@ func TestAuditEvents(t *testing.T) {
 			state := e.authorize(t, keyB)
 			code := e.login(t, keyB, state)
 			keep(state, code, e.token(t, keyB, code, state))
-			rec.take()
+			rec.Take()
 			_, err := e.auth.Token(from(t, keyB, ip), &authv1.TokenRequest{Code: code, State: state})
 			wantErr(t, err, apierr.InvalidCode)
 		}, []audit.Event{
@@ -130,7 +108,7 @@ func TestAuditEvents(t *testing.T) {
 			tok := e.accessToken(t, keyB, aliceID, alicePass)
 			other := e.accessToken(t, keyA, aliceID, alicePass)
 			keep(tok, other)
-			rec.take()
+			rec.Take()
 			ctx := as(t, keyB, server.ClientIPMetadata, ip, server.AuthorizationMetadata, "Bearer "+tok)
 			if _, err := e.auth.UpdateUser(ctx, &authv1.UpdateUserRequest{UserId: aliceID, State: e.authorize(t, keyB), Bio: ptr("new bio")}); err != nil {
 				t.Fatal(err)
@@ -152,9 +130,9 @@ func TestAuditEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec.take()
+			rec.Take()
 			tt.run(t)
-			got := rec.take()
+			got := rec.Take()
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("events:\n%s\nwant:\n%s", dump(got), dump(tt.want))
 			}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -24,6 +22,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
@@ -237,13 +236,11 @@ func newEnv(t *testing.T, o options) *env {
 		keyListed: {record: &apikeyv1.APIKey{Id: 4, Name: "listed", PasswordLogin: true},
 			whitelist: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
 	}}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	remoteSrv := grpc.NewServer(grpcx.ServerOptions(quiet)...)
+	remoteSrv := grpctest.NewServer()
 	userv1.RegisterUserServiceServer(remoteSrv, users)
 	apikeyv1.RegisterAPIKeyServiceServer(remoteSrv, keys)
-	remoteAddr := serve(t, remoteSrv)
-	remoteConn := dial(t, remoteAddr)
+	remoteConn := grpctest.Dial(t, grpctest.Serve(t, remoteSrv))
 
 	rdb, prefix := testenv.Redis(t)
 	store := rdb
@@ -288,11 +285,11 @@ func (e *env) start(t *testing.T) {
 	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways))...)
 	api.Register(authSrv)
 	healthpb.RegisterHealthServer(authSrv, health)
-	authConn := dial(t, serve(t, authSrv))
+	authConn := grpctest.Dial(t, grpctest.Serve(t, authSrv))
 	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
 	api.RegisterAdmin(adminSrv)
 	healthpb.RegisterHealthServer(adminSrv, health)
-	adminConn := dial(t, serve(t, adminSrv))
+	adminConn := grpctest.Dial(t, grpctest.Serve(t, adminSrv))
 
 	e.auth = authv1.NewAuthServiceClient(authConn)
 	e.conf = authv1.NewConfirmationServiceClient(authConn)
@@ -301,27 +298,6 @@ func (e *env) start(t *testing.T) {
 	e.admin = authv1.NewAuthAdminServiceClient(adminConn)
 	e.publicAdmin = authv1.NewAuthAdminServiceClient(authConn)
 	e.adminHealth = healthpb.NewHealthClient(adminConn)
-}
-
-func serve(t *testing.T, srv *grpc.Server) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
-}
-
-func dial(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpcx.Dial(addr)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
 }
 
 // as returns a context carrying key, and optional extra metadata pairs.

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,37 +14,16 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
 
-// build compiles this command once per test binary run.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "user")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
 func TestBinary(t *testing.T) {
-	bin := build(t)
+	bin := testenv.BuildBinary(t, ".")
 	dsn := testenv.Postgres(t)
-	addr, adminAddr := freeAddr(t), freeAddr(t)
+	addr, adminAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := append(os.Environ(),
 		"MOREID_POSTGRES_DSN="+dsn,
 		"MOREID_USER_ADDR="+addr,
@@ -89,25 +65,9 @@ func TestBinary(t *testing.T) {
 	})
 
 	t.Run("serve and drain", func(t *testing.T) {
-		var stderr bytes.Buffer
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		proc := testenv.Start(t, bin, env)
 
-		internal, err := grpcx.Dial(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer internal.Close()
-		admin, err := grpcx.Dial(adminAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Close()
+		internal, admin := grpctest.Dial(t, addr), grpctest.Dial(t, adminAddr)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -118,7 +78,7 @@ func TestBinary(t *testing.T) {
 				break
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("never became healthy: %v\n%s", err, stderr.String())
+				t.Fatalf("never became healthy: %v\n%s", err, proc.Stderr())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -139,23 +99,11 @@ func TestBinary(t *testing.T) {
 		if status.Code(err) != codes.Unimplemented {
 			t.Fatalf("CreateUser on the internal listener: %v, want Unimplemented", err)
 		}
-		if strings.Contains(stderr.String(), "alice-password") {
+		if strings.Contains(proc.Stderr(), "alice-password") {
 			t.Fatalf("the password reached the logs")
 		}
 
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("still running 10s after SIGTERM")
-		}
+		proc.Stop(t, 10*time.Second)
 		// Written by the audit writer, at the latest by its final flush.
 		if got, want := auditEvents(t, dsn), []string{"user user.created alice success 127.0.0.1"}; !slices.Equal(got, want) {
 			t.Errorf("audit events %v, want %v", got, want)

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"gorm.io/gorm"
@@ -17,17 +16,10 @@ import (
 	"github.com/moreline/moreid/services/user/internal/user"
 )
 
+// Files holds the schema's goose SQL files, in migrations/.
+//
 //go:embed migrations/*.sql
-var files embed.FS
-
-// Migrations are the schema's goose SQL files, at the root of the FS.
-var Migrations = func() fs.FS {
-	sub, err := fs.Sub(files, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded above: cannot happen
-	}
-	return sub
-}()
+var Files embed.FS
 
 // VersionTable records which migrations this service has applied; every
 // service has its own, so they can share one database.
@@ -35,11 +27,7 @@ const VersionTable = "user_schema_migrations"
 
 // Migrate applies the pending migrations.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
-	}
-	return pgdb.Migrate(ctx, sqlDB, Migrations, VersionTable)
+	return pgdb.Embedded(Files, "migrations", VersionTable)(ctx, db)
 }
 
 // DefaultQueryTimeout bounds one statement when the caller's context has a

@@ -192,7 +192,7 @@ func TestDisabledMigrationKeepsUsersEnabled(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	sqlDB, _ := db.DB()
-	first, err := fs.ReadFile(pgstore.Migrations, "00001_users.sql")
+	first, err := fs.ReadFile(pgstore.Files, "migrations/00001_users.sql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,30 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/moreline/moreid/platform/audit"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
-
-// recorder keeps the audit events recorded, in order.
-type recorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (r *recorder) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) recorded() []audit.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
 
 // TestAuditTrail: creating, disabling and enabling users, done or refused,
 // is recorded with the user concerned, the admin caller's IP and, on
@@ -79,12 +60,12 @@ func TestAuditTrail(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			_ = st.call(callCtx(t)) // the outcome is what the trail must show
 			want = append(want, st.want...)
-			if got := s.trail.recorded(); !slices.Equal(got, want) {
+			if got := s.trail.Events(); !slices.Equal(got, want) {
 				t.Errorf("recorded\n %+v\nwant\n %+v", got, want)
 			}
 		})
 	}
-	for _, e := range s.trail.recorded() {
+	for _, e := range s.trail.Events() {
 		if strings.Contains(e.Event+e.Outcome+e.UserID+e.ClientIP+e.Detail, "password") {
 			t.Errorf("event %+v carries a password", e)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -14,7 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/audit/audittest"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
@@ -25,29 +26,12 @@ import (
 
 const avatar = "https://more.jsoftstudio.top/uploads/images/default/avatar.svg"
 
-// serve starts srv on a fresh loopback port and returns a connection to it.
-func serve(t *testing.T, srv *grpc.Server) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpcx.Dial(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
-
 // suite is the two listeners of one user service over its own database.
 type suite struct {
 	internal, admin *grpc.ClientConn
 	users           userv1.UserServiceClient
 	adminUsers      userv1.UserAdminServiceClient
-	trail           *recorder
+	trail           *audittest.Recorder
 }
 
 func newSuite(t *testing.T) suite {
@@ -70,10 +54,10 @@ func newSuite(t *testing.T) suite {
 	svc := user.NewService(pgstore.New(db), hasher, avatar, log)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{"postgres": sqlDB.PingContext})
 
-	trail := &recorder{}
+	trail := &audittest.Recorder{}
 	s := suite{
-		internal: serve(t, server.NewInternal(log, svc, health)),
-		admin:    serve(t, server.NewAdmin(log, svc, health, trail)),
+		internal: grpctest.Dial(t, grpctest.Serve(t, server.NewInternal(log, svc, health))),
+		admin:    grpctest.Dial(t, grpctest.Serve(t, server.NewAdmin(log, svc, health, trail))),
 		trail:    trail,
 	}
 	s.users = userv1.NewUserServiceClient(s.internal)
