@@ -18,6 +18,7 @@ import (
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/services/user/app"
 )
 
 func TestBinary(t *testing.T) {
@@ -88,7 +89,7 @@ func TestBinary(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CreateUser on the admin listener: %v", err)
 		}
-		if created.GetUser().GetAvatarUrl() != defaultAvatar {
+		if created.GetUser().GetAvatarUrl() != app.DefaultAvatar {
 			t.Errorf("avatar %q, want the documented default", created.GetUser().GetAvatarUrl())
 		}
 		if _, err := userv1.NewUserServiceClient(internal).VerifyPassword(ctx, &userv1.VerifyPasswordRequest{

@@ -21,9 +21,15 @@ import (
 // NewInternal returns the internal listener's server: UserService and health.
 func NewInternal(log *slog.Logger, svc *user.Service, health *grpcx.Health) *grpc.Server {
 	srv := grpc.NewServer(grpcx.ServerOptions(log)...)
-	userv1.RegisterUserServiceServer(srv, &UserServer{svc: svc})
-	healthpb.RegisterHealthServer(srv, health)
+	RegisterInternal(srv, svc, health)
 	return srv
+}
+
+// RegisterInternal registers UserService and health on r, a gRPC server or
+// an in-process one.
+func RegisterInternal(r grpc.ServiceRegistrar, svc *user.Service, health *grpcx.Health) {
+	userv1.RegisterUserServiceServer(r, &UserServer{svc: svc})
+	healthpb.RegisterHealthServer(r, health)
 }
 
 // NewAdmin returns the admin listener's server: UserAdminService and health.
@@ -32,9 +38,14 @@ func NewInternal(log *slog.Logger, svc *user.Service, health *grpcx.Health) *grp
 // recorded to rec.
 func NewAdmin(log *slog.Logger, svc *user.Service, health *grpcx.Health, rec audit.Recorder) *grpc.Server {
 	srv := grpc.NewServer(grpcx.ServerOptions(log)...)
-	userv1.RegisterUserAdminServiceServer(srv, &AdminServer{svc: svc, rec: rec})
-	healthpb.RegisterHealthServer(srv, health)
+	RegisterAdmin(srv, svc, health, rec)
 	return srv
+}
+
+// RegisterAdmin registers UserAdminService and health on r.
+func RegisterAdmin(r grpc.ServiceRegistrar, svc *user.Service, health *grpcx.Health, rec audit.Recorder) {
+	userv1.RegisterUserAdminServiceServer(r, &AdminServer{svc: svc, rec: rec})
+	healthpb.RegisterHealthServer(r, health)
 }
 
 // UserServer implements userv1.UserServiceServer.

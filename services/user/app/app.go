@@ -1,0 +1,124 @@
+// Package app wires the user service from its settings: the database, the
+// domain service, the audit trail and health. cmd/user serves it on its own
+// listeners; a combined binary also registers it in-process.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/moreline/moreid/platform/audit"
+	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/services/user/internal/pgstore"
+	"github.com/moreline/moreid/services/user/internal/server"
+	"github.com/moreline/moreid/services/user/internal/user"
+)
+
+// DefaultAvatar is the avatar of users who have not set one.
+const DefaultAvatar = "https://more.jsoftstudio.top/uploads/images/default/avatar.svg"
+
+// Settings are the user service's configuration.
+type Settings struct {
+	DSN           string
+	Addr          string
+	AdminAddr     string
+	DefaultAvatar string
+	Argon2        user.Params
+	Concurrency   int
+	Drain         time.Duration
+}
+
+// ReadSettings reads the MOREID_* variables of the user service.
+func ReadSettings(r *config.Reader) (Settings, error) {
+	s := Settings{
+		DSN:           r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"),
+		Addr:          r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
+		AdminAddr:     r.String("MOREID_USER_ADMIN_ADDR", "127.0.0.1:9191"),
+		DefaultAvatar: r.String("MOREID_DEFAULT_AVATAR_URL", DefaultAvatar),
+		Argon2: user.Params{
+			MemoryKiB: uint32(r.Int("MOREID_ARGON2_MEMORY_KIB", 47104, 8)),
+			Time:      uint32(r.Int("MOREID_ARGON2_TIME", 1, 1)),
+		},
+		Concurrency: r.Int("MOREID_ARGON2_CONCURRENCY", runtime.NumCPU(), 1),
+		Drain:       r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+	}
+	threads := r.Int("MOREID_ARGON2_THREADS", 1, 1)
+	if err := r.Err(); err != nil {
+		return s, err
+	}
+	if threads > 255 {
+		return s, fmt.Errorf("configuration: MOREID_ARGON2_THREADS=%d: must be at most 255", threads)
+	}
+	s.Argon2.Threads = uint8(threads)
+	if u, err := url.Parse(s.DefaultAvatar); err != nil || !u.IsAbs() || u.Host == "" {
+		return s, fmt.Errorf("configuration: MOREID_DEFAULT_AVATAR_URL=%q: must be an absolute URL", s.DefaultAvatar)
+	}
+	return s, nil
+}
+
+// App is the wired user service.
+type App struct {
+	svc    *user.Service
+	trail  *audit.Writer
+	health *grpcx.Health
+	sqlDB  *sql.DB
+}
+
+// Migrate applies the user service's migrations and returns.
+func Migrate(ctx context.Context, cfg Settings) error {
+	_, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, pgdb.Options{MaxOpenConns: 1, MaxIdleConns: 1}, pgstore.Migrate, audit.Migrate)
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// New opens the database (applying the migrations) and wires the service.
+// Close releases the database.
+func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
+	// The pool stays well under Postgres's default max_connections even
+	// with several replicas of each service.
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 10}, pgstore.Migrate, audit.Migrate)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := user.NewHasher(cfg.Argon2, cfg.Concurrency)
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return &App{
+		svc:   user.NewService(pgstore.New(db), hasher, cfg.DefaultAvatar, log),
+		trail: audit.NewWriter(db, "user", log),
+		health: grpcx.NewHealth(map[string]grpcx.Probe{
+			"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
+		}),
+		sqlDB: sqlDB,
+	}, nil
+}
+
+// Register registers UserService and health (the internal listener's
+// services) on r.
+func (a *App) Register(r grpc.ServiceRegistrar) { server.RegisterInternal(r, a.svc, a.health) }
+
+// RegisterAdmin registers UserAdminService and health on r.
+func (a *App) RegisterAdmin(r grpc.ServiceRegistrar) {
+	server.RegisterAdmin(r, a.svc, a.health, a.trail)
+}
+
+// Units are the background units to stop after the listeners: the audit
+// trail, which flushes what their final calls recorded.
+func (a *App) Units() []run.Unit { return []run.Unit{a.trail.Unit()} }
+
+// Close releases the database.
+func (a *App) Close() error { return a.sqlDB.Close() }
