@@ -37,14 +37,14 @@ func New(flows *oauth.Service) *Server { return &Server{flows: flows} }
 
 // Register adds the public services to g: AuthService, ConfirmationService
 // and TokenService. AuthAdminService is deliberately not among them.
-func (s *Server) Register(g *grpc.Server) {
+func (s *Server) Register(g grpc.ServiceRegistrar) {
 	authv1.RegisterAuthServiceServer(g, s)
 	authv1.RegisterConfirmationServiceServer(g, &Confirmation{flows: s.flows})
 	authv1.RegisterTokenServiceServer(g, &Tokens{flows: s.flows})
 }
 
 // RegisterAdmin adds the operator service to g, the admin listener's server.
-func (s *Server) RegisterAdmin(g *grpc.Server) {
+func (s *Server) RegisterAdmin(g grpc.ServiceRegistrar) {
 	authv1.RegisterAuthAdminServiceServer(g, &Admin{flows: s.flows})
 }
 

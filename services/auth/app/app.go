@@ -1,0 +1,158 @@
+// Package app wires the auth service from its settings and its connections
+// to the user and apikey services: the Redis flows, the key cache, the audit
+// trail and health. cmd/auth serves it on its own listeners; a combined
+// binary also registers it in-process, with connections that call user and
+// apikey in-process too.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/moreline/moreid/platform/audit"
+	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/redisdb"
+	"github.com/moreline/moreid/platform/run"
+	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
+	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
+	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/services/auth/internal/keycache"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
+	"github.com/moreline/moreid/services/auth/internal/redisstore"
+	"github.com/moreline/moreid/services/auth/internal/remote"
+	"github.com/moreline/moreid/services/auth/internal/server"
+)
+
+// keyCacheEntries bounds the ValidateKey cache: one entry per (key, client
+// IP) seen recently (kept up to MOREID_KEY_CACHE_STALE for outages).
+const keyCacheEntries = 10000
+
+// Settings are the auth service's configuration.
+type Settings struct {
+	Addr       string
+	AdminAddr  string
+	UserAddr   string
+	APIKeyAddr string
+	RedisURL   string
+	PgDSN      string
+	Prefix     string
+	TokenTTL   time.Duration
+	SessionTTL time.Duration
+	Limits     oauth.Limits
+	KeyStale   time.Duration
+	Gateways   []netip.Prefix
+	Drain      time.Duration
+}
+
+// ReadSettings reads the MOREID_* variables of the auth service.
+func ReadSettings(r *config.Reader) (Settings, error) {
+	s := Settings{
+		Addr:       r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
+		AdminAddr:  r.String("MOREID_AUTH_ADMIN_ADDR", "127.0.0.1:9190"),
+		UserAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
+		APIKeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
+		RedisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		PgDSN:      r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"),
+		Prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
+		TokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
+		SessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
+		Limits: oauth.Limits{
+			PerUser: r.Int("MOREID_LOGIN_MAX_FAILURES_PER_USER", oauth.DefaultLimits.PerUser, 1),
+			PerIP:   r.Int("MOREID_LOGIN_MAX_FAILURES_PER_IP", oauth.DefaultLimits.PerIP, 1),
+			Window:  r.Duration("MOREID_LOGIN_FAILURE_WINDOW", oauth.DefaultLimits.Window),
+		},
+		KeyStale: r.Duration("MOREID_KEY_CACHE_STALE", keycache.DefaultStale),
+		Gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
+			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+		}),
+		Drain: r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+	}
+	return s, r.Err()
+}
+
+// App is the wired auth service.
+type App struct {
+	api    *server.Server
+	keys   grpc.UnaryServerInterceptor
+	trail  *audit.Writer
+	health *grpcx.Health
+	audit  auditv1.AuditAdminServiceServer
+	rdb    redis.UniversalClient
+	sqlDB  *sql.DB
+}
+
+// New opens Redis and the audit database (applying its migrations) and
+// wires the flows over users and keys, the connections to the user and
+// apikey services (network or in-process). Close releases Redis and the
+// database, not the connections.
+func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.ClientConnInterface) (*App, error) {
+	rdb, err := redisdb.Open(ctx, cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	// Postgres holds only the audit trail here. It is needed to start (the
+	// migrations), not to serve: the writer queues and retries through an
+	// outage, and no health probe of auth depends on it.
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, pgdb.Options{MaxOpenConns: 5, MaxIdleConns: 2}, audit.Migrate)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	trail := audit.NewWriter(db, "auth", log)
+
+	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
+	flows := oauth.New(redisstore.New(rdb, cfg.Prefix), remote.NewUsers(userv1.NewUserServiceClient(users)), ttl, cfg.Limits, trail, log)
+	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
+	return &App{
+		api:   server.New(flows),
+		keys:  server.KeyInterceptor(cache, cfg.Gateways),
+		trail: trail,
+		health: grpcx.NewHealth(map[string]grpcx.Probe{
+			"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			"user":   grpcx.ServiceProbe(healthpb.NewHealthClient(users)),
+			"apikey": grpcx.ServiceProbe(healthpb.NewHealthClient(keys)),
+		}),
+		audit: audit.NewAdminServer(db),
+		rdb:   rdb,
+		sqlDB: sqlDB,
+	}, nil
+}
+
+// KeyInterceptor is the API-key check the public services must be served
+// behind: pass it as the extra interceptor of grpcx.ServerOptions or
+// grpcx.UnaryChain.
+func (a *App) KeyInterceptor() grpc.UnaryServerInterceptor { return a.keys }
+
+// Register registers the public services (AuthService, ConfirmationService,
+// TokenService) and health on r, which must run KeyInterceptor.
+func (a *App) Register(r grpc.ServiceRegistrar) {
+	a.api.Register(r)
+	healthpb.RegisterHealthServer(r, a.health)
+}
+
+// RegisterAdmin registers the operator services (AuthAdminService,
+// AuditAdminService) and health on r, never mapped by the gateway.
+func (a *App) RegisterAdmin(r grpc.ServiceRegistrar) {
+	a.api.RegisterAdmin(r)
+	auditv1.RegisterAuditAdminServiceServer(r, a.audit)
+	healthpb.RegisterHealthServer(r, a.health)
+}
+
+// Units are the background units to stop after the listeners: the audit
+// trail, which flushes what their final calls recorded.
+func (a *App) Units() []run.Unit { return []run.Unit{a.trail.Unit()} }
+
+// Close releases Redis and the database.
+func (a *App) Close() error {
+	a.rdb.Close()
+	return a.sqlDB.Close()
+}
