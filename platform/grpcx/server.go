@@ -28,7 +28,9 @@ import (
 // mapping, then extra (for instance the API-key check of AuthService).
 func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
 	return append([]grpc.ServerOption{
-		grpc.UnaryInterceptor(UnaryChain(log, extra...)),
+		// Chained, not grpc.UnaryInterceptor: interceptors passed in other
+		// options before these ones stay outermost.
+		grpc.ChainUnaryInterceptor(UnaryChain(log, extra...)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Connections are recycled every few minutes so that clients
 		// re-resolve DNS and spread onto replicas added by a scale-up.

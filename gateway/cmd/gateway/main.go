@@ -1,18 +1,15 @@
 // Command gateway serves Moreid's REST surface (/api/oauth/...) in front of
-// AuthService. Wiring only: the behaviour lives in internal/gateway.
+// AuthService. Wiring only: the behaviour lives in internal/gateway, the
+// server's construction in package app.
 package main
 
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/moreline/moreid/gateway/internal/gateway"
+	"github.com/moreline/moreid/gateway/app"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/ipset"
@@ -31,11 +28,8 @@ func main() {
 
 func serve(log *slog.Logger) error {
 	env := config.FromEnv()
-	httpAddr := env.String("MOREID_HTTP_ADDR", ":8080")
-	authAddr := env.String("MOREID_AUTH_ADDR", "127.0.0.1:9090")
-	trusted := env.Prefixes("MOREID_TRUSTED_PROXIES", nil)
-	drain := env.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second)
-	if err := env.Err(); err != nil {
+	cfg, err := app.ReadSettings(env)
+	if err != nil {
 		return err
 	}
 	ctx, stop := run.SignalContext()
@@ -46,31 +40,20 @@ func serve(log *slog.Logger) error {
 	}
 	defer tel.Close(context.Background())
 
-	conn, err := grpcx.Dial(authAddr)
+	conn, err := grpcx.Dial(cfg.AuthAddr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 
-	handler, err := gateway.New(conn, trusted, log, grpcx.ServiceProbe(healthpb.NewHealthClient(conn)))
+	srv, err := app.NewServer(conn, cfg.Trusted, log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           telemetry.HTTPHandler(handler, "gateway"),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		// Longer than the gateway's upstream timeout, so a slow backend
-		// still gets its 503 written.
-		WriteTimeout:   gateway.UpstreamTimeout + 5*time.Second,
-		IdleTimeout:    90 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	unit, err := run.HTTP("http", httpAddr, srv)
+	unit, err := run.HTTP("http", cfg.HTTPAddr, srv)
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "http", httpAddr, "auth", authAddr, "trusted_proxies", strings.Join(ipset.Strings(trusted), ","))
-	return run.Group(ctx, log, drain, unit, tel.Metrics)
+	log.Info("starting", "http", cfg.HTTPAddr, "auth", cfg.AuthAddr, "trusted_proxies", strings.Join(ipset.Strings(cfg.Trusted), ","))
+	return run.Group(ctx, log, cfg.Drain, unit, tel.Metrics)
 }
