@@ -12,13 +12,14 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS):$(PATH)
 
 # Every Go module of the workspace (go.work).
-MODULES  := platform proto services/user services/apikey services/auth gateway moreidctl client deploy bench e2e
+MODULES  := platform proto services/user services/apikey services/auth gateway suite moreidctl client deploy bench e2e
 PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
 BINARIES := moreid-user:./services/user/cmd/user \
             moreid-apikey:./services/apikey/cmd/apikey \
             moreid-auth:./services/auth/cmd/auth \
             moreid-gateway:./gateway/cmd/gateway \
+            moreid:./suite/cmd/moreid \
             moreidctl:./moreidctl/cmd/moreidctl
 
 .PHONY: all build run test vet lint tools generate check-generate clean

@@ -1,0 +1,167 @@
+// Command moreid runs the whole suite in one process: user, apikey, auth and
+// the gateway. The internal calls (gateway→auth, auth→user, auth→apikey) go
+// in-process, through each callee's full interceptor chain (auth's API-key
+// check included), with no network hop; every service still listens on its
+// usual address (MOREID_*_ADDR and the admin addresses) for other callers
+// and moreidctl. One metrics listener (MOREID_METRICS_ADDR, default
+// 127.0.0.1:9100), one drain, one shutdown.
+//
+// In-process callers present a loopback peer address: keep loopback in
+// MOREID_GATEWAY_CIDRS (the default) so that auth believes the client IP
+// the in-process gateway forwards.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	gatewayapp "github.com/moreline/moreid/gateway/app"
+	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/inproc"
+	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
+	apikeyapp "github.com/moreline/moreid/services/apikey/app"
+	authapp "github.com/moreline/moreid/services/auth/app"
+	userapp "github.com/moreline/moreid/services/user/app"
+)
+
+func main() {
+	log := logging.New("moreid")
+	if err := serve(log); err != nil {
+		log.Error("moreid stopped", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+type settings struct {
+	user    userapp.Settings
+	apikey  apikeyapp.Settings
+	auth    authapp.Settings
+	gateway gatewayapp.Settings
+	metrics string
+}
+
+func readSettings(r *config.Reader) (settings, error) {
+	var s settings
+	var err error
+	if s.user, err = userapp.ReadSettings(r); err != nil {
+		return s, err
+	}
+	if s.apikey, err = apikeyapp.ReadSettings(r); err != nil {
+		return s, err
+	}
+	if s.auth, err = authapp.ReadSettings(r); err != nil {
+		return s, err
+	}
+	if s.gateway, err = gatewayapp.ReadSettings(r); err != nil {
+		return s, err
+	}
+	s.metrics = r.String("MOREID_METRICS_ADDR", telemetry.DefaultMetricsAddrs["gateway"])
+	return s, r.Err()
+}
+
+// listener is one gRPC server on its TCP address.
+type listener struct {
+	name, addr string
+	srv        *grpc.Server
+}
+
+func serve(log *slog.Logger) error {
+	cfg, err := readSettings(config.FromEnv())
+	if err != nil {
+		return err
+	}
+	ctx, stop := run.SignalContext()
+	defer stop()
+
+	shutdown, err := telemetry.SetupTracing(ctx, "moreid")
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.Background())
+	metrics, err := telemetry.MetricsServer(cfg.metrics)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+
+	users, err := userapp.New(ctx, log.With("component", "user"), cfg.user)
+	if err != nil {
+		return err
+	}
+	defer users.Close()
+	keys, err := apikeyapp.New(ctx, log.With("component", "apikey"), cfg.apikey)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+
+	// The in-process servers run the same chain as the network ones.
+	userIn := inproc.NewServer(grpcx.UnaryChain(log.With("component", "user")))
+	users.Register(userIn)
+	keysIn := inproc.NewServer(grpcx.UnaryChain(log.With("component", "apikey")))
+	keys.Register(keysIn)
+
+	authLog := log.With("component", "auth")
+	auth, err := authapp.New(ctx, authLog, cfg.auth, userIn.Conn(), keysIn.Conn())
+	if err != nil {
+		return err
+	}
+	defer auth.Close()
+	authIn := inproc.NewServer(grpcx.UnaryChain(authLog, auth.KeyInterceptor()))
+	auth.Register(authIn)
+
+	gwLog := log.With("component", "gateway")
+	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway.Trusted, gwLog)
+	if err != nil {
+		return err
+	}
+
+	listeners := []listener{
+		{"user", cfg.user.Addr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "user"))...)},
+		{"user-admin", cfg.user.AdminAddr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "user"))...)},
+		{"apikey", cfg.apikey.Addr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "apikey"))...)},
+		{"apikey-admin", cfg.apikey.AdminAddr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "apikey"))...)},
+		{"auth", cfg.auth.Addr, grpc.NewServer(grpcx.ServerOptions(authLog, auth.KeyInterceptor())...)},
+		{"auth admin", cfg.auth.AdminAddr, grpc.NewServer(grpcx.ServerOptions(authLog)...)},
+	}
+	users.Register(listeners[0].srv)
+	users.RegisterAdmin(listeners[1].srv)
+	keys.Register(listeners[2].srv)
+	keys.RegisterAdmin(listeners[3].srv)
+	auth.Register(listeners[4].srv)
+	auth.RegisterAdmin(listeners[5].srv)
+
+	// On an error the process exits, closing whatever listened already.
+	var units []run.Unit
+	httpUnit, err := run.HTTP("http", cfg.gateway.HTTPAddr, httpSrv)
+	if err != nil {
+		return err
+	}
+	units = append(units, httpUnit)
+	for _, l := range listeners {
+		u, err := run.GRPC(l.name, l.addr, l.srv)
+		if err != nil {
+			return err
+		}
+		units = append(units, u)
+	}
+	// The audit trails come after the listeners: stopped last, they flush
+	// what the final calls recorded.
+	units = append(units, users.Units()...)
+	units = append(units, keys.Units()...)
+	units = append(units, auth.Units()...)
+	units = append(units, metrics)
+
+	log.Info("starting", "http", cfg.gateway.HTTPAddr, "auth", cfg.auth.Addr, "user", cfg.user.Addr,
+		"apikey", cfg.apikey.Addr, "metrics", cfg.metrics, "trusted_proxies", strings.Join(ipset.Strings(cfg.gateway.Trusted), ","))
+	// Every component reads the same MOREID_DRAIN_TIMEOUT.
+	return run.Group(ctx, log, cfg.gateway.Drain, units...)
+}
