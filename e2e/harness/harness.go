@@ -38,6 +38,7 @@ var Binaries = map[string]string{
 	"moreid-apikey":  "./services/apikey/cmd/apikey",
 	"moreid-auth":    "./services/auth/cmd/auth",
 	"moreid-gateway": "./gateway/cmd/gateway",
+	"moreid":         "./suite/cmd/moreid",
 	"moreidctl":      "./moreidctl/cmd/moreidctl",
 }
 
@@ -114,7 +115,8 @@ type Suite struct {
 	RedisPrefix string
 	LogDir      string
 
-	procs []*Proc
+	procs      []*Proc
+	components []string
 }
 
 // Options change how the suite starts.
@@ -130,6 +132,9 @@ type Options struct {
 	// (default: testenv's); RedisURL the Redis it uses (default: testenv's).
 	PostgresServer string
 	RedisURL       string
+	// Combined runs each instance as one moreid process (component
+	// "moreid") instead of the four separate ones.
+	Combined bool
 }
 
 // Start runs the suite for t and waits until every instance is ready.
@@ -167,8 +172,12 @@ func Start(t TB, opts Options) *Suite {
 			"MOREID_DRAIN_TIMEOUT":     "5s",
 			"MOREID_LOG_LEVEL":         "debug",
 		}
-		for _, c := range Components {
-			env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"] = freeAddr(t)
+		if opts.Combined {
+			env["MOREID_METRICS_ADDR"] = freeAddr(t)
+		} else {
+			for _, c := range Components {
+				env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"] = freeAddr(t)
+			}
 		}
 		for k, v := range opts.Env {
 			env[k] = v
@@ -178,7 +187,11 @@ func Start(t TB, opts Options) *Suite {
 	}
 	s.Env, s.BaseURL = s.Envs[0], s.BaseURLs[0]
 	t.Cleanup(s.stop)
-	for _, c := range Components {
+	s.components = Components
+	if opts.Combined {
+		s.components = []string{"moreid"}
+	}
+	for _, c := range s.components {
 		for i := range s.Envs {
 			s.start(t, c, i)
 		}
@@ -209,7 +222,7 @@ type Proc struct {
 }
 
 // Proc returns instance i of component ("user", "apikey", "auth",
-// "gateway"), as most recently started.
+// "gateway", or "moreid" in a combined suite), as most recently started.
 func (s *Suite) Proc(component string, i int) *Proc {
 	for j := len(s.procs) - 1; j >= 0; j-- {
 		if p := s.procs[j]; p.Component == component && p.Instance == i {
@@ -226,7 +239,11 @@ func (s *Suite) start(t TB, component string, i int) *Proc {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	cmd := exec.Command(Bin(t, "moreid-"+component))
+	bin := "moreid-" + component
+	if component == "moreid" {
+		bin = "moreid"
+	}
+	cmd := exec.Command(Bin(t, bin))
 	cmd.Env = environ(s.Envs[i])
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
