@@ -50,6 +50,7 @@ type config struct {
 	baseURL, authAddr, apiKey      string
 	userID, password               string
 	redisURL, postgresServer       string
+	combined                       bool
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	flag.StringVar(&runPattern, "run", "", "only the scenarios whose id matches this regexp (ids: -list)")
 	list := flag.Bool("list", false, "list the scenario ids and exit")
 	flag.StringVar(&cfg.out, "out", "", "also write the report to this file")
+	flag.BoolVar(&cfg.combined, "combined", false, "start the suite as the one moreid process (in-process internal calls) instead of four")
 	flag.StringVar(&cfg.logs, "logs", "", "write the suite's logs to this file at the end")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "directory for CPU profiles of the suite's processes per scenario (from /debug/pprof on their metrics listeners)")
 	flag.StringVar(&cfg.baseURL, "base-url", "", "target a running suite's gateway instead of starting one (needs -auth-addr, -api-key, -user-id; password in MOREID_BENCH_PASSWORD)")
@@ -170,13 +172,18 @@ func (b *bench) setup(ctx context.Context) {
 			Env:            suiteEnv,
 			RedisURL:       cfg.redisURL,
 			PostgresServer: cfg.postgresServer,
+			Combined:       cfg.combined,
 		})
+		components, metricsVar := harness.Components, func(c string) string { return "MOREID_" + strings.ToUpper(c) + "_METRICS_ADDR" }
+		if cfg.combined {
+			components, metricsVar = []string{"moreid"}, func(string) string { return "MOREID_METRICS_ADDR" }
+		}
 		e.Cleanup(harness.Cleanup)
 		if cfg.cpuprofile != "" {
 			// Every component serves /debug/pprof/ on its metrics listener.
 			b.prof.targets = map[string]string{}
-			for _, c := range harness.Components {
-				b.prof.targets[c] = b.suite.Env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"]
+			for _, c := range components {
+				b.prof.targets[c] = b.suite.Env[metricsVar(c)]
 			}
 		}
 		if cfg.logs != "" {
@@ -189,8 +196,12 @@ func (b *bench) setup(ctx context.Context) {
 		cfg.apiKey = b.suite.CreateKey(e, "moreid-bench")
 		cfg.baseURL = b.suite.BaseURL
 		cfg.authAddr = b.suite.Env["MOREID_AUTH_ADDR"]
-		for _, c := range harness.Components {
-			b.procs = append(b.procs, namedPid{"moreid-" + c, b.suite.Proc(c, 0).Pid()})
+		for _, c := range components {
+			name := "moreid-" + c
+			if c == "moreid" {
+				name = "moreid"
+			}
+			b.procs = append(b.procs, namedPid{name, b.suite.Proc(c, 0).Pid()})
 		}
 	} else {
 		if cfg.authAddr == "" || cfg.apiKey == "" || cfg.userID == "" || cfg.password == "" {
