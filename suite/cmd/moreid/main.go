@@ -92,24 +92,25 @@ func serve(log *slog.Logger) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	users, err := userapp.New(ctx, log.With("component", "user"), cfg.user)
+	// Each component logs under its own name, as it does on its own.
+	userLog, keysLog, authLog, gwLog := logging.New("user"), logging.New("apikey"), logging.New("auth"), logging.New("gateway")
+	users, err := userapp.New(ctx, userLog, cfg.user)
 	if err != nil {
 		return err
 	}
 	defer users.Close()
-	keys, err := apikeyapp.New(ctx, log.With("component", "apikey"), cfg.apikey)
+	keys, err := apikeyapp.New(ctx, keysLog, cfg.apikey)
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
 
 	// The in-process servers run the same chain as the network ones.
-	userIn := inproc.NewServer(grpcx.UnaryChain(log.With("component", "user")))
+	userIn := inproc.NewServer(grpcx.UnaryChain(userLog))
 	users.Register(userIn)
-	keysIn := inproc.NewServer(grpcx.UnaryChain(log.With("component", "apikey")))
+	keysIn := inproc.NewServer(grpcx.UnaryChain(keysLog))
 	keys.Register(keysIn)
 
-	authLog := log.With("component", "auth")
 	auth, err := authapp.New(ctx, authLog, cfg.auth, userIn.Conn(), keysIn.Conn())
 	if err != nil {
 		return err
@@ -118,17 +119,16 @@ func serve(log *slog.Logger) error {
 	authIn := inproc.NewServer(grpcx.UnaryChain(authLog, auth.KeyInterceptor()))
 	auth.Register(authIn)
 
-	gwLog := log.With("component", "gateway")
 	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway.Trusted, gwLog)
 	if err != nil {
 		return err
 	}
 
 	listeners := []listener{
-		{"user", cfg.user.Addr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "user"))...)},
-		{"user-admin", cfg.user.AdminAddr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "user"))...)},
-		{"apikey", cfg.apikey.Addr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "apikey"))...)},
-		{"apikey-admin", cfg.apikey.AdminAddr, grpc.NewServer(grpcx.ServerOptions(log.With("component", "apikey"))...)},
+		{"user", cfg.user.Addr, grpc.NewServer(grpcx.ServerOptions(userLog)...)},
+		{"user-admin", cfg.user.AdminAddr, grpc.NewServer(grpcx.ServerOptions(userLog)...)},
+		{"apikey", cfg.apikey.Addr, grpc.NewServer(grpcx.ServerOptions(keysLog)...)},
+		{"apikey-admin", cfg.apikey.AdminAddr, grpc.NewServer(grpcx.ServerOptions(keysLog)...)},
 		{"auth", cfg.auth.Addr, grpc.NewServer(grpcx.ServerOptions(authLog, auth.KeyInterceptor())...)},
 		{"auth admin", cfg.auth.AdminAddr, grpc.NewServer(grpcx.ServerOptions(authLog)...)},
 	}
