@@ -4,7 +4,8 @@
 #
 #   docker build -f Dockerfile --build-arg COMPONENT=user -t moreid/user:TAG .
 #
-# COMPONENT is gateway, auth, user, apikey or moreidctl (`make images` builds
+# COMPONENT is gateway, auth, user, apikey, moreidctl, or moreid (the whole
+# suite in one process) (`make images` builds
 # them all, see deploy/images.mk). The image holds that one static binary as
 # /usr/local/bin/moreid, its entrypoint, on distroless: no shell, no package
 # manager, running as uid/gid 65532.
@@ -25,7 +26,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
       gateway)          pkg=./gateway/cmd/gateway ;; \
       auth|user|apikey) pkg=./services/${COMPONENT}/cmd/${COMPONENT} ;; \
       moreidctl)        pkg=./moreidctl/cmd/moreidctl ;; \
-      *) echo "--build-arg COMPONENT must be gateway, auth, user, apikey or moreidctl (got '${COMPONENT}')" >&2; exit 1 ;; \
+      moreid)           pkg=./suite/cmd/moreid ;; \
+      *) echo "--build-arg COMPONENT must be gateway, auth, user, apikey, moreid or moreidctl (got '${COMPONENT}')" >&2; exit 1 ;; \
     esac && \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/moreid "${pkg}"
 
