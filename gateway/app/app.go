@@ -15,6 +15,7 @@ import (
 	"github.com/moreline/moreid/gateway/internal/gateway"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/run"
 	"github.com/moreline/moreid/platform/telemetry"
 )
 
@@ -32,7 +33,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		HTTPAddr: r.String("MOREID_HTTP_ADDR", ":8080"),
 		AuthAddr: r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
 		Trusted:  r.Prefixes("MOREID_TRUSTED_PROXIES", nil),
-		Drain:    r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+		Drain:    run.DrainTimeout(r),
 	}
 	return s, r.Err()
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moreline/moreid/platform/config"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
@@ -24,6 +26,12 @@ import (
 
 	"github.com/moreline/moreid/platform/telemetry"
 )
+
+// DSN reads MOREID_POSTGRES_DSN, defaulting to the local development
+// server's moreid database.
+func DSN(r *config.Reader) string {
+	return r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable")
+}
 
 // Options tune the connection pool.
 type Options struct {

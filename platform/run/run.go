@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moreline/moreid/platform/config"
+
 	"google.golang.org/grpc"
 )
 
@@ -23,6 +25,12 @@ type Unit struct {
 	Name  string
 	Serve func() error
 	Stop  func(ctx context.Context)
+}
+
+// DrainTimeout reads MOREID_DRAIN_TIMEOUT, the graceful-shutdown budget of
+// a process (default 10 s).
+func DrainTimeout(r *config.Reader) time.Duration {
+	return r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second)
 }
 
 // SignalContext is cancelled by SIGINT or SIGTERM.

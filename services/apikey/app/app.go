@@ -34,10 +34,10 @@ type Settings struct {
 // ReadSettings reads the MOREID_* variables of the API-key service.
 func ReadSettings(r *config.Reader) (Settings, error) {
 	s := Settings{
-		PostgresDSN: r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"),
+		PostgresDSN: pgdb.DSN(r),
 		Addr:        r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		AdminAddr:   r.String("MOREID_APIKEY_ADMIN_ADDR", "127.0.0.1:9192"),
-		Drain:       r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+		Drain:       run.DrainTimeout(r),
 	}
 	return s, r.Err()
 }

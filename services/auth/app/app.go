@@ -61,7 +61,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		UserAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
 		APIKeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		RedisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),
-		PgDSN:      r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"),
+		PgDSN:      pgdb.DSN(r),
 		Prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
 		TokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
 		SessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
@@ -74,7 +74,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		Gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 		}),
-		Drain: r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+		Drain: run.DrainTimeout(r),
 	}
 	return s, r.Err()
 }

@@ -41,7 +41,7 @@ type Settings struct {
 // ReadSettings reads the MOREID_* variables of the user service.
 func ReadSettings(r *config.Reader) (Settings, error) {
 	s := Settings{
-		DSN:           r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"),
+		DSN:           pgdb.DSN(r),
 		Addr:          r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
 		AdminAddr:     r.String("MOREID_USER_ADMIN_ADDR", "127.0.0.1:9191"),
 		DefaultAvatar: r.String("MOREID_DEFAULT_AVATAR_URL", DefaultAvatar),
@@ -50,7 +50,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 			Time:      uint32(r.Int("MOREID_ARGON2_TIME", 1, 1)),
 		},
 		Concurrency: r.Int("MOREID_ARGON2_CONCURRENCY", runtime.NumCPU(), 1),
-		Drain:       r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second),
+		Drain:       run.DrainTimeout(r),
 	}
 	threads := r.Int("MOREID_ARGON2_THREADS", 1, 1)
 	if err := r.Err(); err != nil {
