@@ -20,6 +20,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/run"
 	"github.com/moreline/moreid/platform/telemetry"
 )
 
@@ -163,4 +164,32 @@ func propagateRequestID(ctx context.Context, method string, req, reply any, cc *
 		ctx = metadata.AppendToOutgoingContext(ctx, logging.MetadataKey, id)
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// Service is a component with a public (internal-network) face and an
+// operator face, each registered on its own gRPC server.
+type Service interface {
+	Register(grpc.ServiceRegistrar)
+	RegisterAdmin(grpc.ServiceRegistrar)
+}
+
+// Listeners builds a component's two gRPC servers with ServerOptions — the
+// public one at addr, whose chain ends with extra (e.g. auth's API-key
+// check), and the admin one at adminAddr, which the gateway never maps —
+// and returns them as run units, public first.
+func Listeners(log *slog.Logger, name, addr, adminAddr string, svc Service, extra ...grpc.UnaryServerInterceptor) ([]run.Unit, error) {
+	public := grpc.NewServer(ServerOptions(log, extra...)...)
+	svc.Register(public)
+	admin := grpc.NewServer(ServerOptions(log)...)
+	svc.RegisterAdmin(admin)
+	publicUnit, err := run.GRPC(name, addr, public)
+	if err != nil {
+		return nil, err
+	}
+	// On an error the caller exits, which closes the listener opened first.
+	adminUnit, err := run.GRPC(name+"-admin", adminAddr, admin)
+	if err != nil {
+		return nil, err
+	}
+	return []run.Unit{publicUnit, adminUnit}, nil
 }

@@ -74,15 +74,6 @@ type App struct {
 	sqlDB  *sql.DB
 }
 
-// Migrate applies the user service's migrations and returns.
-func Migrate(ctx context.Context, cfg Settings) error {
-	_, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, pgdb.Options{MaxOpenConns: 1, MaxIdleConns: 1}, pgstore.Migrate, audit.Migrate)
-	if err != nil {
-		return err
-	}
-	return sqlDB.Close()
-}
-
 // New opens the database (applying the migrations) and wires the service.
 // Close releases the database.
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {

@@ -69,11 +69,6 @@ func readSettings(r *config.Reader) (settings, error) {
 }
 
 // listener is one gRPC server on its TCP address.
-type listener struct {
-	name, addr string
-	srv        *grpc.Server
-}
-
 func serve(log *slog.Logger) error {
 	cfg, err := readSettings(config.FromEnv())
 	if err != nil {
@@ -124,34 +119,27 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 
-	listeners := []listener{
-		{"user", cfg.user.Addr, grpc.NewServer(grpcx.ServerOptions(userLog)...)},
-		{"user-admin", cfg.user.AdminAddr, grpc.NewServer(grpcx.ServerOptions(userLog)...)},
-		{"apikey", cfg.apikey.Addr, grpc.NewServer(grpcx.ServerOptions(keysLog)...)},
-		{"apikey-admin", cfg.apikey.AdminAddr, grpc.NewServer(grpcx.ServerOptions(keysLog)...)},
-		{"auth", cfg.auth.Addr, grpc.NewServer(grpcx.ServerOptions(authLog, auth.KeyInterceptor())...)},
-		{"auth admin", cfg.auth.AdminAddr, grpc.NewServer(grpcx.ServerOptions(authLog)...)},
-	}
-	users.Register(listeners[0].srv)
-	users.RegisterAdmin(listeners[1].srv)
-	keys.Register(listeners[2].srv)
-	keys.RegisterAdmin(listeners[3].srv)
-	auth.Register(listeners[4].srv)
-	auth.RegisterAdmin(listeners[5].srv)
-
 	// On an error the process exits, closing whatever listened already.
-	var units []run.Unit
 	httpUnit, err := run.HTTP("http", cfg.gateway.HTTPAddr, httpSrv)
 	if err != nil {
 		return err
 	}
-	units = append(units, httpUnit)
-	for _, l := range listeners {
-		u, err := run.GRPC(l.name, l.addr, l.srv)
+	units := []run.Unit{httpUnit}
+	for _, c := range []struct {
+		name, addr, admin string
+		log               *slog.Logger
+		svc               grpcx.Service
+		extra             []grpc.UnaryServerInterceptor
+	}{
+		{"user", cfg.user.Addr, cfg.user.AdminAddr, userLog, users, nil},
+		{"apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, keysLog, keys, nil},
+		{"auth", cfg.auth.Addr, cfg.auth.AdminAddr, authLog, auth, []grpc.UnaryServerInterceptor{auth.KeyInterceptor()}},
+	} {
+		listeners, err := grpcx.Listeners(c.log, c.name, c.addr, c.admin, c.svc, c.extra...)
 		if err != nil {
 			return err
 		}
-		units = append(units, u)
+		units = append(units, listeners...)
 	}
 	// The audit trails come after the listeners: stopped last, they flush
 	// what the final calls recorded.

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"os"
 
-	"google.golang.org/grpc"
-
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/logging"
@@ -54,21 +52,12 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 		return nil
 	}
 
-	internal := grpc.NewServer(grpcx.ServerOptions(log)...)
-	a.Register(internal)
-	admin := grpc.NewServer(grpcx.ServerOptions(log)...)
-	a.RegisterAdmin(admin)
-
-	internalUnit, err := run.GRPC("apikey", cfg.Addr, internal)
-	if err != nil {
-		return err
-	}
-	adminUnit, err := run.GRPC("apikey-admin", cfg.AdminAddr, admin)
+	listeners, err := grpcx.Listeners(log, "apikey", cfg.Addr, cfg.AdminAddr, a)
 	if err != nil {
 		return err
 	}
 	// The trail comes after the listeners: stopped last, it flushes what
 	// their final calls recorded.
-	units := append([]run.Unit{internalUnit, adminUnit}, a.Units()...)
+	units := append(listeners, a.Units()...)
 	return run.Group(ctx, log, cfg.Drain, append(units, tel.Metrics)...)
 }

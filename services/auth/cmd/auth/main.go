@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"os"
 
-	"google.golang.org/grpc"
-
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/logging"
@@ -61,24 +59,14 @@ func serve() error {
 	defer a.Close()
 
 	// The public listener: AuthService behind the key interceptor, the
-	// keyless ConfirmationService and TokenService.
-	srv := grpc.NewServer(grpcx.ServerOptions(log, a.KeyInterceptor())...)
-	a.Register(srv)
-	// The admin listener: operator RPCs, never mapped by the gateway.
-	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
-	a.RegisterAdmin(adminSrv)
-
-	unit, err := run.GRPC("auth", cfg.Addr, srv)
+	// keyless ConfirmationService and TokenService; the admin listener:
+	// operator RPCs, never mapped by the gateway.
+	listeners, err := grpcx.Listeners(log, "auth", cfg.Addr, cfg.AdminAddr, a, a.KeyInterceptor())
 	if err != nil {
-		return err
-	}
-	adminUnit, err := run.GRPC("auth admin", cfg.AdminAddr, adminSrv)
-	if err != nil {
-		unit.Stop(context.Background())
 		return err
 	}
 	// The trail comes after the listeners: stopped last, it flushes what
 	// their final calls recorded.
-	units := append([]run.Unit{unit, adminUnit}, a.Units()...)
+	units := append(listeners, a.Units()...)
 	return run.Group(ctx, log, cfg.Drain, append(units, tel.Metrics)...)
 }

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"os"
 
-	"google.golang.org/grpc"
-
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/logging"
@@ -44,34 +42,22 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	}
 	defer tel.Close(context.Background())
 
-	if migrateOnly {
-		if err := app.Migrate(ctx, cfg); err != nil {
-			return err
-		}
-		log.Info("migrations applied")
-		return nil
-	}
 	a, err := app.New(ctx, log, cfg)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-
-	internalSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
-	a.Register(internalSrv)
-	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
-	a.RegisterAdmin(adminSrv)
-
-	internal, err := run.GRPC("user", cfg.Addr, internalSrv)
-	if err != nil {
-		return err
+	if migrateOnly {
+		log.Info("migrations applied")
+		return nil
 	}
-	admin, err := run.GRPC("user-admin", cfg.AdminAddr, adminSrv)
+
+	listeners, err := grpcx.Listeners(log, "user", cfg.Addr, cfg.AdminAddr, a)
 	if err != nil {
 		return err
 	}
 	// The trail comes after the listeners: stopped last, it flushes what
 	// their final calls recorded.
-	units := append([]run.Unit{internal, admin}, a.Units()...)
+	units := append(listeners, a.Units()...)
 	return run.Group(ctx, log, cfg.Drain, append(units, tel.Metrics)...)
 }
