@@ -35,8 +35,13 @@ func DSN(r *config.Reader) string {
 
 // Options tune the connection pool.
 type Options struct {
+	// MaxOpenConns bounds the pool; every connection it opens is kept idle
+	// for reuse (database/sql keeps only 2 by default). With fewer idle
+	// than open, a burst of concurrent requests closes its surplus
+	// connections and the next burst opens them again: each a Postgres
+	// backend fork plus authentication. That churn held user/info at 0.31×
+	// the Postgres baseline; keeping them gave 0.52× (BENCHMARKS.md).
 	MaxOpenConns int
-	MaxIdleConns int
 }
 
 // Open connects to dsn (a postgres:// URL), creating the database if it does
@@ -62,9 +67,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
 	}
 	if opts.MaxOpenConns > 0 {
 		sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
-	}
-	if opts.MaxIdleConns > 0 {
-		sqlDB.SetMaxIdleConns(opts.MaxIdleConns)
+		sqlDB.SetMaxIdleConns(opts.MaxOpenConns)
 	}
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)

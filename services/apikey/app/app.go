@@ -55,7 +55,7 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 20}, pgstore.Migrate, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Migrate, audit.Migrate)
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	// Postgres holds only the audit trail here. It is needed to start (the
 	// migrations), not to serve: the writer queues and retries through an
 	// outage, and no health probe of auth depends on it.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, pgdb.Options{MaxOpenConns: 5, MaxIdleConns: 2}, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, pgdb.Options{MaxOpenConns: 5}, audit.Migrate)
 	if err != nil {
 		rdb.Close()
 		return nil, err

@@ -79,7 +79,7 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// The pool stays well under Postgres's default max_connections even
 	// with several replicas of each service.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, pgdb.Options{MaxOpenConns: 20, MaxIdleConns: 10}, pgstore.Migrate, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Migrate, audit.Migrate)
 	if err != nil {
 		return nil, err
 	}
