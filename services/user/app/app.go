@@ -36,6 +36,10 @@ type Settings struct {
 	Argon2        user.Params
 	Concurrency   int
 	Drain         time.Duration
+	// CacheSize profiles are kept in memory for at most CacheTTL; 0
+	// turns the cache off.
+	CacheSize int
+	CacheTTL  time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the user service.
@@ -51,6 +55,8 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		},
 		Concurrency: r.Int("MOREID_ARGON2_CONCURRENCY", runtime.NumCPU(), 1),
 		Drain:       run.DrainTimeout(r),
+		CacheSize:   r.Int("MOREID_USER_CACHE_SIZE", 100_000, 0),
+		CacheTTL:    r.Duration("MOREID_USER_CACHE_TTL", 30*time.Second),
 	}
 	threads := r.Int("MOREID_ARGON2_THREADS", 1, 1)
 	if err := r.Err(); err != nil {
@@ -72,6 +78,7 @@ type App struct {
 	trail  *audit.Writer
 	health *grpcx.Health
 	sqlDB  *sql.DB
+	units  []run.Unit
 }
 
 // New opens the database (applying the migrations) and wires the service.
@@ -88,14 +95,22 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	return &App{
-		svc:   user.NewService(pgstore.New(db), hasher, cfg.DefaultAvatar, log),
+	a := &App{
 		trail: audit.NewWriter(db, "user", log),
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
 			"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
 		}),
 		sqlDB: sqlDB,
-	}, nil
+	}
+	a.units = append(a.units, a.trail.Unit())
+	// The profile cache is only as good as its invalidation feed: the
+	// listener turns it on once Postgres's change notifications flow.
+	cache := user.NewProfileCache(cfg.CacheTTL, cfg.CacheSize)
+	if cache != nil {
+		a.units = append(a.units, pgdb.NewListener(cfg.DSN, pgstore.ChangesChannel, cache.Forget, cache.SetLive, log).Unit())
+	}
+	a.svc = user.NewService(pgstore.New(db), hasher, cache, cfg.DefaultAvatar, log)
+	return a, nil
 }
 
 // Register registers UserService and health (the internal listener's
@@ -108,8 +123,9 @@ func (a *App) RegisterAdmin(r grpc.ServiceRegistrar) {
 }
 
 // Units are the background units to stop after the listeners: the audit
-// trail, which flushes what their final calls recorded.
-func (a *App) Units() []run.Unit { return []run.Unit{a.trail.Unit()} }
+// trail, which flushes what their final calls recorded, and the profile
+// cache's change listener.
+func (a *App) Units() []run.Unit { return a.units }
 
 // Close releases the database.
 func (a *App) Close() error { return a.sqlDB.Close() }

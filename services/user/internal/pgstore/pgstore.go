@@ -25,6 +25,10 @@ var Files embed.FS
 // service has its own, so they can share one database.
 const VersionTable = "user_schema_migrations"
 
+// ChangesChannel is where the users table announces each changed or deleted
+// row, its user_id as the payload (a trigger, migration 00003).
+const ChangesChannel = "moreid_users_changed"
+
 // Migrate applies the pending migrations.
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	return pgdb.Embedded(Files, "migrations", VersionTable)(ctx, db)

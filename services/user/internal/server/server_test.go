@@ -51,7 +51,7 @@ func newSuite(t *testing.T) suite {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := user.NewService(pgstore.New(db), hasher, avatar, log)
+	svc := user.NewService(pgstore.New(db), hasher, nil, avatar, log)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{"postgres": sqlDB.PingContext})
 
 	trail := &audittest.Recorder{}

@@ -87,14 +87,16 @@ type Store interface {
 type Service struct {
 	store         Store
 	hasher        *Hasher
+	cache         *ProfileCache
 	defaultAvatar string
 	log           *slog.Logger
 }
 
-// NewService returns a Service. defaultAvatar is the absolute URL shown for
-// users without an avatar.
-func NewService(store Store, hasher *Hasher, defaultAvatar string, log *slog.Logger) *Service {
-	return &Service{store: store, hasher: hasher, defaultAvatar: defaultAvatar, log: log}
+// NewService returns a Service. cache may be nil (every read goes to the
+// store); defaultAvatar is the absolute URL shown for users without an
+// avatar.
+func NewService(store Store, hasher *Hasher, cache *ProfileCache, defaultAvatar string, log *slog.Logger) *Service {
+	return &Service{store: store, hasher: hasher, cache: cache, defaultAvatar: defaultAvatar, log: log}
 }
 
 // CreateUser validates n, hashes its password and stores the user.
@@ -125,16 +127,24 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	return s.profile(r), nil
 }
 
-// GetUser returns the profile of userID.
+// GetUser returns the profile of userID, from the cache when it has it. A
+// missing user is not cached: it is the rare case, and caching it would
+// need its own invalidation on create.
 func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
 	if err := validateUserID(userID); err != nil {
 		return User{}, err
+	}
+	u, gen, hit := s.cache.lookup(userID)
+	if hit {
+		return u, nil
 	}
 	r, err := s.store.Get(ctx, userID)
 	if err != nil {
 		return User{}, storeFailure(err)
 	}
-	return s.profile(r), nil
+	u = s.profile(r)
+	s.cache.fill(u, gen)
+	return u, nil
 }
 
 // VerifyPassword returns the profile of userID when password is theirs. An
@@ -209,6 +219,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, c ProfileCha
 		}
 	}
 	r, err := s.store.UpdateProfile(ctx, userID, c)
+	s.cache.Forget(userID) // after the commit, whatever the outcome
 	if err != nil {
 		return User{}, storeFailure(err)
 	}
@@ -224,6 +235,7 @@ func (s *Service) SetDisabled(ctx context.Context, userID string, disabled bool)
 		return User{}, err
 	}
 	r, err := s.store.SetDisabled(ctx, userID, disabled)
+	s.cache.Forget(userID)
 	if err != nil {
 		return User{}, storeFailure(err)
 	}

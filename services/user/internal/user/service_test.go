@@ -22,6 +22,7 @@ var cheap = user.Params{MemoryKiB: 64, Time: 1, Threads: 1}
 
 // fixture is a service over its own, migrated test database.
 type fixture struct {
+	dsn    string
 	db     *gorm.DB
 	store  *pgstore.Store
 	hasher *user.Hasher
@@ -31,7 +32,8 @@ type fixture struct {
 func newFixture(t *testing.T, p user.Params) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
+	dsn := testenv.Postgres(t)
+	db, err := pgdb.Open(ctx, dsn, pgdb.Options{MaxOpenConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +42,9 @@ func newFixture(t *testing.T, p user.Params) *fixture {
 	if err := pgstore.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, store: pgstore.New(db)}
+	f := &fixture{dsn: dsn, db: db, store: pgstore.New(db)}
 	f.hasher = newHasher(t, p)
-	f.svc = user.NewService(f.store, f.hasher, avatar, nil)
+	f.svc = user.NewService(f.store, f.hasher, nil, avatar, nil)
 	return f
 }
 
@@ -330,7 +332,7 @@ func TestRehashOnLogin(t *testing.T) {
 
 	// The operator raises the parameters; the same store, a new service.
 	raised := user.Params{MemoryKiB: 128, Time: 2, Threads: 1}
-	svc := user.NewService(f.store, newHasher(t, raised), avatar, nil)
+	svc := user.NewService(f.store, newHasher(t, raised), nil, avatar, nil)
 
 	if _, err := svc.VerifyPassword(ctx, "alice", "wrong-password"); !apierr.Is(err, apierr.InvalidCredentials) {
 		t.Fatalf("wrong password: %v", err)
