@@ -20,13 +20,14 @@ const RequestIDHeader = "X-Request-Id"
 const MetadataKey = "x-request-id"
 
 // New returns a JSON logger for the named component, at the level given by
-// MOREID_LOG_LEVEL (debug, info, warn, error; default info), writing to stderr.
+// MOREID_LOG_LEVEL (debug, info, warn, error; default info), writing to stderr
+// in batches (call Flush before exiting).
 func New(component string) *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(strings.TrimSpace(os.Getenv("MOREID_LOG_LEVEL")))); err != nil {
 		level = slog.LevelInfo
 	}
-	h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	h := slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	return slog.New(h).With("component", component)
 }
 

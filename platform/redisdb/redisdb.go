@@ -54,6 +54,10 @@ func Options(rawURL string) (*redis.UniversalOptions, error) {
 		// go-redis otherwise retries a failed dial 5 times 100 ms apart,
 		// which made a command against a dead Redis take ~830 ms.
 		DialerRetries: 1,
+		// RESP2: Moreid uses nothing of RESP3 (no client-side caching, no
+		// push notifications), and under RESP3 go-redis checks every
+		// connection for pending push frames before each command.
+		Protocol: 2,
 	}, nil
 }
 

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/moreline/moreid/gateway/app"
@@ -20,10 +19,7 @@ import (
 
 func main() {
 	log := logging.New("gateway")
-	if err := serve(log); err != nil {
-		log.Error("gateway stopped", "error", err.Error())
-		os.Exit(1)
-	}
+	logging.Exit(log, serve(log))
 }
 
 func serve(log *slog.Logger) error {

@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -35,10 +34,7 @@ import (
 
 func main() {
 	log := logging.New("moreid")
-	if err := serve(log); err != nil {
-		log.Error("moreid stopped", "error", err.Error())
-		os.Exit(1)
-	}
+	logging.Exit(log, serve(log))
 }
 
 type settings struct {

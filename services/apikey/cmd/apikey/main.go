@@ -8,7 +8,6 @@ import (
 	"context"
 	"flag"
 	"log/slog"
-	"os"
 
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
@@ -22,10 +21,7 @@ func main() {
 	migrateOnly := flag.Bool("migrate-only", false, "apply database migrations and exit")
 	flag.Parse()
 	log := logging.New("apikey")
-	if err := serve(log, *migrateOnly); err != nil {
-		log.Error("apikey stopped", "error", err.Error())
-		os.Exit(1)
-	}
+	logging.Exit(log, serve(log, *migrateOnly))
 }
 
 func serve(log *slog.Logger, migrateOnly bool) error {

@@ -8,8 +8,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"log/slog"
 
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
@@ -20,14 +19,11 @@ import (
 )
 
 func main() {
-	if err := serve(); err != nil {
-		fmt.Fprintln(os.Stderr, "auth:", err)
-		os.Exit(1)
-	}
+	log := logging.New("auth")
+	logging.Exit(log, serve(log))
 }
 
-func serve() error {
-	log := logging.New("auth")
+func serve(log *slog.Logger) error {
 	cfg, err := app.ReadSettings(config.FromEnv())
 	if err != nil {
 		return err

@@ -1,0 +1,89 @@
+package logging
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// batchDelay is how long a log line may wait for company before it is
+// written; batchSize is how much may wait at most.
+const (
+	batchDelay = 5 * time.Millisecond
+	batchSize  = 64 << 10
+)
+
+// stderr is where every logger of the process writes, through one batch
+// writer, so that lines of different components never interleave.
+var stderr = newBatchWriter(os.Stderr, batchDelay, batchSize)
+
+// Flush writes out what the loggers have buffered. Call it before the
+// process exits; os.Exit skips deferred calls.
+func Flush() { stderr.Flush() }
+
+// batchWriter turns a busy stream of log lines into one write per batch.
+// The edge logs every request, and a write syscall per line was ~4% of the
+// gateway's CPU at 10k requests/s (BENCHMARKS.md). A line waits at most
+// delay, so a quiet process still shows it at once to anyone reading; what
+// is lost in a crash is at most delay's worth of lines.
+type batchWriter struct {
+	out   io.Writer
+	delay time.Duration
+	max   int
+
+	mu      sync.Mutex
+	buf     []byte
+	pending bool // a flush is scheduled
+}
+
+func newBatchWriter(out io.Writer, delay time.Duration, max int) *batchWriter {
+	return &batchWriter{out: out, delay: delay, max: max}
+}
+
+// Write buffers p (one whole line from a slog handler) and schedules the
+// batch's write, or writes at once when the batch is full.
+func (w *batchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) >= w.max {
+		return len(p), w.flushLocked()
+	}
+	if !w.pending {
+		w.pending = true
+		time.AfterFunc(w.delay, w.Flush)
+	}
+	return len(p), nil
+}
+
+// Flush writes the batch out.
+func (w *batchWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.flushLocked() // stderr failing has nowhere better to be reported
+}
+
+func (w *batchWriter) flushLocked() error {
+	w.pending = false
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.out.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
+
+// Exit ends a command whose serve returned err: err is logged, the logs
+// are flushed, and the process exits with status 1 on an error, or returns
+// so that main ends normally.
+func Exit(log *slog.Logger, err error) {
+	if err != nil {
+		log.Error("stopped", "error", err.Error())
+	}
+	Flush()
+	if err != nil {
+		os.Exit(1)
+	}
+}
