@@ -27,13 +27,14 @@ const opTimeout = 2 * time.Second
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	now    func() time.Time
 }
 
 var _ oauth.Store = (*Store)(nil)
 
 // New returns a store writing keys under prefix (e.g. "moreid:").
 func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix}
+	return &Store{rdb: rdb, prefix: prefix, now: time.Now}
 }
 
 // The state, its failure counter and its login codes share the {hash} tag,
@@ -182,7 +183,7 @@ func (s *Store) RedeemCode(ctx context.Context, codeHash string, keyID int64, st
 // of its tokens (NX sets the first lifetime, GT only ever extends it, so a
 // shorter configured lifetime cannot cut older tokens out of the index).
 func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenRecord, ttl time.Duration) error {
-	b, err := encode(rec)
+	b, err := encode(storedToken{TokenRecord: rec, Exp: s.now().Add(ttl).UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -203,12 +204,33 @@ func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenR
 	return nil
 }
 
+// storedToken is a token record as kept in Redis: with its expiry, so that
+// reading it (every Bearer call) is one GET rather than GET + PTTL. Redis's
+// own TTL on the key still decides when it is gone; Exp only tells the
+// remaining lifetime, to within the clock skew between auth replicas.
+type storedToken struct {
+	oauth.TokenRecord
+	Exp int64 `json:"exp,omitempty"` // unix ms; absent in records written before it existed
+}
+
 // Token implements oauth.Store.
 func (s *Store) Token(ctx context.Context, tokenHash string) (oauth.TokenRecord, bool, error) {
-	var rec oauth.TokenRecord
-	ttl, found, err := s.getWithTTL(ctx, s.tokenKey(tokenHash), &rec)
-	rec.TTL = ttl
-	return rec, found, err
+	var st storedToken
+	key := s.tokenKey(tokenHash)
+	found, err := s.get(ctx, key, &st)
+	if !found || err != nil {
+		return oauth.TokenRecord{}, false, err
+	}
+	rec := st.TokenRecord
+	if st.Exp == 0 { // written by an older release: ask Redis
+		rec.TTL, found, err = s.getWithTTL(ctx, key, &rec)
+		return rec, found, err
+	}
+	rec.TTL = time.UnixMilli(st.Exp).Sub(s.now())
+	if rec.TTL <= 0 {
+		return oauth.TokenRecord{}, false, nil
+	}
+	return rec, true, nil
 }
 
 // DeleteToken implements oauth.Store.

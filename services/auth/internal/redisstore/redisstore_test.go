@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,7 +73,7 @@ func TestRecordLayout(t *testing.T) {
 	}{
 		{prefix + "state:{" + sh + "}", 10 * time.Minute, map[string]any{"k": 42.0}},
 		{prefix + "code:{" + ch + "}", 10 * time.Minute, map[string]any{"k": 42.0, "s": sh, "u": 7.0, "uid": "alice"}},
-		{prefix + "token:" + th, 90 * time.Minute, map[string]any{"k": 42.0, "kn": "app", "u": 7.0, "uid": "alice", "iat": 1700000000.0}},
+		{prefix + "token:" + th, 90 * time.Minute, map[string]any{"k": 42.0, "kn": "app", "u": 7.0, "uid": "alice", "iat": 1700000000.0, "exp": nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key[len(prefix):len(prefix)+5], func(t *testing.T) {
@@ -82,6 +83,12 @@ func TestRecordLayout(t *testing.T) {
 				t.Fatalf("value = %v, want %v", got, tt.want)
 			}
 			for k, v := range tt.want {
+				if v == nil { // present, value checked elsewhere
+					if _, ok := got[k]; !ok {
+						t.Fatalf("value = %v, want a %q field", got, k)
+					}
+					continue
+				}
 				if got[k] != v {
 					t.Fatalf("value = %v, want %v", got, tt.want)
 				}
@@ -239,6 +246,56 @@ func TestRedeemCode(t *testing.T) {
 			t.Fatalf("%d redeemed, %d replayed; want 1 and 63", wins.Load(), replays.Load())
 		}
 	})
+}
+
+// TestTokenLifetime checks the remaining lifetime a token read reports:
+// from the record's own expiry for records this release writes, from Redis
+// for records an older release wrote (no "exp"), and that a record past its
+// expiry is gone even if Redis has not dropped it yet.
+func TestTokenLifetime(t *testing.T) {
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	raw := func(fields string, ttl time.Duration) string {
+		h := hash()
+		v := `{"k":1,"u":7,"uid":"alice","iat":1700000000` + fields + `}`
+		if err := rdb.Set(ctx, prefix+"token:"+h, v, ttl).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	current := hash()
+	if err := s.PutToken(ctx, current, oauth.TokenRecord{KeyID: 1, User: 7, UserID: "alice"}, 90*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Second).UnixMilli()
+	tests := []struct {
+		name      string
+		hash      string
+		wantFound bool
+		wantTTL   time.Duration
+	}{
+		{"written by PutToken", current, true, 90 * time.Minute},
+		{"written before records carried exp", raw("", 20*time.Minute), true, 20 * time.Minute},
+		{"past its exp, still in Redis", raw(`,"exp":`+strconv.FormatInt(past, 10), time.Hour), false, 0},
+		{"absent", hash(), false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, found, err := s.Token(ctx, tt.hash)
+			if err != nil || found != tt.wantFound {
+				t.Fatalf("Token = %+v, %v, %v; want found %v", rec, found, err, tt.wantFound)
+			}
+			if !found {
+				return
+			}
+			if rec.UserID != "alice" || rec.User != 7 || rec.KeyID != 1 {
+				t.Errorf("record = %+v", rec)
+			}
+			if d := tt.wantTTL - rec.TTL; d < 0 || d > 2*time.Second {
+				t.Errorf("TTL = %v, want about %v", rec.TTL, tt.wantTTL)
+			}
+		})
+	}
 }
 
 func TestDeleteToken(t *testing.T) {
