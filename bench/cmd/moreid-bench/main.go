@@ -127,9 +127,10 @@ type bench struct {
 
 	loadBefore float64 // 1-minute load average when the run started
 
-	argon      argonParams
-	perHash    time.Duration
-	argonBound float64 // logins per second the CPUs allow
+	argon         argonParams
+	perHash       time.Duration
+	argonBound    float64 // logins per second the CPUs allow
+	argonTogether float64 // hashes per second all cores sustain at once
 
 	procs     []namedPid
 	cpuRows   []report.CPURow
@@ -237,6 +238,7 @@ func (b *bench) setup(ctx context.Context) {
 	b.logf("measuring argon2id (%s)", b.argon)
 	b.perHash = secondsPerHash(b.argon, 2*time.Second)
 	b.argonBound = float64(runtime.NumCPU()) / b.perHash.Seconds()
+	b.argonTogether = parallelHashRate(b.argon, runtime.NumCPU(), 2*time.Second)
 
 	// A web session for preparing codes through the safe login, and one
 	// access token for the userinfo scenarios.
