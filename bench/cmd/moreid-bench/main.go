@@ -420,6 +420,7 @@ func (b *bench) cpuRow(s scenario, before []time.Duration, res load.Result) repo
 
 // stormMemory is the user service's memory around the login storm.
 type stormMemory struct {
+	process     string          // the process that hashes: moreid-user, or moreid with -combined
 	before      procstat.Memory // just before: RSS, and peak since start
 	peakDuring  int64           // VmHWM reset just before the storm
 	reset       bool            // whether the reset worked (else peakDuring is since start)
@@ -434,8 +435,8 @@ func (b *bench) storm(ctx context.Context, s scenario) (report.Row, stormMemory)
 	var mem stormMemory
 	pid := 0
 	for _, p := range b.procs {
-		if p.name == "moreid-user" {
-			pid = p.pid
+		if p.name == "moreid-user" || p.name == "moreid" {
+			pid, mem.process = p.pid, p.name
 		}
 	}
 	if pid != 0 {

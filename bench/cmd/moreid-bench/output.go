@@ -60,9 +60,9 @@ func (b *bench) writeReport(w io.Writer, rows []report.Row, ids []string, storm 
 		if !storm.reset {
 			since = "since the process started (the peak could not be reset)"
 		}
-		p("moreid-user: RSS %s and peak %s (since start) just before the storm; peak during the storm %s (%s). "+
+		p("%s: RSS %s and peak %s (since start) just before the storm; peak during the storm %s (%s). "+
 			"%d argon2id computations at once × %d KiB = %s.\n",
-			report.Bytes(storm.before.RSS), report.Bytes(storm.before.Peak), report.Bytes(storm.peakDuring), since,
+			storm.process, report.Bytes(storm.before.RSS), report.Bytes(storm.before.Peak), report.Bytes(storm.peakDuring), since,
 			argonConcurrency(), b.argon.memoryKiB, report.Bytes(limit))
 	}
 	byID := map[string]report.Row{}
@@ -129,7 +129,7 @@ func targets(byID map[string]report.Row, storm *stormMemory, bound float64, argo
 	}
 	if storm != nil && storm.before.RSS > 0 {
 		growth := storm.peakDuring - storm.before.RSS
-		out = append(out, report.Target{What: "moreid-user peak RSS flat during the login storm",
+		out = append(out, report.Target{What: storm.process + " peak RSS flat during the login storm",
 			Got: fmt.Sprintf("%s before → peak %s (+%s; argon2id bound %s)", report.Bytes(storm.before.RSS), report.Bytes(storm.peakDuring), report.Bytes(growth), report.Bytes(argonMem)),
 			Met: growth <= argonMem+stormSlack})
 	}

@@ -50,12 +50,12 @@ func TestTargets(t *testing.T) {
 		},
 		{
 			name:  "a storm within the hashes' memory is flat",
-			storm: &stormMemory{before: procstat.Memory{RSS: 100 * mib}, peakDuring: 100*mib + 92*mib + 60*mib},
+			storm: &stormMemory{process: "moreid-user", before: procstat.Memory{RSS: 100 * mib}, peakDuring: 100*mib + 92*mib + 60*mib},
 			want:  map[string]bool{"moreid-user peak RSS flat during the login storm": true},
 		},
 		{
 			name:  "a storm growing with the clients is not",
-			storm: &stormMemory{before: procstat.Memory{RSS: 100 * mib}, peakDuring: 1000 * mib},
+			storm: &stormMemory{process: "moreid-user", before: procstat.Memory{RSS: 100 * mib}, peakDuring: 1000 * mib},
 			want:  map[string]bool{"moreid-user peak RSS flat during the login storm": false},
 		},
 	}
