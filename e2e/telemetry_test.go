@@ -130,7 +130,11 @@ const (
 func TestMetrics(t *testing.T) {
 	f := startFlowSuite(t)
 	state, code := f.app.login(t, "alice", alicePassword)
-	expectSuccess(t, f.app.do(t, "POST", "/api/oauth/token", map[string]string{"code": code, "state": state}), "获取访问令牌成功")
+	tok := f.app.do(t, "POST", "/api/oauth/token", map[string]string{"code": code, "state": state})
+	expectSuccess(t, tok, "获取访问令牌成功")
+	for range 3 { // profile reads: the first one or two from Postgres, then from memory
+		expectSuccess(t, f.app.do(t, "GET", "/api/oauth/userinfo", nil, "Authorization", "Bearer "+tok.str("access_token")), "获取用户信息成功")
+	}
 	expectError(t, f.app.do(t, "POST", "/api/oauth/login", map[string]string{
 		"user_id": "alice", "password": "wrong-password", "state": f.app.authorize(t)}), 401, "invalid_credentials")
 	rawPath := "/api/oauth/no-such-path-" + randomHex(t, 8)
@@ -197,6 +201,17 @@ func TestMetrics(t *testing.T) {
 		}
 		if n := rpcCount(scraped["user"], rpcVerifyPassword, "Unauthenticated"); n < 1 {
 			t.Errorf("user: VerifyPassword code Unauthenticated = %v, want >= 1", n)
+		}
+	})
+	t.Run("user reports its profile cache", func(t *testing.T) {
+		m := scraped["user"]
+		if v, found := m.value("moreid_postgres_listener_live", map[string]string{"channel": "moreid_users_changed"}); !found || v != 1 {
+			t.Errorf("moreid_postgres_listener_live{channel=\"moreid_users_changed\"} = %v (found %v), want 1", v, found)
+		}
+		hits, _ := m.value("moreid_user_profile_cache_lookups_total", map[string]string{"result": "hit"})
+		misses, _ := m.value("moreid_user_profile_cache_lookups_total", map[string]string{"result": "miss"})
+		if hits < 1 || hits+misses < 3 {
+			t.Errorf("moreid_user_profile_cache_lookups_total: %v hits, %v misses; want 3 userinfo reads, at least one from memory", hits, misses)
 		}
 	})
 	t.Run("every component exposes its memory", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // Listener keeps one connection of its own LISTENing on a channel and
@@ -61,7 +62,7 @@ func (l *Listener) serve() error {
 	defer close(l.done)
 	for {
 		err := l.listen()
-		l.onLive(false)
+		l.setLive(false)
 		if l.ctx.Err() != nil {
 			return nil
 		}
@@ -72,6 +73,11 @@ func (l *Listener) serve() error {
 			return nil
 		}
 	}
+}
+
+func (l *Listener) setLive(live bool) {
+	l.onLive(live)
+	telemetry.ListenerLive(l.channel, live)
 }
 
 // listen runs one connection's life: connect, LISTEN, go live, deliver
@@ -105,7 +111,7 @@ func (l *Listener) listen() error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	l.onLive(true)
+	l.setLive(true)
 	l.log.Info("postgres listener live", "channel", l.channel)
 	for {
 		ctx, cancel := context.WithTimeout(l.ctx, l.Quiet)

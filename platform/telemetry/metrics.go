@@ -49,6 +49,16 @@ var (
 		Name: "moreid_throttled_total",
 		Help: "Requests refused by a brute-force limit, by limit.",
 	}, []string{"limit"})
+	profileLookups = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "moreid_user_profile_cache_lookups_total",
+		Help: "Profile reads in the user service, by result: hit (served from memory) or miss (read from Postgres).",
+	}, []string{"result"})
+	listenerLive = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "moreid_postgres_listener_live",
+		Help: "1 while the Postgres change listener of a channel is connected; 0 means the cache it feeds is off.",
+	}, []string{"channel"})
+	// Bound once: these are counted on the hottest read path.
+	profileHits, profileMisses = profileLookups.WithLabelValues("hit"), profileLookups.WithLabelValues("miss")
 )
 
 // latencyBuckets span a cache hit (100 µs) to a slow argon2id login (2.5 s).
@@ -65,6 +75,24 @@ func StoreError(store string) { storeErrors.WithLabelValues(store).Inc() }
 
 // Throttled counts one request refused by the named limit.
 func Throttled(limit string) { throttled.WithLabelValues(limit).Inc() }
+
+// ProfileLookup counts one profile read, served from memory or not.
+func ProfileLookup(hit bool) {
+	if hit {
+		profileHits.Inc()
+	} else {
+		profileMisses.Inc()
+	}
+}
+
+// ListenerLive records whether the change listener of channel is connected.
+func ListenerLive(channel string, live bool) {
+	v := 0.0
+	if live {
+		v = 1
+	}
+	listenerLive.WithLabelValues(channel).Set(v)
+}
 
 // UnaryServerInterceptor records every gRPC call's outcome and latency.
 func UnaryServerInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {

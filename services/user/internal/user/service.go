@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // User is a profile as callers see it; it never carries the password hash.
@@ -135,6 +136,7 @@ func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
 		return User{}, err
 	}
 	u, gen, hit := s.cache.lookup(userID)
+	telemetry.ProfileLookup(hit)
 	if hit {
 		return u, nil
 	}
