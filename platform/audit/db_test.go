@@ -15,27 +15,14 @@ import (
 
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/logging"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
 // openDB returns a migrated audit trail in a database of the test's own.
 func openDB(t *testing.T) *gorm.DB {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := audit.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return pgdbtest.Open(t, testenv.Postgres(t), 4, audit.Migrate)
 }
 
 // stored is a row as read back with plain SQL.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -77,12 +78,7 @@ func liveIs(want ...bool) func([]string, []bool) bool {
 func TestListener(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.Postgres(t)
-	db, err := pgdb.Open(ctx, dsn, pgdb.Options{MaxOpenConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
+	db := pgdbtest.Open(t, dsn, 2)
 
 	f := newFeed()
 	l := pgdb.NewListener(dsn, "test_changes", f.notify, f.setLive, slog.New(slog.NewTextHandler(io.Discard, nil)))

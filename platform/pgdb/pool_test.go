@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -16,15 +16,11 @@ import (
 func TestPoolKeepsItsConnections(t *testing.T) {
 	const size = 8
 	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: size})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := pgdbtest.Open(t, testenv.Postgres(t), size)
 	sqlDB, err := db.DB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
 
 	burst := func() {
 		var wg sync.WaitGroup

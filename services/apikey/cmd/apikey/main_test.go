@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 )
@@ -20,12 +20,7 @@ import (
 // outcome client_ip" lines, oldest first.
 func auditEvents(t *testing.T, dsn string) []string {
 	t.Helper()
-	db, err := pgdb.Open(context.Background(), dsn, pgdb.Options{MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	defer sqlDB.Close()
+	db := pgdbtest.Open(t, dsn, 1)
 	var lines []string
 	if err := db.Raw(`SELECT concat_ws(' ', component, event, api_key_id, outcome, client_ip) FROM audit_events ORDER BY id`).
 		Scan(&lines).Error; err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/ipset"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	"github.com/moreline/moreid/services/apikey/internal/apikey"
@@ -24,16 +24,7 @@ var keyFormat = regexp.MustCompile(`^ml_[0-9a-f]{64}$`)
 // newService returns a Service over a fresh, migrated test database.
 func newService(t *testing.T) (*apikey.Service, *gorm.DB) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := pgstore.Migrate(ctx, db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := pgdbtest.Open(t, testenv.Postgres(t), 4, pgstore.Migrate)
 	return apikey.New(pgstore.New(db)), db
 }
 

@@ -10,7 +10,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/moreline/moreid/platform/apierr"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	"github.com/moreline/moreid/services/apikey/internal/apikey"
@@ -19,12 +19,7 @@ import (
 
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
+	db := pgdbtest.Open(t, testenv.Postgres(t), 2)
 
 	for i := range 2 { // applying twice is a no-op
 		if err := pgstore.Migrate(ctx, db); err != nil {

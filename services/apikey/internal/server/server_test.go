@@ -21,7 +21,7 @@ import (
 	"github.com/moreline/moreid/platform/audit/audittest"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
@@ -65,17 +65,7 @@ func start(t *testing.T, db *gorm.DB) suite {
 
 func startWithDB(t *testing.T) suite {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := pgstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	return start(t, db)
+	return start(t, pgdbtest.Open(t, testenv.Postgres(t), 4, pgstore.Migrate))
 }
 
 func ctx(t *testing.T) context.Context {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/user/app"
@@ -116,12 +116,7 @@ func TestBinary(t *testing.T) {
 // client_ip" lines, oldest first.
 func auditEvents(t *testing.T, dsn string) []string {
 	t.Helper()
-	db, err := pgdb.Open(context.Background(), dsn, pgdb.Options{MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	defer sqlDB.Close()
+	db := pgdbtest.Open(t, dsn, 1)
 	var lines []string
 	if err := db.Raw(`SELECT concat_ws(' ', component, event, user_id, outcome, client_ip) FROM audit_events ORDER BY id`).
 		Scan(&lines).Error; err != nil {

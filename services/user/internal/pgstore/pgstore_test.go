@@ -14,6 +14,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	"github.com/moreline/moreid/services/user/internal/pgstore"
 	"github.com/moreline/moreid/services/user/internal/user"
@@ -22,29 +23,15 @@ import (
 const hashA = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 const hashB = "$argon2id$v=19$m=64,t=1,p=1$YW5vdGhlcnNhbHRzYWx0cw$YW5vdGhlcmhhc2hhbm90aGVyaGFzaGFub3RoZXJoYXM"
 
-func openDB(t *testing.T) *gorm.DB {
-	t.Helper()
-	db, err := pgdb.Open(context.Background(), testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	return db
-}
-
 func migrated(t *testing.T) (*gorm.DB, *pgstore.Store) {
 	t.Helper()
-	db := openDB(t)
-	if err := pgstore.Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
+	db := pgdbtest.Open(t, testenv.Postgres(t), 4, pgstore.Migrate)
 	return db, pgstore.New(db)
 }
 
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
+	db := pgdbtest.Open(t, testenv.Postgres(t), 4)
 	if err := pgstore.Migrate(ctx, db); err != nil {
 		t.Fatalf("first migration: %v", err)
 	}
@@ -190,7 +177,7 @@ func TestStore(t *testing.T) {
 // default fills existing rows.
 func TestDisabledMigrationKeepsUsersEnabled(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t)
+	db := pgdbtest.Open(t, testenv.Postgres(t), 4)
 	sqlDB, _ := db.DB()
 	first, err := fs.ReadFile(pgstore.Files, "migrations/00001_users.sql")
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/moreline/moreid/platform/audit/audittest"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/user/internal/pgstore"
@@ -36,14 +36,9 @@ type suite struct {
 
 func newSuite(t *testing.T) suite {
 	t.Helper()
-	ctx := context.Background()
-	db, err := pgdb.Open(ctx, testenv.Postgres(t), pgdb.Options{MaxOpenConns: 4})
+	db := pgdbtest.Open(t, testenv.Postgres(t), 4, pgstore.Migrate)
+	sqlDB, err := db.DB()
 	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := pgstore.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	hasher, err := user.NewHasher(user.Params{MemoryKiB: 64, Time: 1, Threads: 1}, 2)

@@ -10,7 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/moreline/moreid/platform/apierr"
-	"github.com/moreline/moreid/platform/pgdb"
+	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	"github.com/moreline/moreid/services/user/internal/pgstore"
 	"github.com/moreline/moreid/services/user/internal/user"
@@ -31,17 +31,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, p user.Params) *fixture {
 	t.Helper()
-	ctx := context.Background()
 	dsn := testenv.Postgres(t)
-	db, err := pgdb.Open(ctx, dsn, pgdb.Options{MaxOpenConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, _ := db.DB()
-	t.Cleanup(func() { _ = sqlDB.Close() })
-	if err := pgstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := pgdbtest.Open(t, dsn, 4, pgstore.Migrate)
 	f := &fixture{dsn: dsn, db: db, store: pgstore.New(db)}
 	f.hasher = newHasher(t, p)
 	f.svc = user.NewService(f.store, f.hasher, nil, avatar, nil)
