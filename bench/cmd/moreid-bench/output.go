@@ -24,7 +24,7 @@ func (b *bench) writeReport(w io.Writer, rows []report.Row, ids []string, storm 
 	p("- %s, PostgreSQL %s, Redis %s\n", runtime.Version(), b.pgVersion, b.rdVersion)
 	p("- closed loop: %d workers for %s per scenario after %s warm-up; open loop at %.0f%% of the peak for %s; storm: %d clients for %s; measured in %s\n",
 		b.cfg.workers, b.cfg.duration, b.cfg.warmup, b.cfg.half*100, b.cfg.openDuration, b.cfg.stormClients, b.cfg.stormDuration, took.Round(time.Second))
-	p("- argon2id %s: %s per hash on one core → bound %.1f logins/s on %d cores\n", b.argon, report.Duration(b.perHash), b.argonBound, runtime.NumCPU())
+	p("- argon2id %s, measured just before the login scenarios: %s per hash on one core → bound %.1f logins/s on %d cores\n", b.argon, report.Duration(b.perHash), b.argonBound, runtime.NumCPU())
 	p("- the same hashes on all %d cores at once, nothing else running: %.1f/s (%.0f%% of that bound: the hashes share memory bandwidth and cache)\n\n", runtime.NumCPU(), b.argonTogether, 100*b.argonTogether/b.argonBound)
 	p("## Results\n\n")
 	if err := report.Table(w, rows); err != nil {
