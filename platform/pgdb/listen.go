@@ -104,7 +104,12 @@ func (l *Listener) listen() error {
 	if err != nil {
 		return fmt.Errorf("connect: %w", redact(err, u))
 	}
-	defer conn.Close(context.Background())
+	defer func() {
+		// A dead peer must not hold up the reconnection.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(ctx)
+	}()
 	ctx, cancel = context.WithTimeout(l.ctx, 5*time.Second)
 	_, err = conn.Exec(ctx, "LISTEN "+quoteIdent(l.channel)).ReadAll()
 	cancel()
