@@ -71,10 +71,10 @@ func chainFrom(chain []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServe
 
 func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(logging.MetadataKey); len(v) > 0 {
-			id = v[0]
-		}
+	// The one key, not metadata.FromIncomingContext: that copies the whole
+	// map on every call.
+	if v := metadata.ValueFromIncomingContext(ctx, logging.MetadataKey); len(v) > 0 {
+		id = v[0]
 	}
 	return next(logging.WithRequestID(ctx, logging.CleanRequestID(id)), req)
 }

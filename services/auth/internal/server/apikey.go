@@ -44,8 +44,7 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.Unary
 		if !strings.HasPrefix(info.FullMethod, ownMethodPrefix) {
 			return next(ctx, req)
 		}
-		md, _ := metadata.FromIncomingContext(ctx)
-		ip, err := clientIP(ctx, md, gateways)
+		ip, err := clientIP(ctx, gateways)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +52,7 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.Unary
 		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) {
 			return next(ctx, req)
 		}
-		key := first(md, APIKeyMetadata)
+		key := incoming(ctx, APIKeyMetadata)
 		if key == "" {
 			return nil, apierr.New(apierr.InvalidAPIKey)
 		}
@@ -67,7 +66,7 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.Unary
 	}
 }
 
-func clientIP(ctx context.Context, md metadata.MD, gateways []netip.Prefix) (netip.Addr, error) {
+func clientIP(ctx context.Context, gateways []netip.Prefix) (netip.Addr, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return netip.Addr{}, apierr.Newf(apierr.Internal, "无法确定客户端地址")
@@ -80,7 +79,7 @@ func clientIP(ctx context.Context, md metadata.MD, gateways []netip.Prefix) (net
 		// Anyone else's claim about the client IP is ignored.
 		return peerIP, nil
 	}
-	vals := md.Get(ClientIPMetadata)
+	vals := metadata.ValueFromIncomingContext(ctx, ClientIPMetadata)
 	switch len(vals) {
 	case 0:
 		// An internal caller inside the gateway ranges calling directly.
@@ -120,13 +119,4 @@ func addrIP(a net.Addr) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return ap.Addr().Unmap().WithZone(""), nil
-}
-
-func first(md metadata.MD, key string) string {
-	for _, v := range md.Get(key) {
-		if v = strings.TrimSpace(v); v != "" {
-			return v
-		}
-	}
-	return ""
 }

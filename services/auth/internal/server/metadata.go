@@ -14,10 +14,16 @@ const (
 	AuthorizationMetadata = "authorization"
 )
 
-// incoming is the first non-empty value of key in the call's metadata.
+// incoming is the first non-empty value of key in the call's metadata. It
+// reads that one key: metadata.FromIncomingContext copies the whole map on
+// every call, which was a tenth of a userinfo call's allocations.
 func incoming(ctx context.Context, key string) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return first(md, key)
+	for _, v := range metadata.ValueFromIncomingContext(ctx, key) {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // bearer is the access token of an "authorization: Bearer ..." metadata
