@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -83,9 +82,9 @@ func (l *Listener) setLive(live bool) {
 // listen runs one connection's life: connect, LISTEN, go live, deliver
 // notifications until something fails.
 func (l *Listener) listen() error {
-	u, err := url.Parse(l.dsn)
+	u, err := parseDSN(l.dsn)
 	if err != nil {
-		return errors.New("MOREID_POSTGRES_DSN must be a postgres:// URL")
+		return err
 	}
 	cfg, err := pgconn.ParseConfig(l.dsn)
 	if err != nil {

@@ -160,9 +160,9 @@ func lockID(name string) int64 {
 // ensureDatabase creates the database named in dsn when it does not exist,
 // connecting to the server's "postgres" database to do so.
 func ensureDatabase(ctx context.Context, dsn string) error {
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return errors.New("MOREID_POSTGRES_DSN must be a postgres:// URL")
+	u, err := parseDSN(dsn)
+	if err != nil {
+		return err
 	}
 	name := strings.TrimPrefix(u.Path, "/")
 	if name == "" || name == "postgres" {
@@ -186,6 +186,15 @@ func ensureDatabase(ctx context.Context, dsn string) error {
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // redact keeps a DSN's password out of an error message.
+// parseDSN checks that dsn is a postgres:// URL; redact needs its parts.
+func parseDSN(dsn string) (*url.URL, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, errors.New("MOREID_POSTGRES_DSN must be a postgres:// URL")
+	}
+	return u, nil
+}
+
 func redact(err error, u *url.URL) error {
 	if pw, ok := u.User.Password(); ok && pw != "" {
 		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
