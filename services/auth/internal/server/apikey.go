@@ -28,12 +28,21 @@ var (
 	// The auth service's own services: AuthService, ConfirmationService,
 	// TokenService (not health).
 	ownMethodPrefix = "/moreid.auth.v1."
+	// keyedTokenMethods are the TokenService calls about a token on behalf
+	// of an app: they answer only about the caller key's own tokens (RFC
+	// 7662 section 2.1 wants the introspecting party authenticated).
+	// GetUserinfo is the token holder's own call and takes no key.
+	keyedTokenMethods = map[string]bool{
+		authv1.TokenService_IntrospectToken_FullMethodName: true,
+		authv1.TokenService_RevokeToken_FullMethodName:     true,
+	}
 )
 
-// KeyInterceptor admits an AuthService call only with an API key that keys
-// accepts for the caller's client IP, and puts the key's record in the
-// context. Every call of the auth service's own services (the keyless
-// ConfirmationService and TokenService too) gets the client IP in its
+// KeyInterceptor admits an AuthService call, and TokenService's
+// IntrospectToken and RevokeToken, only with an API key that keys accepts
+// for the caller's client IP, and puts the key's record in the context.
+// Every call of the auth service's own services (the keyless
+// ConfirmationService and GetUserinfo too) gets the client IP in its
 // context, for the brute-force limits and the audit trail. Other services
 // on the same server (health) are left alone.
 // The client IP is x-moreid-client-ip when the gRPC peer is inside gateways
@@ -49,7 +58,7 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.Unary
 			return nil, err
 		}
 		ctx = oauth.WithClientIP(ctx, ip.String())
-		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) {
+		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) && !keyedTokenMethods[info.FullMethod] {
 			return next(ctx, req)
 		}
 		key := incoming(ctx, APIKeyMetadata)
