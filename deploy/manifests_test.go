@@ -80,7 +80,7 @@ func TestOverlays(t *testing.T) {
 			for _, c := range components {
 				t.Run("TLS of "+c.name, func(t *testing.T) { checkTLS(t, m, cfg, c) })
 			}
-			t.Run("certificates", func(t *testing.T) { checkCertificates(t, m, ov.secretsInside) })
+			t.Run("certificates", func(t *testing.T) { checkCertificates(t, m, cfg, ov.secretsInside) })
 		})
 	}
 }
@@ -723,7 +723,13 @@ func checkTLS(t *testing.T, m *manifest, cfg map[string]string, c component) {
 // cert-manager), every Secret the Deployments mount is a Certificate's, each
 // component's from the components' CA and the operators' CA another one;
 // elsewhere the operator supplies the Secrets and none is issued here.
-func checkCertificates(t *testing.T, m *manifest, inside bool) {
+func checkCertificates(t *testing.T, m *manifest, cfg map[string]string, inside bool) {
+	// auth's gRPC port admits labelled internal callers from the pod
+	// network, so the pod CIDR alone cannot say who is a gateway.
+	gatewayNames := strings.Split(cfg["MOREID_GATEWAY_NAMES"], ",")
+	if cfg["MOREID_GATEWAY_NAMES"] == "" {
+		t.Errorf("ConfigMap MOREID_GATEWAY_NAMES is empty: any caller in MOREID_GATEWAY_CIDRS could set the client IP")
+	}
 	if !inside {
 		if len(m.certificates) > 0 || len(m.issuers) > 0 {
 			t.Errorf("certificates %v rendered: this overlay's Secrets come from the operator", keys(m.certificates))
@@ -763,6 +769,13 @@ func checkCertificates(t *testing.T, m *manifest, inside bool) {
 		}
 		if !slices.Contains(cert.Spec.Usages, "client auth") {
 			t.Errorf("Certificate %s: usages %v lack client auth", cert.Name, cert.Spec.Usages)
+		}
+		if c.name == "gateway" {
+			for _, n := range gatewayNames {
+				if !slices.Contains(cert.Spec.DNSNames, n) {
+					t.Errorf("Certificate %s: names %v lack %q of MOREID_GATEWAY_NAMES: auth would ignore the client IPs it forwards", cert.Name, cert.Spec.DNSNames, n)
+				}
+			}
 		}
 		if c.grpc != 0 && (!slices.Contains(cert.Spec.Usages, "server auth") || !slices.Contains(cert.Spec.DNSNames, "moreid-"+c.name)) {
 			t.Errorf("Certificate %s: usages %v, names %v; want server auth for the name callers dial, moreid-%s", cert.Name, cert.Spec.Usages, cert.Spec.DNSNames, c.name)

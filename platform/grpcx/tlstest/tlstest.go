@@ -36,6 +36,9 @@ type PKI struct {
 	// valid as a server and as a client.
 	CA        string
 	Component Pair
+	// Gateway is a component certificate that also names "moreid-gateway"
+	// (MOREID_GATEWAY_NAMES), valid as a client only.
+	Gateway Pair
 	// OperatorCA signs operators (MOREID_ADMIN_CLIENT_CA); Operator is one.
 	OperatorCA string
 	Operator   Pair
@@ -57,6 +60,7 @@ func New(t TB) *PKI {
 	strangerCA, p.StrangerCA = g.ca("a stranger")
 	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	p.Component = g.leaf(ca, "component", "moreid-component", both)
+	p.Gateway = g.leaf(ca, "gateway", "moreid-gateway", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "moreid-gateway")
 	p.Operator = g.leaf(opCA, "operator", "alice the operator", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
 	p.Stranger = g.leaf(strangerCA, "stranger", "moreid-component", both)
 	return p
@@ -112,13 +116,13 @@ func (g *gen) ca(name string) (*issuer, string) {
 	return &issuer{cert: cert, key: key}, path
 }
 
-func (g *gen) leaf(ca *issuer, file, name string, usage []x509.ExtKeyUsage) Pair {
+func (g *gen) leaf(ca *issuer, file, name string, usage []x509.ExtKeyUsage, dnsNames ...string) Pair {
 	g.t.Helper()
 	key := g.key()
 	tmpl := g.template(name)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = usage
-	tmpl.DNSNames = []string{"localhost"}
+	tmpl.DNSNames = append([]string{"localhost"}, dnsNames...)
 	tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
