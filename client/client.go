@@ -42,10 +42,13 @@ type Client struct {
 // Kubernetes Service). apiKey is the calling service's key ("ml_..."), sent
 // with every call. The connection is made lazily, on the first call.
 //
-// The platform's defaults apply (grpcx.DialOptions: plaintext inside the
-// cluster network, request id propagation, keepalive); opts come after them,
-// so grpc.WithTransportCredentials(credentials.NewTLS(...)) switches to TLS,
-// which a key crossing an untrusted network needs.
+// The platform's defaults apply (grpcx.DialOptions: plaintext, request id
+// propagation, keepalive); opts come after them. A suite with TLS (every
+// deployment but a local one on loopback) admits only callers with a
+// certificate of its CA: pass TLSFiles.
+//
+//	tlsOpt, err := moreid.TLSFiles("/tls/tls.crt", "/tls/tls.key", "/tls/ca.crt")
+//	c, err := moreid.Dial("dns:///moreid-auth:9090", key, tlsOpt)
 func Dial(target, apiKey string, opts ...grpc.DialOption) (*Client, error) {
 	if apiKey == "" {
 		return nil, fmt.Errorf("moreid: dial %s: no API key: %w", target, ErrInvalidAPIKey)
@@ -59,6 +62,19 @@ func Dial(target, apiKey string, opts ...grpc.DialOption) (*Client, error) {
 		return nil, fmt.Errorf("moreid: %w", err)
 	}
 	return &Client{conn: conn, auth: authv1.NewAuthServiceClient(conn), tokens: authv1.NewTokenServiceClient(conn)}, nil
+}
+
+// TLSFiles is the Dial option of a suite with mutual TLS: the calling
+// service presents the certificate in certFile (with its key in keyFile,
+// both PEM, e.g. a cert-manager Secret's tls.crt and tls.key) and trusts
+// the servers signed by the CA in caFile. The files are read now; the
+// certificate again whenever it changes on disk.
+func TLSFiles(certFile, keyFile, caFile string) (grpc.DialOption, error) {
+	opt, err := grpcx.ClientTLS(certFile, keyFile, caFile)
+	if err != nil {
+		return nil, fmt.Errorf("moreid: %w", err)
+	}
+	return opt, nil
 }
 
 // Close ends the connection; calls in flight fail with ErrUnavailable.
@@ -145,8 +161,8 @@ func (c *Client) PasswordLogin(ctx context.Context, userID, password string) (*T
 }
 
 // apiKeyCredentials attaches the API key to every call. It does not demand
-// transport security because the platform's own links are plaintext inside
-// the cluster network (see Dial for TLS).
+// transport security because a local suite is plaintext on loopback (see
+// Dial for TLS).
 type apiKeyCredentials string
 
 func (k apiKeyCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

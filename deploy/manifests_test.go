@@ -21,6 +21,12 @@ const (
 	partOfLabel    = "app.kubernetes.io/part-of"
 	componentLabel = "app.kubernetes.io/component"
 	metricsPort    = 9100
+	// healthPort is the plaintext grpc.health.v1 listener of auth, user and
+	// apikey, for the kubelet's gRPC probe (it speaks no TLS).
+	healthPort = 9099
+	// The labels that open Moreid's ports to pods outside the suite.
+	clientLabel   = "moreid.moreline/client"
+	operatorLabel = "moreid.moreline/operator"
 )
 
 // overlays are the deployable variants under overlays/.
@@ -71,6 +77,10 @@ func TestOverlays(t *testing.T) {
 			t.Run("secrets", func(t *testing.T) { checkSecrets(t, m, ov.secretsInside) })
 			t.Run("configmap holds no credential", func(t *testing.T) { checkConfig(t, cfg) })
 			t.Run("images", func(t *testing.T) { checkImages(t, m) })
+			for _, c := range components {
+				t.Run("TLS of "+c.name, func(t *testing.T) { checkTLS(t, m, cfg, c) })
+			}
+			t.Run("certificates", func(t *testing.T) { checkCertificates(t, m, cfg, ov.secretsInside) })
 		})
 	}
 }
@@ -160,8 +170,11 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 				t.Errorf("ConfigMap %s = %q, want %q (the headless Service, balanced by the gRPC client)", l.env, cfg[l.env], want)
 			}
 		}
-		if p := ctr.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != c.grpc || (p.GRPC.Service != nil && *p.GRPC.Service != "") {
-			t.Errorf("readiness probe %+v: want the gRPC health check (service \"\") on port %d", p, c.grpc)
+		if p := ctr.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != healthPort || (p.GRPC.Service != nil && *p.GRPC.Service != "") {
+			t.Errorf("readiness probe %+v: want the gRPC health check (service \"\") on the health port %d", p, healthPort)
+		}
+		if p, _ := namedPort(ctr, "health"); p != healthPort || env["MOREID_"+c.env+"_HEALTH_ADDR"] != fmt.Sprintf(":%d", healthPort) {
+			t.Errorf("container port health = %d with MOREID_%s_HEALTH_ADDR=%q, want %d", p, c.env, env["MOREID_"+c.env+"_HEALTH_ADDR"], healthPort)
 		}
 		// Liveness must not follow the dependencies (the gRPC health check
 		// does): a Postgres outage would otherwise restart every pod.
@@ -404,6 +417,12 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 		stranger = source{"another pod of the namespace", true, nil, map[string]string{"run": "moreidctl"}}
 		// A pod elsewhere wearing the suite's labels.
 		lookalike = source{"a look-alike in another namespace", false, map[string]string{"kubernetes.io/metadata.name": "elsewhere"}, pod("gateway")}
+		// Internal callers of AuthService, here and in another namespace.
+		client       = source{"a labelled internal caller", true, nil, map[string]string{"app": "billing", clientLabel: "true"}}
+		remoteCaller = source{"a labelled internal caller in another namespace", false, map[string]string{"kubernetes.io/metadata.name": "billing"}, map[string]string{"app": "billing", clientLabel: "true"}}
+		// moreidctl run by an operator in the namespace, and the same label elsewhere.
+		operator       = source{"an operator pod", true, nil, map[string]string{"run": "moreidctl", operatorLabel: "true"}}
+		remoteOperator = source{"an operator label in another namespace", false, map[string]string{"kubernetes.io/metadata.name": "elsewhere"}, map[string]string{operatorLabel: "true"}}
 	)
 	type check struct {
 		to     string
@@ -418,15 +437,27 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 		{"gateway", metricsPort, lookalike, false},
 		{"gateway", 9090, stranger, false},
 		{"auth", 9090, gateway, true},
+		{"auth", 9090, client, true},
+		{"auth", 9090, remoteCaller, true},
+		{"auth", 9090, operator, false},
 		{"user", 9091, auth, true},
 		{"apikey", 9092, auth, true},
+		{"user", 9091, client, false},
+		{"apikey", 9092, client, false},
+		{"gateway", 9090, client, false},
 	}
 	for _, c := range components[1:] {
 		checks = append(checks,
 			check{c.name, c.grpc, stranger, false},
 			check{c.name, c.grpc, lookalike, false},
 			check{c.name, c.grpc, migrate, false},
-			check{c.name, c.admin, stranger, true},
+			// Admin ports: operators of this namespace only.
+			check{c.name, c.admin, operator, true},
+			check{c.name, c.admin, stranger, false},
+			check{c.name, c.admin, client, false},
+			check{c.name, c.admin, remoteOperator, false},
+			check{c.name, c.admin, gateway, false},
+			check{c.name, c.admin, auth, false},
 			check{c.name, c.admin, lookalike, false},
 			check{c.name, metricsPort, stranger, true},
 			check{c.name, metricsPort, lookalike, false},
@@ -565,6 +596,9 @@ func checkSecrets(t *testing.T, m *manifest, inside bool) {
 				if !credentialName.MatchString(e.Name) {
 					continue
 				}
+				if e.ValueFrom == nil && inSecretVolume(&p.spec.Spec, c, e.Value) {
+					continue // the path of a key file (MOREID_TLS_KEY), which a Secret supplies
+				}
 				ref := secretRef(c, e.Name)
 				if ref == nil || e.Value != "" {
 					t.Errorf("%s container %s: %s is not from a secretKeyRef", p.owner, c.Name, e.Name)
@@ -631,6 +665,162 @@ func checkImages(t *testing.T, m *manifest) {
 			}
 		}
 	}
+}
+
+// checkTLS: every Deployment gets its certificate, key and the components'
+// CA from the Secret moreid-<component>-tls (mounted read-only), the gRPC
+// components the operators' CA (only its certificate) from
+// moreid-operator-ca; nothing switches plaintext or the profiler on.
+func checkTLS(t *testing.T, m *manifest, cfg map[string]string, c component) {
+	for _, k := range []string{"MOREID_ALLOW_PLAINTEXT", "MOREID_PPROF"} {
+		if v := cfg[k]; v != "" && v != "0" {
+			t.Errorf("ConfigMap %s=%q: must stay off in a deployment", k, v)
+		}
+	}
+	d, ok := m.deployments["moreid-"+c.name]
+	if !ok {
+		t.Fatalf("no Deployment moreid-%s", c.name)
+	}
+	spec := &d.Spec.Template.Spec
+	ctr := spec.Containers[0]
+	env := envValues(ctr)
+	for _, k := range []string{"MOREID_ALLOW_PLAINTEXT", "MOREID_PPROF"} {
+		if v := env[k]; v != "" && v != "0" {
+			t.Errorf("%s=%q: must stay off in a deployment", k, v)
+		}
+	}
+	files := map[string]string{
+		"MOREID_TLS_CERT": "moreid-" + c.name + "-tls",
+		"MOREID_TLS_KEY":  "moreid-" + c.name + "-tls",
+		"MOREID_TLS_CA":   "moreid-" + c.name + "-tls",
+	}
+	if c.grpc != 0 {
+		files["MOREID_ADMIN_CLIENT_CA"] = "moreid-operator-ca"
+	}
+	for k, secretName := range files {
+		path := env[k]
+		v := secretVolumeOf(spec, ctr, path)
+		switch {
+		case path == "":
+			t.Errorf("%s is not set: the gRPC links would be plaintext", k)
+		case v == nil:
+			t.Errorf("%s=%s is not in a read-only Secret volume", k, path)
+		case v.SecretName != secretName:
+			t.Errorf("%s=%s comes from Secret %s, want %s", k, path, v.SecretName, secretName)
+		}
+	}
+	if v := secretVolumeOf(spec, ctr, env["MOREID_ADMIN_CLIENT_CA"]); v != nil {
+		if len(v.Items) != 1 || v.Items[0].Key != "ca.crt" {
+			t.Errorf("the operators' CA volume mounts %v: want only the key ca.crt (never the CA's private key)", v.Items)
+		}
+	}
+	if psc := spec.SecurityContext; psc == nil || psc.FSGroup == nil || psc.RunAsGroup == nil || *psc.FSGroup != *psc.RunAsGroup {
+		t.Errorf("pod securityContext %+v: want fsGroup = runAsGroup, so the process can read its key", psc)
+	}
+}
+
+// checkCertificates: where the overlay issues the certificates (dev, with
+// cert-manager), every Secret the Deployments mount is a Certificate's, each
+// component's from the components' CA and the operators' CA another one;
+// elsewhere the operator supplies the Secrets and none is issued here.
+func checkCertificates(t *testing.T, m *manifest, cfg map[string]string, inside bool) {
+	// auth's gRPC port admits labelled internal callers from the pod
+	// network, so the pod CIDR alone cannot say who is a gateway.
+	gatewayNames := strings.Split(cfg["MOREID_GATEWAY_NAMES"], ",")
+	if cfg["MOREID_GATEWAY_NAMES"] == "" {
+		t.Errorf("ConfigMap MOREID_GATEWAY_NAMES is empty: any caller in MOREID_GATEWAY_CIDRS could set the client IP")
+	}
+	if !inside {
+		if len(m.certificates) > 0 || len(m.issuers) > 0 {
+			t.Errorf("certificates %v rendered: this overlay's Secrets come from the operator", keys(m.certificates))
+		}
+		return
+	}
+	bySecret := map[string]*certificate{}
+	for _, c := range m.certificates {
+		bySecret[c.Spec.SecretName] = c
+	}
+	caOf := func(c *certificate) string {
+		is, ok := m.issuers[c.Spec.IssuerRef.Name]
+		if !ok || c.Spec.IssuerRef.Kind != "Issuer" {
+			t.Errorf("Certificate %s: issuer %+v not rendered", c.Name, c.Spec.IssuerRef)
+			return ""
+		}
+		if is.Spec.CA == nil {
+			return "self-signed"
+		}
+		if ca := bySecret[is.Spec.CA.SecretName]; ca == nil || !ca.Spec.IsCA {
+			t.Errorf("Issuer %s: CA Secret %s is not an isCA Certificate's", is.Name, is.Spec.CA.SecretName)
+		}
+		return is.Spec.CA.SecretName
+	}
+	var componentsCA string
+	for _, c := range components {
+		cert := bySecret["moreid-"+c.name+"-tls"]
+		if cert == nil {
+			t.Errorf("no Certificate issues Secret moreid-%s-tls", c.name)
+			continue
+		}
+		ca := caOf(cert)
+		if componentsCA == "" {
+			componentsCA = ca
+		} else if ca != componentsCA {
+			t.Errorf("Certificate %s from CA %s, the others from %s: one components' CA", cert.Name, ca, componentsCA)
+		}
+		if !slices.Contains(cert.Spec.Usages, "client auth") {
+			t.Errorf("Certificate %s: usages %v lack client auth", cert.Name, cert.Spec.Usages)
+		}
+		if c.name == "gateway" {
+			for _, n := range gatewayNames {
+				if !slices.Contains(cert.Spec.DNSNames, n) {
+					t.Errorf("Certificate %s: names %v lack %q of MOREID_GATEWAY_NAMES: auth would ignore the client IPs it forwards", cert.Name, cert.Spec.DNSNames, n)
+				}
+			}
+		}
+		if c.grpc != 0 && (!slices.Contains(cert.Spec.Usages, "server auth") || !slices.Contains(cert.Spec.DNSNames, "moreid-"+c.name)) {
+			t.Errorf("Certificate %s: usages %v, names %v; want server auth for the name callers dial, moreid-%s", cert.Name, cert.Spec.Usages, cert.Spec.DNSNames, c.name)
+		}
+	}
+	op := bySecret["moreid-operator-ca"]
+	if op == nil || !op.Spec.IsCA {
+		t.Fatalf("no isCA Certificate issues Secret moreid-operator-ca")
+	}
+	if componentsCA == "" || componentsCA == "moreid-operator-ca" {
+		t.Errorf("the components' certificates come from %q: want a CA other than the operators'", componentsCA)
+	}
+	for _, p := range m.pods() {
+		for _, v := range p.spec.Spec.Volumes {
+			if v.Secret == nil {
+				continue
+			}
+			if _, generated := m.secrets[v.Secret.SecretName]; !generated && bySecret[v.Secret.SecretName] == nil {
+				t.Errorf("%s mounts Secret %s, which nothing in the overlay creates", p.owner, v.Secret.SecretName)
+			}
+		}
+	}
+}
+
+// secretVolumeOf is the Secret volume whose read-only mount in c holds
+// path, or nil.
+func secretVolumeOf(spec *corev1.PodSpec, c corev1.Container, path string) *corev1.SecretVolumeSource {
+	if !strings.HasPrefix(path, "/") {
+		return nil
+	}
+	for _, vm := range c.VolumeMounts {
+		if !vm.ReadOnly || !strings.HasPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/") {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name == vm.Name && v.Secret != nil {
+				return v.Secret
+			}
+		}
+	}
+	return nil
+}
+
+func inSecretVolume(spec *corev1.PodSpec, c corev1.Container, path string) bool {
+	return secretVolumeOf(spec, c, path) != nil
 }
 
 func envValues(c corev1.Container) map[string]string {

@@ -34,6 +34,45 @@ type manifest struct {
 	pdbs         map[string]*policyv1.PodDisruptionBudget
 	hpas         map[string]*autoscalingv2.HorizontalPodAutoscaler
 	policies     map[string]*networkingv1.NetworkPolicy
+	certificates map[string]*certificate
+	issuers      map[string]*issuer
+}
+
+// certificate is the part of cert-manager's Certificate (cert-manager.io/v1)
+// the manifests use; a field outside it fails the strict decoding.
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName  string   `json:"secretName"`
+		CommonName  string   `json:"commonName,omitempty"`
+		IsCA        bool     `json:"isCA,omitempty"`
+		DNSNames    []string `json:"dnsNames,omitempty"`
+		Usages      []string `json:"usages,omitempty"`
+		Duration    string   `json:"duration,omitempty"`
+		RenewBefore string   `json:"renewBefore,omitempty"`
+		PrivateKey  *struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		IssuerRef struct {
+			Name string `json:"name"`
+			Kind string `json:"kind"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+// issuer is cert-manager's Issuer, self-signed or a CA.
+type issuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca,omitempty"`
+	} `json:"spec"`
 }
 
 // kinds are the only objects the manifests may contain: anything else (a
@@ -49,6 +88,8 @@ var kinds = map[string]func() any{
 	"policy/v1 PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
 	"autoscaling/v2 HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 	"networking.k8s.io/v1 NetworkPolicy":     func() any { return new(networkingv1.NetworkPolicy) },
+	"cert-manager.io/v1 Certificate":         func() any { return new(certificate) },
+	"cert-manager.io/v1 Issuer":              func() any { return new(issuer) },
 }
 
 // render runs `kubectl kustomize overlays/<overlay>` and decodes its output.
@@ -88,6 +129,8 @@ func decode(stream []byte) (*manifest, error) {
 		pdbs:         map[string]*policyv1.PodDisruptionBudget{},
 		hpas:         map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		policies:     map[string]*networkingv1.NetworkPolicy{},
+		certificates: map[string]*certificate{},
+		issuers:      map[string]*issuer{},
 	}
 	for i, doc := range separator.Split(string(stream), -1) {
 		if strings.TrimSpace(doc) == "" {
@@ -153,6 +196,10 @@ func (m *manifest) add(obj any) error {
 		dup = put(m.hpas, name, o)
 	case *networkingv1.NetworkPolicy:
 		dup = put(m.policies, name, o)
+	case *certificate:
+		dup = put(m.certificates, name, o)
+	case *issuer:
+		dup = put(m.issuers, name, o)
 	default:
 		return fmt.Errorf("no index for %T", obj)
 	}

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 )
 
 // apiClient speaks to the gateway as a third-party app does.
@@ -15,6 +18,12 @@ type apiClient struct {
 	base string
 	key  string
 	hc   *http.Client
+}
+
+// grpcContext is ctx carrying the client's key in the x-api-key metadata,
+// for calls to AuthService and TokenService over gRPC.
+func (c *apiClient) grpcContext(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-api-key", c.key)
 }
 
 func newClient(base, key string) *apiClient {

@@ -16,7 +16,8 @@ import (
 const bobPassword = "staple-battery-horse-2"
 
 // tokenSuite is a running suite with two users, two keys, and auth's
-// TokenService as an internal service reaches it.
+// TokenService as an internal service reaches it (with the key of the app
+// whose tokens it asks about).
 type tokenSuite struct {
 	*harness.Suite
 	app, other *apiClient
@@ -59,11 +60,18 @@ func (c *apiClient) token(t testing.TB, userID, password string) string {
 	return c.issue(t, userID, password).str("access_token")
 }
 
+// introspect asks about a token of s.app.
 func (s *tokenSuite) introspect(t testing.TB, token string) *authv1.IntrospectTokenResponse {
+	t.Helper()
+	return s.introspectAs(t, s.app, token)
+}
+
+// introspectAs asks with the key of c, the app the token was issued to.
+func (s *tokenSuite) introspectAs(t testing.TB, c *apiClient, token string) *authv1.IntrospectTokenResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := s.tokens.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: token})
+	res, err := s.tokens.IntrospectToken(c.grpcContext(ctx), &authv1.IntrospectTokenRequest{Token: token})
 	if err != nil {
 		t.Fatalf("IntrospectToken: %v", err)
 	}
@@ -174,6 +182,7 @@ func TestBearerTokens(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		ctx = s.app.grpcContext(ctx)
 		if _, err := s.tokens.RevokeToken(ctx, &authv1.RevokeTokenRequest{Token: doomed}); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
 		}
@@ -241,13 +250,13 @@ func TestDisabledUser(t *testing.T) {
 // TestRevokeUserTokens ends every token of one user and none of another's.
 func TestRevokeUserTokens(t *testing.T) {
 	s := startTokenSuite(t, harness.Options{})
-	hers := []string{s.app.token(t, "alice", alicePassword), s.other.token(t, "alice", alicePassword)}
+	hers := map[string]*apiClient{s.app.token(t, "alice", alicePassword): s.app, s.other.token(t, "alice", alicePassword): s.other}
 	his := s.app.token(t, "bob", bobPassword)
 
 	s.MustCtl(t, "", "user", "revoke-tokens", "alice")
-	for i, tok := range hers {
-		if res := s.introspect(t, tok); res.GetActive() {
-			t.Errorf("alice's token %d still active", i)
+	for tok, app := range hers {
+		if res := s.introspectAs(t, app, tok); res.GetActive() {
+			t.Errorf("alice's token still active (introspected with the key it was issued to)")
 		}
 		expectBearerRefused(t, s.userinfo(t, tok))
 	}

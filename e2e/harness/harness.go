@@ -370,10 +370,20 @@ func (s *Suite) Logs() string {
 // exit status.
 func (s *Suite) Ctl(t TB, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return s.CtlWith(t, nil, stdin, args...)
+}
+
+// CtlWith is Ctl with env added to (and overriding) the suite's
+// environment, e.g. another certificate in MOREID_CTL_CERT.
+func (s *Suite) CtlWith(t TB, env map[string]string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Bin(t, "moreidctl"), args...)
 	cmd.Env = s.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v) // the last value of a variable wins
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

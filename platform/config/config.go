@@ -49,6 +49,24 @@ func (r *Reader) String(name, def string) string {
 	return def
 }
 
+// Flag returns the variable as a switch: "1" or "true" is on, unset, "0"
+// or "false" off, anything else an error (a typo must not leave a switch
+// silently off, or on).
+func (r *Reader) Flag(name string) bool {
+	v, ok := r.raw(name)
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(v) {
+	case "1", "true":
+		return true
+	case "0", "false":
+		return false
+	}
+	r.fail(name, v, fmt.Errorf("want 1 or 0"))
+	return false
+}
+
 // Int returns the variable as an integer >= min, or def.
 func (r *Reader) Int(name string, def, min int) int {
 	v, ok := r.raw(name)

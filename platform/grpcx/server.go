@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -138,7 +139,8 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // DialOptions are the client options for calls between Moreid components:
-// plaintext inside the cluster network, request id propagated, keepalive.
+// plaintext (Security.DialOptions, passed to Dial after these, switches to
+// mutual TLS), request id propagated, keepalive.
 func DialOptions() []grpc.DialOption {
 	return append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -173,14 +175,25 @@ type Service interface {
 	RegisterAdmin(grpc.ServiceRegistrar)
 }
 
-// Listeners builds a component's two gRPC servers with ServerOptions — the
+// Listeners builds a component's gRPC servers with ServerOptions — the
 // public one at addr, whose chain ends with extra (e.g. auth's API-key
 // check), and the admin one at adminAddr, which the gateway never maps —
-// and returns them as run units, public first.
-func Listeners(log *slog.Logger, name, addr, adminAddr string, svc Service, extra ...grpc.UnaryServerInterceptor) ([]run.Unit, error) {
-	public := grpc.NewServer(ServerOptions(log, extra...)...)
+// each with the transport sec gives it (mutual TLS, operators only on the
+// admin one), and returns them as run units, public first. When sec names a
+// health address for the component, a third, plaintext server there
+// answers grpc.health.v1 alone (the public listener's answer).
+func Listeners(log *slog.Logger, name, addr, adminAddr string, sec *Security, svc Service, extra ...grpc.UnaryServerInterceptor) ([]run.Unit, error) {
+	publicCreds, err := sec.serverOption(name+" listener", addr, false)
+	if err != nil {
+		return nil, err
+	}
+	adminCreds, err := sec.serverOption(name+" admin listener", adminAddr, true)
+	if err != nil {
+		return nil, err
+	}
+	public := grpc.NewServer(append(ServerOptions(log, extra...), creds(publicCreds)...)...)
 	svc.Register(public)
-	admin := grpc.NewServer(ServerOptions(log)...)
+	admin := grpc.NewServer(append(ServerOptions(log), creds(adminCreds)...)...)
 	svc.RegisterAdmin(admin)
 	publicUnit, err := run.GRPC(name, addr, public)
 	if err != nil {
@@ -191,5 +204,32 @@ func Listeners(log *slog.Logger, name, addr, adminAddr string, svc Service, extr
 	if err != nil {
 		return nil, err
 	}
-	return []run.Unit{publicUnit, adminUnit}, nil
+	units := []run.Unit{publicUnit, adminUnit}
+	if healthAddr := sec.health[name]; healthAddr != "" {
+		health := grpc.NewServer(ServerOptions(log)...)
+		svc.Register(healthOnly{health})
+		u, err := run.GRPC(name+"-health", healthAddr, health)
+		if err != nil {
+			return nil, err
+		}
+		units = append(units, u)
+	}
+	return units, nil
+}
+
+func creds(o grpc.ServerOption) []grpc.ServerOption {
+	if o == nil {
+		return nil
+	}
+	return []grpc.ServerOption{o}
+}
+
+// healthOnly registers grpc.health.v1 and drops every other service, so
+// that the plaintext health listener serves nothing else.
+type healthOnly struct{ grpc.ServiceRegistrar }
+
+func (h healthOnly) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	if desc.ServiceName == healthpb.Health_ServiceDesc.ServiceName {
+		h.ServiceRegistrar.RegisterService(desc, impl)
+	}
 }

@@ -111,17 +111,22 @@ func ObserveHTTP(route, method string, status int, elapsed time.Duration) {
 	httpLatency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 }
 
-// MetricsServer returns a run.Unit serving /metrics and the Go profiler
-// (/debug/pprof/) on addr: the operator's port, never the public listener,
-// so that a process can be profiled under real load without a rebuild.
-func MetricsServer(addr string) (run.Unit, error) {
+// MetricsServer returns a run.Unit serving /metrics on addr, the
+// operator's port, never the public listener. With profiling it also serves
+// the Go profiler (/debug/pprof/), so that a process can be profiled under
+// real load without a rebuild; it is off by default (MOREID_PPROF=1, see
+// Profiling) because a profile shows whoever reaches the port the memory
+// and command line of the process, and a CPU profile costs CPU.
+func MetricsServer(addr string, profiling bool) (run.Unit, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	// No WriteTimeout: a CPU profile streams for its whole duration.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	u, err := run.HTTP("metrics", addr, srv)

@@ -36,6 +36,7 @@ type Telemetry struct {
 func Setup(ctx context.Context, r *config.Reader, component string) (*Telemetry, error) {
 	addr := r.String("MOREID_"+strings.ToUpper(component)+"_METRICS_ADDR",
 		r.String("MOREID_METRICS_ADDR", DefaultMetricsAddrs[component]))
+	profiling := Profiling(r)
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
@@ -43,13 +44,17 @@ func Setup(ctx context.Context, r *config.Reader, component string) (*Telemetry,
 	if err != nil {
 		return nil, err
 	}
-	unit, err := MetricsServer(addr)
+	unit, err := MetricsServer(addr, profiling)
 	if err != nil {
 		_ = shutdown(ctx)
 		return nil, fmt.Errorf("%s: %w", component, err)
 	}
 	return &Telemetry{Metrics: unit, shutdown: shutdown}, nil
 }
+
+// Profiling reads MOREID_PPROF: 1 serves /debug/pprof/ on the metrics
+// listener (off by default).
+func Profiling(r *config.Reader) bool { return r.Flag("MOREID_PPROF") }
 
 // Close flushes the spans not exported yet.
 func (t *Telemetry) Close(ctx context.Context) error { return t.shutdown(ctx) }

@@ -169,6 +169,8 @@ func (b *bench) setup(ctx context.Context) {
 			if err := os.MkdirAll(cfg.cpuprofile, 0o755); err != nil {
 				e.Fatalf("%v", err)
 			}
+			// The profiler is off unless asked for.
+			suiteEnv["MOREID_PPROF"] = "1"
 		}
 		b.logf("building and starting the suite")
 		b.suite = harness.Start(e, harness.Options{
@@ -183,7 +185,7 @@ func (b *bench) setup(ctx context.Context) {
 		}
 		e.Cleanup(harness.Cleanup)
 		if cfg.cpuprofile != "" {
-			// Every component serves /debug/pprof/ on its metrics listener.
+			// Every component serves /debug/pprof/ on its metrics listener (MOREID_PPROF=1 above).
 			b.prof.targets = map[string]string{}
 			for _, c := range components {
 				b.prof.targets[c] = b.suite.Env[metricsVar(c)]

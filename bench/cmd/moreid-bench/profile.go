@@ -12,7 +12,7 @@ import (
 )
 
 // profiler fetches CPU profiles of the suite's processes while a scenario
-// runs, from the pprof listeners the build overlay adds (overlay.go).
+// runs, from /debug/pprof/ on their metrics listeners (MOREID_PPROF=1).
 type profiler struct {
 	dir     string
 	targets map[string]string // component -> pprof address

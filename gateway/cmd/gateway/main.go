@@ -28,6 +28,10 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sec, err := grpcx.ReadSecurity(env)
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 	tel, err := telemetry.Setup(ctx, env, "gateway")
@@ -36,7 +40,7 @@ func serve(log *slog.Logger) error {
 	}
 	defer tel.Close(context.Background())
 
-	conn, err := grpcx.Dial(cfg.AuthAddr)
+	conn, err := grpcx.Dial(cfg.AuthAddr, sec.DialOptions()...)
 	if err != nil {
 		return err
 	}

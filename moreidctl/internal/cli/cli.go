@@ -12,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/platform/grpcx"
 )
 
 // Exit statuses.
@@ -28,6 +31,9 @@ const (
 	envAPIKeyAdminAddr = "MOREID_APIKEY_ADMIN_ADDR"
 	envAuthAdminAddr   = "MOREID_AUTH_ADMIN_ADDR"
 	envTimeout         = "MOREID_CTL_TIMEOUT"
+	envCert            = "MOREID_CTL_CERT"
+	envKey             = "MOREID_CTL_KEY"
+	envCA              = "MOREID_CTL_CA"
 
 	defaultUserAdminAddr   = "127.0.0.1:9191"
 	defaultAPIKeyAdminAddr = "127.0.0.1:9192"
@@ -56,6 +62,8 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// The global flags (--cert, --key, --ca); each overrides its variable.
+	cert, key, ca string
 }
 
 // settings are read only when a command needs the network, so that help and
@@ -63,11 +71,14 @@ type env struct {
 type settings struct {
 	userAddr, apikeyAddr, authAddr string
 	timeout                        time.Duration
+	// transport is the operator's mutual TLS, nil for plaintext (a local
+	// suite on loopback).
+	transport grpc.DialOption
 }
 
 func (e *env) settings() (settings, error) {
 	vals := map[string]string{}
-	for _, k := range []string{envUserAdminAddr, envAPIKeyAdminAddr, envAuthAdminAddr, envTimeout} {
+	for _, k := range []string{envUserAdminAddr, envAPIKeyAdminAddr, envAuthAdminAddr, envTimeout, envCert, envKey, envCA} {
 		vals[k] = e.getenv(k)
 	}
 	r := config.FromMap(vals)
@@ -77,7 +88,29 @@ func (e *env) settings() (settings, error) {
 		authAddr:   r.String(envAuthAdminAddr, defaultAuthAdminAddr),
 		timeout:    r.Duration(envTimeout, defaultTimeout),
 	}
-	return s, r.Err()
+	cert, key, ca := or(e.cert, r.String(envCert, "")), or(e.key, r.String(envKey, "")), or(e.ca, r.String(envCA, ""))
+	if err := r.Err(); err != nil {
+		return s, err
+	}
+	switch {
+	case cert == "" && key == "" && ca == "":
+	case cert == "" || key == "" || ca == "":
+		return s, fmt.Errorf("TLS needs the operator's certificate, its key and the suite's CA together (--cert, --key, --ca or %s, %s, %s)", envCert, envKey, envCA)
+	default:
+		t, err := grpcx.ClientTLS(cert, key, ca)
+		if err != nil {
+			return s, fmt.Errorf("operator certificate: %w", err)
+		}
+		s.transport = t
+	}
+	return s, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // usageError is a mistake in the command line: exit status 2 and the usage
@@ -135,6 +168,20 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func dispatch(ctx context.Context, e *env, args []string) error {
+	// The global flags come before the command.
+	global := flag.NewFlagSet("moreidctl", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	global.Usage = func() {}
+	global.StringVar(&e.cert, "cert", "", "")
+	global.StringVar(&e.key, "key", "", "")
+	global.StringVar(&e.ca, "ca", "", "")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return &helpRequest{}
+		}
+		return usagef(nil, "%s", err)
+	}
+	args = global.Args()
 	if len(args) == 0 {
 		return usagef(nil, "no command given")
 	}
@@ -188,6 +235,13 @@ func mainUsage() string {
 	}
 	fmt.Fprintf(&b, "  %-20s %s\n", "help", "Print this listing ('moreidctl COMMAND SUBCOMMAND -h' for one command).")
 	fmt.Fprintf(&b, `
+TLS flags, before the command (moreidctl --cert F --key F --ca F user ...):
+a suite with TLS admits only operator certificates; without them moreidctl
+speaks plaintext, which a suite allows only on loopback.
+  --cert FILE   the operator's certificate (PEM), or %s
+  --key FILE    its private key (PEM), or %s
+  --ca FILE     the CA that signed the suite's certificates, or %s
+
 Environment:
   %-26s user admin listener (default %s)
   %-26s API-key admin listener (default %s)
@@ -195,7 +249,7 @@ Environment:
   %-26s time limit of one command (default %s)
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
-`, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr,
+`, envCert, envKey, envCA, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr,
 		envAuthAdminAddr, defaultAuthAdminAddr, envTimeout, defaultTimeout)
 	return b.String()
 }

@@ -25,7 +25,11 @@ type target struct {
 // into a sentence an operator can act on. what says what was attempted
 // ("create user alice").
 func call(ctx context.Context, s settings, t target, what string, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
-	conn, err := grpcx.Dial(t.addr)
+	var opts []grpc.DialOption
+	if s.transport != nil {
+		opts = append(opts, s.transport)
+	}
+	conn, err := grpcx.Dial(t.addr, opts...)
 	if err != nil {
 		return fmt.Errorf("%s: bad address %q for the %s (set %s): %w", what, t.addr, t.service, t.envVar, err)
 	}
@@ -40,13 +44,13 @@ func call(ctx context.Context, s settings, t target, what string, fn func(ctx co
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: interrupted", what)
 	}
-	return explain(what, t, s.timeout, err)
+	return explain(what, t, s.timeout, s.transport != nil, err)
 }
 
 // explain words a failed call. An answer of a Moreid service carries its
 // error kind and a human (Chinese) message, printed as they are; a status
 // made by gRPC itself means the service was not reached or not understood.
-func explain(what string, t target, timeout time.Duration, err error) error {
+func explain(what string, t target, timeout time.Duration, withTLS bool, err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return fmt.Errorf("%s: %w", what, err)
@@ -56,8 +60,12 @@ func explain(what string, t target, timeout time.Duration, err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return fmt.Errorf("%s: cannot reach the %s at %s (is the suite running? set %s to its address): %s",
-			what, t.service, t.addr, t.envVar, st.Message())
+		hint := "an admin listener with TLS wants an operator certificate: --cert, --key, --ca"
+		if withTLS {
+			hint = "an admin listener admits only certificates of the operators' CA"
+		}
+		return fmt.Errorf("%s: cannot reach the %s at %s (is the suite running? set %s to its address; %s): %s",
+			what, t.service, t.addr, t.envVar, hint, st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%s: no answer from the %s at %s within %s (is the suite running? set %s to its address)",
 			what, t.service, t.addr, timeout, t.envVar)

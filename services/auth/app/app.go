@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,7 +51,10 @@ type Settings struct {
 	Limits     oauth.Limits
 	KeyStale   time.Duration
 	Gateways   []netip.Prefix
-	Drain      time.Duration
+	// GatewayNames are the DNS names of the gateways' certificates: with
+	// TLS, only a peer presenting one may set the client IP.
+	GatewayNames []string
+	Drain        time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the auth service.
@@ -74,9 +78,21 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		Gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 		}),
-		Drain: run.DrainTimeout(r),
+		GatewayNames: names(r.String("MOREID_GATEWAY_NAMES", "")),
+		Drain:        run.DrainTimeout(r),
 	}
 	return s, r.Err()
+}
+
+// names splits a comma-separated list, dropping empty entries.
+func names(list string) []string {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // App is the wired auth service.
@@ -114,7 +130,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
 	return &App{
 		api:   server.New(flows),
-		keys:  server.KeyInterceptor(cache, cfg.Gateways),
+		keys:  server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...),
 		trail: trail,
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
 			"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },

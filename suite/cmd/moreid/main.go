@@ -43,6 +43,8 @@ type settings struct {
 	auth    authapp.Settings
 	gateway gatewayapp.Settings
 	metrics string
+	pprof   bool
+	sec     *grpcx.Security
 }
 
 func readSettings(r *config.Reader) (settings, error) {
@@ -61,7 +63,12 @@ func readSettings(r *config.Reader) (settings, error) {
 		return s, err
 	}
 	s.metrics = r.String("MOREID_METRICS_ADDR", telemetry.DefaultMetricsAddrs["gateway"])
-	return s, r.Err()
+	s.pprof = telemetry.Profiling(r)
+	if err := r.Err(); err != nil {
+		return s, err
+	}
+	s.sec, err = grpcx.ReadSecurity(r)
+	return s, err
 }
 
 // listener is one gRPC server on its TCP address.
@@ -78,7 +85,7 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 	defer shutdown(context.Background())
-	metrics, err := telemetry.MetricsServer(cfg.metrics)
+	metrics, err := telemetry.MetricsServer(cfg.metrics, cfg.pprof)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -131,7 +138,7 @@ func serve(log *slog.Logger) error {
 		{"apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, keysLog, keys, nil},
 		{"auth", cfg.auth.Addr, cfg.auth.AdminAddr, authLog, auth, []grpc.UnaryServerInterceptor{auth.KeyInterceptor()}},
 	} {
-		listeners, err := grpcx.Listeners(c.log, c.name, c.addr, c.admin, c.svc, c.extra...)
+		listeners, err := grpcx.Listeners(c.log, c.name, c.addr, c.admin, cfg.sec, c.svc, c.extra...)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,10 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sec, err := grpcx.ReadSecurity(config.FromEnv())
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 
@@ -37,12 +41,12 @@ func serve(log *slog.Logger) error {
 	}
 	defer tel.Close(context.Background())
 
-	userConn, err := grpcx.Dial(cfg.UserAddr)
+	userConn, err := grpcx.Dial(cfg.UserAddr, sec.DialOptions()...)
 	if err != nil {
 		return err
 	}
 	defer userConn.Close()
-	apikeyConn, err := grpcx.Dial(cfg.APIKeyAddr)
+	apikeyConn, err := grpcx.Dial(cfg.APIKeyAddr, sec.DialOptions()...)
 	if err != nil {
 		return err
 	}
@@ -57,7 +61,7 @@ func serve(log *slog.Logger) error {
 	// The public listener: AuthService behind the key interceptor, the
 	// keyless ConfirmationService and TokenService; the admin listener:
 	// operator RPCs, never mapped by the gateway.
-	listeners, err := grpcx.Listeners(log, "auth", cfg.Addr, cfg.AdminAddr, a, a.KeyInterceptor())
+	listeners, err := grpcx.Listeners(log, "auth", cfg.Addr, cfg.AdminAddr, sec, a, a.KeyInterceptor())
 	if err != nil {
 		return err
 	}

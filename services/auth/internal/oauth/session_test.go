@@ -98,7 +98,7 @@ func TestSafeValidation(t *testing.T) {
 		if _, err := s.Userinfo(ctx, "token_short"); !apierr.Is(err, apierr.InvalidToken) {
 			t.Fatalf("err = %v, want invalid_token", err)
 		}
-		if _, active, err := s.Introspect(ctx, ""); err != nil || active {
+		if _, active, err := s.Introspect(ctx, key, ""); err != nil || active {
 			t.Fatalf("Introspect = %v, %v; want inactive", active, err)
 		}
 	})

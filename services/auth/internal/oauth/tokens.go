@@ -64,10 +64,11 @@ func (s *Service) keyToken(ctx context.Context, key Key, token string) (ActiveTo
 	return t, nil
 }
 
-// Introspect says whether token is active; inactive is not an error, and
-// the answer does not say why.
-func (s *Service) Introspect(ctx context.Context, token string) (ActiveToken, bool, error) {
-	t, err := s.ResolveToken(ctx, token)
+// Introspect says whether token, which must have been issued to key, is
+// active; inactive is not an error, and the answer does not say why (another
+// key's token is just inactive).
+func (s *Service) Introspect(ctx context.Context, key Key, token string) (ActiveToken, bool, error) {
+	t, err := s.keyToken(ctx, key, token)
 	if apierr.Is(err, apierr.InvalidToken) {
 		return ActiveToken{}, false, nil
 	}
@@ -77,11 +78,21 @@ func (s *Service) Introspect(ctx context.Context, token string) (ActiveToken, bo
 	return t, true, nil
 }
 
-// RevokeToken ends a token at once; an unknown token is no error (RFC 7009),
-// and no event: nothing was revoked.
-func (s *Service) RevokeToken(ctx context.Context, token string) error {
+// RevokeToken ends a token of key at once; an unknown token, or another
+// key's, is no error (RFC 7009) and no event: nothing was revoked.
+func (s *Service) RevokeToken(ctx context.Context, key Key, token string) error {
 	if err := required(field{"token", token, maxCode}); err != nil {
 		return err
+	}
+	// A token's key never changes, so checking it before the delete is
+	// no race.
+	owned, found, err := s.store.Token(ctx, secret.Hash(token))
+	if err != nil {
+		s.recordResult(ctx, audit.TokenRevoked, 0, "", err, "")
+		return err
+	}
+	if !found || owned.KeyID != key.ID {
+		return nil
 	}
 	rec, found, err := s.store.DeleteToken(ctx, secret.Hash(token))
 	if err != nil {

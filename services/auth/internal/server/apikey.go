@@ -4,9 +4,11 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
@@ -28,28 +30,41 @@ var (
 	// The auth service's own services: AuthService, ConfirmationService,
 	// TokenService (not health).
 	ownMethodPrefix = "/moreid.auth.v1."
+	// keyedTokenMethods are the TokenService calls about a token on behalf
+	// of an app: they answer only about the caller key's own tokens (RFC
+	// 7662 section 2.1 wants the introspecting party authenticated).
+	// GetUserinfo is the token holder's own call and takes no key.
+	keyedTokenMethods = map[string]bool{
+		authv1.TokenService_IntrospectToken_FullMethodName: true,
+		authv1.TokenService_RevokeToken_FullMethodName:     true,
+	}
 )
 
-// KeyInterceptor admits an AuthService call only with an API key that keys
-// accepts for the caller's client IP, and puts the key's record in the
-// context. Every call of the auth service's own services (the keyless
-// ConfirmationService and TokenService too) gets the client IP in its
+// KeyInterceptor admits an AuthService call, and TokenService's
+// IntrospectToken and RevokeToken, only with an API key that keys accepts
+// for the caller's client IP, and puts the key's record in the context.
+// Every call of the auth service's own services (the keyless
+// ConfirmationService and GetUserinfo too) gets the client IP in its
 // context, for the brute-force limits and the audit trail. Other services
 // on the same server (health) are left alone.
 // The client IP is x-moreid-client-ip when the gRPC peer is inside gateways
-// (the gateway computed it from the TCP peer and trusted proxies), else the
-// peer's own address.
-func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.UnaryServerInterceptor {
+// (the gateway computed it from the TCP peer and trusted proxies) and, on a
+// TLS connection when gatewayNames are given, presented a certificate with
+// one of those DNS names; else the peer's own address. The names matter
+// once other pods of the network may call auth (internal callers share the
+// pod CIDR with the gateways): only the gateway's certificate vouches for
+// a client IP.
+func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix, gatewayNames ...string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 		if !strings.HasPrefix(info.FullMethod, ownMethodPrefix) {
 			return next(ctx, req)
 		}
-		ip, err := clientIP(ctx, gateways)
+		ip, err := clientIP(ctx, gateways, gatewayNames)
 		if err != nil {
 			return nil, err
 		}
 		ctx = oauth.WithClientIP(ctx, ip.String())
-		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) {
+		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) && !keyedTokenMethods[info.FullMethod] {
 			return next(ctx, req)
 		}
 		key := incoming(ctx, APIKeyMetadata)
@@ -66,7 +81,7 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix) grpc.Unary
 	}
 }
 
-func clientIP(ctx context.Context, gateways []netip.Prefix) (netip.Addr, error) {
+func clientIP(ctx context.Context, gateways []netip.Prefix, gatewayNames []string) (netip.Addr, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return netip.Addr{}, apierr.Newf(apierr.Internal, "无法确定客户端地址")
@@ -75,7 +90,7 @@ func clientIP(ctx context.Context, gateways []netip.Prefix) (netip.Addr, error) 
 	if err != nil {
 		return netip.Addr{}, apierr.Wrap(apierr.Internal, err)
 	}
-	if !ipset.Contains(gateways, peerIP) {
+	if !ipset.Contains(gateways, peerIP) || !gatewayCertificate(p, gatewayNames) {
 		// Anyone else's claim about the client IP is ignored.
 		return peerIP, nil
 	}
@@ -94,6 +109,30 @@ func clientIP(ctx context.Context, gateways []netip.Prefix) (netip.Addr, error) 
 		// The gateway sets it exactly once; several values are not its.
 		return netip.Addr{}, apierr.Newf(apierr.InvalidRequest, "客户端IP元数据无效")
 	}
+}
+
+// gatewayCertificate reports whether the peer may speak for a gateway: on a
+// TLS connection its verified certificate must carry one of names (when
+// any are given); a connection without TLS (in-process, or plaintext,
+// which only loopback or MOREID_ALLOW_PLAINTEXT allow) is judged by its
+// address alone.
+func gatewayCertificate(p *peer.Peer, names []string) bool {
+	if len(names) == 0 {
+		return true
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return true
+	}
+	if len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return false
+	}
+	for _, n := range info.State.VerifiedChains[0][0].DNSNames {
+		if slices.Contains(names, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // peerIP is the gRPC peer's address, "" when unknown; for the admin

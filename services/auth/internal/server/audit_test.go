@@ -115,7 +115,7 @@ func TestAuditEvents(t *testing.T) {
 			}
 			_, err := e.auth.UpdateUser(ctx, &authv1.UpdateUserRequest{UserId: bobID, State: e.authorize(t, keyB), Bio: ptr("not mine")})
 			wantErr(t, err, apierr.Forbidden)
-			if _, err := e.tokens.RevokeToken(from(t, "", ip), &authv1.RevokeTokenRequest{Token: tok}); err != nil {
+			if _, err := e.tokens.RevokeToken(from(t, keyB, ip), &authv1.RevokeTokenRequest{Token: tok}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := e.admin.RevokeUserTokens(as(t, ""), &authv1.RevokeUserTokensRequest{UserId: aliceID}); err != nil {

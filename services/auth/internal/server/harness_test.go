@@ -3,9 +3,12 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -23,6 +27,7 @@ import (
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
+	"github.com/moreline/moreid/platform/grpcx/tlstest"
 	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
@@ -214,6 +219,46 @@ type env struct {
 	rdb         redis.UniversalClient
 	prefix      string
 	logs        *syncBuffer
+	authAddr    string
+}
+
+// serverTLS is the mutual TLS of auth's public listener: the components'
+// certificate, clients of the components' CA.
+func serverTLS(t *testing.T, pki *tlstest.PKI) *tls.Config {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(pki.Component.Cert, pki.Component.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: caPool(t, pki.CA), ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+}
+
+func caPool(t *testing.T, path string) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", path)
+	}
+	return pool
+}
+
+// dialTLS connects to the TLS auth listener presenting pair.
+func (e *env) dialTLS(t *testing.T, pair tlstest.Pair) *grpc.ClientConn {
+	t.Helper()
+	opt, err := grpcx.ClientTLS(pair.Cert, pair.Key, e.o.pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpcx.Dial(e.authAddr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
 
 type options struct {
@@ -221,6 +266,11 @@ type options struct {
 	redis    redis.UniversalClient // default: the test Redis
 	limits   oauth.Limits          // default: oauth.DefaultLimits
 	events   audit.Recorder        // default: audit.Discard
+	// pki, when set, serves AuthService over mutual TLS (e.auth presents
+	// its component certificate; e.authTLS dials with another), and
+	// gatewayNames are the certificate names that may set the client IP.
+	pki          *tlstest.PKI
+	gatewayNames []string
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -282,10 +332,20 @@ func (e *env) start(t *testing.T) {
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },
 	})
 	api := server.New(flows)
-	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways))...)
+	srvOpts := grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways, e.o.gatewayNames...))
+	if e.o.pki != nil {
+		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(serverTLS(t, e.o.pki))))
+	}
+	authSrv := grpc.NewServer(srvOpts...)
 	api.Register(authSrv)
 	healthpb.RegisterHealthServer(authSrv, health)
-	authConn := grpctest.Dial(t, grpctest.Serve(t, authSrv))
+	e.authAddr = grpctest.Serve(t, authSrv)
+	var authConn *grpc.ClientConn
+	if e.o.pki != nil {
+		authConn = e.dialTLS(t, e.o.pki.Component)
+	} else {
+		authConn = grpctest.Dial(t, e.authAddr)
+	}
 	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
 	api.RegisterAdmin(adminSrv)
 	healthpb.RegisterHealthServer(adminSrv, health)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/grpcx/tlstest"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/services/auth/internal/server"
@@ -505,4 +506,35 @@ func countKeys(t *testing.T, e *env, pattern string) int {
 		t.Fatalf("scan: %v", err)
 	}
 	return n
+}
+
+// TestClientIPNeedsTheGatewayCertificate: once internal callers share the
+// gateways' network (MOREID_GATEWAY_CIDRS) and reach auth over mutual TLS,
+// only a peer whose certificate names a gateway (MOREID_GATEWAY_NAMES) may
+// set the client IP; another component's certificate cannot forge one to
+// pass a whitelist.
+func TestClientIPNeedsTheGatewayCertificate(t *testing.T) {
+	pki := tlstest.New(t)
+	e := newEnv(t, options{pki: pki, gatewayNames: []string{"moreid-gateway"}})
+	tests := []struct {
+		name string
+		pair tlstest.Pair
+		want apierr.Kind // of a whitelisted key (203.0.113.0/24) claiming 203.0.113.9
+	}{
+		{"the gateway's certificate", pki.Gateway, ""},
+		{"another component's certificate", pki.Component, apierr.IPNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			auth := authv1.NewAuthServiceClient(e.dialTLS(t, tt.pair))
+			_, err := auth.Authorize(as(t, keyListed, server.ClientIPMetadata, "203.0.113.9"), &authv1.AuthorizeRequest{})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Authorize: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, tt.want)
+		})
+	}
 }

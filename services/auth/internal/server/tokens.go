@@ -10,9 +10,10 @@ import (
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 )
 
-// Tokens implements authv1.TokenServiceServer. It takes no API key: the
-// token is the credential (IntrospectToken and RevokeToken are for internal
-// services and never mapped by the gateway).
+// Tokens implements authv1.TokenServiceServer. IntrospectToken and
+// RevokeToken are for internal services (never mapped by the gateway) and
+// run behind the key check: they answer only about tokens issued to the
+// caller's key. GetUserinfo takes no key: the token is the credential.
 type Tokens struct {
 	authv1.UnimplementedTokenServiceServer
 	flows *oauth.Service
@@ -20,7 +21,11 @@ type Tokens struct {
 
 // IntrospectToken implements TokenService.
 func (t *Tokens) IntrospectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
-	tok, active, err := t.flows.Introspect(ctx, req.GetToken())
+	key, err := callerKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, active, err := t.flows.Introspect(ctx, key, req.GetToken())
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +44,11 @@ func (t *Tokens) IntrospectToken(ctx context.Context, req *authv1.IntrospectToke
 
 // RevokeToken implements TokenService.
 func (t *Tokens) RevokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
-	if err := t.flows.RevokeToken(ctx, req.GetToken()); err != nil {
+	key, err := callerKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.flows.RevokeToken(ctx, key, req.GetToken()); err != nil {
 		return nil, err
 	}
 	return &authv1.RevokeTokenResponse{}, nil

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +24,7 @@ func TestIntrospectToken(t *testing.T) {
 	t.Run("active token", func(t *testing.T) {
 		issued := time.Now()
 		tok := e.accessToken(t, keyB, aliceID, alicePass)
-		r, err := e.tokens.IntrospectToken(as(t, ""), &authv1.IntrospectTokenRequest{Token: tok})
+		r, err := e.tokens.IntrospectToken(as(t, keyB), &authv1.IntrospectTokenRequest{Token: tok})
 		if err != nil {
 			t.Fatalf("IntrospectToken: %v", err)
 		}
@@ -50,7 +52,7 @@ func TestIntrospectToken(t *testing.T) {
 		{"empty token", func(*testing.T) string { return "" }},
 		{"revoked token", func(t *testing.T) string {
 			tok := e.accessToken(t, keyA, aliceID, alicePass)
-			if _, err := e.tokens.RevokeToken(as(t, ""), &authv1.RevokeTokenRequest{Token: tok}); err != nil {
+			if _, err := e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{Token: tok}); err != nil {
 				t.Fatalf("RevokeToken: %v", err)
 			}
 			return tok
@@ -72,7 +74,7 @@ func TestIntrospectToken(t *testing.T) {
 	}
 	for _, tt := range inactive {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := e.tokens.IntrospectToken(as(t, ""), &authv1.IntrospectTokenRequest{Token: tt.token(t)})
+			r, err := e.tokens.IntrospectToken(as(t, keyA), &authv1.IntrospectTokenRequest{Token: tt.token(t)})
 			if err != nil {
 				t.Fatalf("IntrospectToken: %v", err)
 			}
@@ -85,18 +87,18 @@ func TestIntrospectToken(t *testing.T) {
 	t.Run("revoking is idempotent and spares other tokens", func(t *testing.T) {
 		tok := e.accessToken(t, keyA, aliceID, alicePass)
 		for range 2 {
-			if _, err := e.tokens.RevokeToken(as(t, ""), &authv1.RevokeTokenRequest{Token: tok}); err != nil {
+			if _, err := e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{Token: tok}); err != nil {
 				t.Fatalf("RevokeToken: %v", err)
 			}
 		}
-		if _, err := e.tokens.RevokeToken(as(t, ""), &authv1.RevokeTokenRequest{Token: "token_" + secret.New("", 56, secret.Alphanumeric)}); err != nil {
+		if _, err := e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{Token: "token_" + secret.New("", 56, secret.Alphanumeric)}); err != nil {
 			t.Fatalf("RevokeToken of an unknown token: %v", err)
 		}
-		r, err := e.tokens.IntrospectToken(as(t, ""), &authv1.IntrospectTokenRequest{Token: active})
+		r, err := e.tokens.IntrospectToken(as(t, keyA), &authv1.IntrospectTokenRequest{Token: active})
 		if err != nil || !r.GetActive() {
 			t.Fatalf("other token: %+v, %v", r, err)
 		}
-		_, err = e.tokens.RevokeToken(as(t, ""), &authv1.RevokeTokenRequest{})
+		_, err = e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{})
 		wantErr(t, err, apierr.InvalidRequest)
 	})
 }
@@ -108,7 +110,7 @@ func TestTokenUser(t *testing.T) {
 		return as(t, key, server.AuthorizationMetadata, value)
 	}
 	revoked := e.accessToken(t, keyA, aliceID, alicePass)
-	if _, err := e.tokens.RevokeToken(as(t, ""), &authv1.RevokeTokenRequest{Token: revoked}); err != nil {
+	if _, err := e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{Token: revoked}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -174,11 +176,11 @@ func TestTokenUser(t *testing.T) {
 
 func TestRevokeUserTokens(t *testing.T) {
 	e := newEnv(t, options{})
-	alice := []string{e.accessToken(t, keyA, aliceID, alicePass), e.accessToken(t, keyB, aliceID, alicePass)}
+	alice := map[string]string{e.accessToken(t, keyA, aliceID, alicePass): keyA, e.accessToken(t, keyB, aliceID, alicePass): keyB}
 	bob := e.accessToken(t, keyA, bobID, bobPass)
-	isActive := func(t *testing.T, tok string) bool {
+	isActive := func(t *testing.T, key, tok string) bool {
 		t.Helper()
-		r, err := e.tokens.IntrospectToken(as(t, ""), &authv1.IntrospectTokenRequest{Token: tok})
+		r, err := e.tokens.IntrospectToken(as(t, key), &authv1.IntrospectTokenRequest{Token: tok})
 		if err != nil {
 			t.Fatalf("IntrospectToken: %v", err)
 		}
@@ -189,12 +191,12 @@ func TestRevokeUserTokens(t *testing.T) {
 	if err != nil || r.GetRevoked() != 2 {
 		t.Fatalf("RevokeUserTokens = %+v, %v; want 2 revoked", r, err)
 	}
-	for _, tok := range alice {
-		if isActive(t, tok) {
+	for tok, key := range alice {
+		if isActive(t, key, tok) {
 			t.Fatal("alice's token still active")
 		}
 	}
-	if !isActive(t, bob) {
+	if !isActive(t, keyA, bob) {
 		t.Fatal("bob's token was revoked")
 	}
 
@@ -221,7 +223,7 @@ func TestRevokeUserTokens(t *testing.T) {
 		})
 	}
 	t.Run("a token issued afterwards works", func(t *testing.T) {
-		if !isActive(t, e.accessToken(t, keyA, aliceID, alicePass)) {
+		if !isActive(t, keyA, e.accessToken(t, keyA, aliceID, alicePass)) {
 			t.Fatal("new token inactive")
 		}
 	})
@@ -243,12 +245,9 @@ func TestListeners(t *testing.T) {
 			t.Fatalf("admin health = %v, %v", r, err)
 		}
 	})
-	t.Run("the browser and token services need no API key", func(t *testing.T) {
+	t.Run("the browser's service needs no API key", func(t *testing.T) {
 		_, err := e.conf.GetConfirmation(as(t, ""), &authv1.GetConfirmationRequest{Uca: "uca_" + secret.New("", 16, secret.Alphanumeric)})
 		wantErr(t, err, apierr.InvalidCode)
-		if _, err := e.tokens.IntrospectToken(as(t, ""), &authv1.IntrospectTokenRequest{Token: "x"}); err != nil {
-			t.Fatalf("IntrospectToken: %v", err)
-		}
 	})
 	t.Run("tokens are indexed per user", func(t *testing.T) {
 		tok := e.accessToken(t, keyA, aliceID, alicePass)
@@ -258,6 +257,99 @@ func TestListeners(t *testing.T) {
 		}
 		if ttl := e.pttl(t, "usertokens:"+aliceID); ttl <= tokenTTL-time.Minute || ttl > tokenTTL {
 			t.Fatalf("usertokens PTTL = %v, want about %v", ttl, tokenTTL)
+		}
+	})
+}
+
+// TestTokenServiceAnswersOnlyTheCallersKey: IntrospectToken and RevokeToken
+// need the caller's API key (RFC 7662 section 2.1) and answer only about
+// tokens issued to it: another key's token is inactive and revoking it does
+// nothing, even when 64 such calls arrive at once.
+func TestTokenServiceAnswersOnlyTheCallersKey(t *testing.T) {
+	e := newEnv(t, options{})
+	tokA := e.accessToken(t, keyA, aliceID, alicePass)
+	introspect := func(t *testing.T, key, tok string) (*authv1.IntrospectTokenResponse, error) {
+		t.Helper()
+		return e.tokens.IntrospectToken(as(t, key), &authv1.IntrospectTokenRequest{Token: tok})
+	}
+	stillActive := func(t *testing.T) {
+		t.Helper()
+		r, err := introspect(t, keyA, tokA)
+		if err != nil || !r.GetActive() || r.GetApiKeyId() != 1 {
+			t.Fatalf("owner's introspection = %+v, %v; want the token still active", r, err)
+		}
+	}
+
+	refused := []struct {
+		name, key string
+	}{
+		{"no key", ""},
+		{"an unknown key", "ml_" + secret.New("", 64, secret.Hex)},
+		{"a malformed key", "ml_short"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := introspect(t, tt.key, tokA)
+			wantErr(t, err, apierr.InvalidAPIKey)
+			_, err = e.tokens.RevokeToken(as(t, tt.key), &authv1.RevokeTokenRequest{Token: tokA})
+			wantErr(t, err, apierr.InvalidAPIKey)
+			stillActive(t)
+		})
+	}
+
+	t.Run("another key's token is inactive", func(t *testing.T) {
+		r, err := introspect(t, keyB, tokA)
+		if err != nil {
+			t.Fatalf("IntrospectToken: %v", err)
+		}
+		if r.GetActive() || r.User != nil || r.GetApiKeyId() != 0 || r.GetApiKeyName() != "" || r.IssuedAt != nil || r.ExpiresAt != nil {
+			t.Fatalf("IntrospectToken with another key = %+v, want inactive and nothing else", r)
+		}
+	})
+
+	t.Run("64 parallel calls of another key change nothing", func(t *testing.T) {
+		const n = 64
+		start := make(chan struct{})
+		errs := make(chan error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := as(t, keyB)
+				<-start
+				if i%2 == 0 {
+					_, err := e.tokens.RevokeToken(ctx, &authv1.RevokeTokenRequest{Token: tokA})
+					errs <- err
+					return
+				}
+				r, err := e.tokens.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tokA})
+				if err == nil && r.GetActive() {
+					err = fmt.Errorf("another key saw the token active: %+v", r)
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		stillActive(t)
+		if _, err := e.tokens.GetUserinfo(as(t, "", server.AuthorizationMetadata, "Bearer "+tokA), &authv1.GetUserinfoRequest{}); err != nil {
+			t.Fatalf("userinfo after another key's revocations: %v", err)
+		}
+	})
+
+	t.Run("the owner revokes", func(t *testing.T) {
+		if _, err := e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{Token: tokA}); err != nil {
+			t.Fatalf("RevokeToken: %v", err)
+		}
+		if r, err := introspect(t, keyA, tokA); err != nil || r.GetActive() {
+			t.Fatalf("after revocation: %+v, %v; want inactive", r, err)
 		}
 	})
 }

@@ -29,6 +29,10 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err != nil {
 		return err
 	}
+	sec, err := grpcx.ReadSecurity(config.FromEnv())
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 
@@ -48,7 +52,7 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 		return nil
 	}
 
-	listeners, err := grpcx.Listeners(log, "user", cfg.Addr, cfg.AdminAddr, a)
+	listeners, err := grpcx.Listeners(log, "user", cfg.Addr, cfg.AdminAddr, sec, a)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,249 @@
+package grpcx
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/moreline/moreid/platform/config"
+)
+
+// The variables of Security (README, Configuration).
+const (
+	EnvTLSCert        = "MOREID_TLS_CERT"
+	EnvTLSKey         = "MOREID_TLS_KEY"
+	EnvTLSCA          = "MOREID_TLS_CA"
+	EnvAdminClientCA  = "MOREID_ADMIN_CLIENT_CA"
+	EnvAllowPlaintext = "MOREID_ALLOW_PLAINTEXT"
+)
+
+// Security is how a component's gRPC links are protected. With TLS
+// (MOREID_TLS_CERT, MOREID_TLS_KEY and MOREID_TLS_CA all set) every link
+// is mutual TLS: a public listener admits only clients whose certificate
+// MOREID_TLS_CA signed (the other components and internal callers), an
+// admin listener only clients whose certificate MOREID_ADMIN_CLIENT_CA
+// signed (operators: a CA of their own, so that no component certificate
+// can reach an admin RPC), and every dial presents the component's
+// certificate and verifies the server's against MOREID_TLS_CA.
+//
+// Without TLS the links are plaintext, which is allowed only where no other
+// machine can listen in: a public listener must be on a loopback address
+// unless MOREID_ALLOW_PLAINTEXT=1, and an admin listener always.
+type Security struct {
+	cert           *certFile // nil: plaintext
+	peers          *x509.CertPool
+	operators      *x509.CertPool // nil: no admin listener can start with TLS
+	allowPlaintext bool
+	// health are the MOREID_<COMPONENT>_HEALTH_ADDR listeners: plaintext
+	// grpc.health.v1 alone, for the kubelet's gRPC probe, which speaks no
+	// TLS. Off when unset.
+	health map[string]string
+}
+
+// healthComponents are the components with gRPC listeners.
+var healthComponents = []string{"auth", "user", "apikey"}
+
+// ReadSecurity reads the TLS variables. The files are read now, so that a
+// missing or malformed one stops the process at start; the certificate and
+// key are read again whenever they change on disk (a rotation by
+// cert-manager or a Secret update), the CAs only at start.
+func ReadSecurity(r *config.Reader) (*Security, error) {
+	certPath, keyPath, caPath := r.String(EnvTLSCert, ""), r.String(EnvTLSKey, ""), r.String(EnvTLSCA, "")
+	adminCA := r.String(EnvAdminClientCA, "")
+	allow := r.Flag(EnvAllowPlaintext)
+	s := &Security{health: map[string]string{}, allowPlaintext: allow}
+	for _, c := range healthComponents {
+		if a := r.String("MOREID_"+strings.ToUpper(c)+"_HEALTH_ADDR", ""); a != "" {
+			s.health[c] = a
+		}
+	}
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	set := 0
+	for _, v := range []string{certPath, keyPath, caPath} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set == 0 && adminCA == "":
+		return s, nil
+	case set != 3:
+		return nil, fmt.Errorf("TLS needs %s, %s and %s together (got %d of them)", EnvTLSCert, EnvTLSKey, EnvTLSCA, set)
+	}
+	var err error
+	if s.cert, err = loadCertFile(certPath, keyPath); err != nil {
+		return nil, err
+	}
+	if s.peers, err = loadPool(EnvTLSCA, caPath); err != nil {
+		return nil, err
+	}
+	if adminCA != "" {
+		if s.operators, err = loadPool(EnvAdminClientCA, adminCA); err != nil {
+			return nil, err
+		}
+		if s.operators.Equal(s.peers) {
+			// Then every component's certificate would be an operator's.
+			return nil, fmt.Errorf("%s must be another CA than %s: the operators' own", EnvAdminClientCA, EnvTLSCA)
+		}
+	}
+	return s, nil
+}
+
+// Plaintext is the Security of a local suite: no TLS, loopback listeners
+// only.
+func Plaintext() *Security { return &Security{health: map[string]string{}} }
+
+// TLS reports whether the links are mutual TLS.
+func (s *Security) TLS() bool { return s.cert != nil }
+
+// DialOptions are the options that make a connection to another component
+// present this component's certificate; none without TLS (DialOptions'
+// plaintext default stays).
+func (s *Security) DialOptions() []grpc.DialOption {
+	if !s.TLS() {
+		return nil
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion:           tls.VersionTLS13,
+		RootCAs:              s.peers,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.cert.get() },
+	}))}
+}
+
+// serverOption is the transport of a listener at addr: mutual TLS with
+// clients signed by clients, or plaintext where the rule above allows it.
+// what names the listener and its variable in errors.
+func (s *Security) serverOption(what, addr string, admin bool) (grpc.ServerOption, error) {
+	if !s.TLS() {
+		if loopback(addr) || (s.allowPlaintext && !admin) {
+			return nil, nil
+		}
+		if admin {
+			return nil, fmt.Errorf("%s %s: an admin listener without TLS must be on a loopback address (set %s, %s, %s and %s)",
+				what, addr, EnvTLSCert, EnvTLSKey, EnvTLSCA, EnvAdminClientCA)
+		}
+		return nil, fmt.Errorf("%s %s: plaintext gRPC on a non-loopback address (set %s, %s and %s, or %s=1 on a network of your own)",
+			what, addr, EnvTLSCert, EnvTLSKey, EnvTLSCA, EnvAllowPlaintext)
+	}
+	clients := s.peers
+	if admin {
+		if s.operators == nil {
+			return nil, fmt.Errorf("%s %s: TLS is on but %s (the CA of operator certificates) is not set", what, addr, EnvAdminClientCA)
+		}
+		clients = s.operators
+	}
+	return grpc.Creds(credentials.NewTLS(&tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      clients,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.get() },
+	})), nil
+}
+
+// loopback reports whether addr ("127.0.0.1:9090", "[::1]:9090",
+// "localhost:9090") can be reached only from this machine. ":9090" and
+// "0.0.0.0:9090" listen on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// ClientTLS is the transport of a client outside the suite (moreidctl, an
+// internal service): it presents the certificate in certPath/keyPath and
+// trusts servers signed by the CA in caPath.
+func ClientTLS(certPath, keyPath, caPath string) (grpc.DialOption, error) {
+	cert, err := loadCertFile(certPath, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := loadPool("CA", caPath)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion:           tls.VersionTLS13,
+		RootCAs:              pool,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.get() },
+	})), nil
+}
+
+func loadPool(what, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", what, path)
+	}
+	return pool, nil
+}
+
+// certFile is a certificate and key pair on disk, read again when either
+// file's modification time changes, so that a rotated certificate is used
+// from the next handshake on without a restart. A rotation caught half
+// written keeps the previous pair until both files agree.
+type certFile struct {
+	certPath, keyPath string
+
+	mu                sync.Mutex
+	cert              *tls.Certificate
+	certMod, keyMod   time.Time
+	certSize, keySize int64
+}
+
+func loadCertFile(certPath, keyPath string) (*certFile, error) {
+	c := &certFile{certPath: certPath, keyPath: keyPath}
+	if _, err := c.get(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// get returns the current pair. Handshakes are rare (connections live for
+// minutes), so two stats per handshake cost nothing.
+func (c *certFile) get() (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ci, err1 := os.Stat(c.certPath)
+	ki, err2 := os.Stat(c.keyPath)
+	if err := errors.Join(err1, err2); err != nil {
+		if c.cert != nil {
+			return c.cert, nil // a rotation in progress (a Secret's symlink swap)
+		}
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	if c.cert != nil && ci.ModTime().Equal(c.certMod) && ki.ModTime().Equal(c.keyMod) && ci.Size() == c.certSize && ki.Size() == c.keySize {
+		return c.cert, nil
+	}
+	pair, err := tls.LoadX509KeyPair(c.certPath, c.keyPath)
+	if err != nil {
+		if c.cert != nil {
+			return c.cert, nil
+		}
+		// The error names the files, never their content.
+		return nil, fmt.Errorf("TLS certificate %s / key %s: %w", c.certPath, c.keyPath, err)
+	}
+	c.cert = &pair
+	c.certMod, c.keyMod, c.certSize, c.keySize = ci.ModTime(), ki.ModTime(), ci.Size(), ki.Size()
+	return c.cert, nil
+}
