@@ -141,10 +141,12 @@ func TestConsumingCallsSurviveSlowReplies(t *testing.T) {
 				warmUp(t, s)
 				before := p.Replies()
 				p.DelayNext(held.replies, hold)
+				began := time.Now()
 				got, err := call()
 				if err != nil || !got {
 					t.Fatalf("call through a late reply = %v, %v; want the record", got, err)
 				}
+				t.Logf("answered in %v", time.Since(began).Round(time.Millisecond))
 				if p.Replies()-before < int64(held.replies)+1 {
 					t.Fatalf("%d replies forwarded: the late reply was never re-sent", p.Replies()-before)
 				}
@@ -171,11 +173,13 @@ func TestConsumingCallsUnavailableWhenEveryReplyIsLate(t *testing.T) {
 			s, p, _, _ := slowStore(t)
 			call, _ := c.prepare(t, s)
 			p.DelayAll(hold)
+			began := time.Now()
 			got, err := call()
 			p.DelayAll(0)
 			if !apierr.Is(err, apierr.Unavailable) {
 				t.Fatalf("call with every reply late = %v, %v; want unavailable", got, err)
 			}
+			t.Logf("unavailable after %v", time.Since(began).Round(time.Millisecond))
 		})
 	}
 }
