@@ -6,7 +6,7 @@
 package faultproxy
 
 import (
-	"io"
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -29,9 +29,15 @@ type Proxy struct {
 	delayNext int
 	delay     time.Duration
 	delayAll  time.Duration
-	conns     map[net.Conn]struct{}
+	// match: the replies to the next matchLeft requests containing match
+	// are held back by matchDelay.
+	match      []byte
+	matchLeft  int
+	matchDelay time.Duration
+	conns      map[net.Conn]struct{}
 
 	replies atomic.Int64
+	matched atomic.Int64
 	wg      sync.WaitGroup
 	closed  atomic.Bool
 }
@@ -63,12 +69,26 @@ func (p *Proxy) DelayNext(n int, d time.Duration) {
 	p.delayNext, p.delay = n, d
 }
 
+// DelayMatching holds back by d the reply to each of the next n requests
+// whose bytes contain substr (a command name such as "evalsha", as the
+// client spells it). It assumes one request in flight per connection, as
+// a Redis client sends outside pipelines.
+func (p *Proxy) DelayMatching(substr string, n int, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match, p.matchLeft, p.matchDelay = []byte(substr), n, d
+}
+
 // DelayAll holds back every reply by d until it is called again with 0.
 func (p *Proxy) DelayAll(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.delayAll = d
 }
+
+// Matched is how many requests DelayMatching has caught, so that a test
+// can tell its fault really happened.
+func (p *Proxy) Matched() int64 { return p.matched.Load() }
 
 // Replies is how many replies the proxy has forwarded (or tried to: a
 // reply to a client that has gone counts too).
@@ -109,16 +129,17 @@ func (p *Proxy) accept() {
 		if !p.track(client, server) {
 			return
 		}
+		// held is the hold of this connection's next reply, in ns.
+		held := new(atomic.Int64)
 		p.wg.Add(2)
 		go func() {
 			defer p.wg.Done()
-			// Requests go through untouched.
-			_, _ = io.Copy(server, client)
+			p.requestLoop(client, server, held)
 			p.untrack(client, server)
 		}()
 		go func() {
 			defer p.wg.Done()
-			p.replyLoop(client, server)
+			p.replyLoop(client, server, held)
 			p.untrack(client, server)
 		}()
 	}
@@ -152,13 +173,14 @@ func (p *Proxy) untrack(conns ...net.Conn) {
 // replyLoop forwards the server's replies, holding each back as the faults
 // say. A held reply is still written afterwards (to a client that may
 // have given up and closed): the server did answer, only late.
-func (p *Proxy) replyLoop(client, server net.Conn) {
+func (p *Proxy) replyLoop(client, server net.Conn, held *atomic.Int64) {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := server.Read(buf)
 		if n > 0 {
 			p.replies.Add(1)
-			if d := p.holdFor(); d > 0 {
+			d := max(p.holdFor(), time.Duration(held.Swap(0)))
+			if d > 0 {
 				time.Sleep(d)
 			}
 			if _, werr := client.Write(buf[:n]); werr != nil {
@@ -169,6 +191,38 @@ func (p *Proxy) replyLoop(client, server net.Conn) {
 			return // EOF or a cut connection: untrack closes both sides
 		}
 	}
+}
+
+// requestLoop forwards the client's requests unchanged, marking the
+// connection's next reply to be held when a request matches. The mark is
+// set before the request is forwarded, so its reply cannot slip past.
+func (p *Proxy) requestLoop(client, server net.Conn, held *atomic.Int64) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			if d := p.matches(buf[:n]); d > 0 {
+				held.Store(int64(d))
+			}
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) matches(req []byte) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.matchLeft == 0 || !bytes.Contains(req, p.match) {
+		return 0
+	}
+	p.matchLeft--
+	p.matched.Add(1)
+	return p.matchDelay
 }
 
 func (p *Proxy) holdFor() time.Duration {
