@@ -126,8 +126,8 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	trail := audit.NewWriter(db, "auth", log)
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
-	flows := oauth.New(redisstore.New(rdb, cfg.Prefix), remote.NewUsers(userv1.NewUserServiceClient(users)), ttl, cfg.Limits, trail, log)
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
+	flows := oauth.New(redisstore.New(rdb, cfg.Prefix), remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
 	return &App{
 		api:   server.New(flows),
 		keys:  server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...),

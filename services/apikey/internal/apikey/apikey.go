@@ -65,6 +65,8 @@ type Store interface {
 	SetWhitelist(ctx context.Context, id int64, whitelist []netip.Prefix) (Key, error)
 	// ByHash finds a key by the SHA-256 hex of the key.
 	ByHash(ctx context.Context, hash string) (Key, error)
+	// ByID finds a key by its id.
+	ByID(ctx context.Context, id int64) (Key, error)
 }
 
 // Service is the API-key domain over a Store.
@@ -179,6 +181,26 @@ func (s *Service) Validate(ctx context.Context, key, clientIP string) (Key, erro
 	addr, ok := parseClientIP(clientIP)
 	if !ok || !ipset.Contains(k.Whitelist, addr) {
 		return Key{}, apierr.New(apierr.IPNotAllowed)
+	}
+	return k, nil
+}
+
+// Check returns the record of the key with id while it is active; an
+// unknown or revoked id gets InvalidAPIKey, as Validate answers for such a
+// key. Like Validate it reads Postgres every time.
+func (s *Service) Check(ctx context.Context, id int64) (Key, error) {
+	if id <= 0 {
+		return Key{}, apierr.New(apierr.InvalidAPIKey)
+	}
+	k, err := s.store.ByID(ctx, id)
+	if apierr.Is(err, apierr.NotFound) {
+		return Key{}, apierr.New(apierr.InvalidAPIKey)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("check api key %d: %w", id, err)
+	}
+	if k.Revoked() {
+		return Key{}, apierr.New(apierr.InvalidAPIKey)
 	}
 	return k, nil
 }

@@ -419,3 +419,37 @@ func TestValidateReadsEveryTime(t *testing.T) {
 	_, err := svc.Validate(ctx, key, "192.0.2.1")
 	wantKind(t, err, apierr.InvalidAPIKey)
 }
+
+// Check answers by id, for the tokens issued to a key: active keys only.
+func TestCheck(t *testing.T) {
+	svc, _ := newService(t)
+	ctx := context.Background()
+	active, _ := create(t, svc, apikey.CreateRequest{Name: "active"})
+	revoked, _ := create(t, svc, apikey.CreateRequest{Name: "revoked"})
+	if _, err := svc.Revoke(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		id   int64
+		want apierr.Kind // "" for the key's record
+	}{
+		{"active", active.ID, ""},
+		{"revoked", revoked.ID, apierr.InvalidAPIKey},
+		{"unknown", revoked.ID + 1000, apierr.InvalidAPIKey},
+		{"zero", 0, apierr.InvalidAPIKey},
+		{"negative", -1, apierr.InvalidAPIKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := svc.Check(ctx, tt.id)
+			if tt.want == "" {
+				if err != nil || k.ID != tt.id || k.Name != "active" {
+					t.Fatalf("Check = %+v, %v; want the active key", k, err)
+				}
+				return
+			}
+			wantKind(t, err, tt.want)
+		})
+	}
+}

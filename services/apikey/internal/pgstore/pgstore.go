@@ -142,6 +142,21 @@ func (s *Store) ByHash(ctx context.Context, hash string) (apikey.Key, error) {
 	return r.key()
 }
 
+// ByID implements apikey.Store: one lookup on the primary key.
+func (s *Store) ByID(ctx context.Context, id int64) (apikey.Key, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var r row
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return apikey.Key{}, apierr.New(apierr.NotFound)
+	}
+	if err != nil {
+		return apikey.Key{}, pgdb.Classify("find api key by id", err)
+	}
+	return r.key()
+}
+
 func (r row) key() (apikey.Key, error) {
 	wl, err := ipset.Parse(r.Whitelist)
 	if err != nil {

@@ -98,6 +98,7 @@ func TestUnreachablePostgres(t *testing.T) {
 		"revoke":        func() error { _, err := store.Revoke(ctx, 1); return err },
 		"set whitelist": func() error { _, err := store.SetWhitelist(ctx, 1, nil); return err },
 		"by hash":       func() error { _, err := store.ByHash(ctx, secret.Hash("x")); return err },
+		"by id":         func() error { _, err := store.ByID(ctx, 1); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := op(); !apierr.Is(err, apierr.Unavailable) {

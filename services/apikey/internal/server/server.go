@@ -32,6 +32,15 @@ func (s *Keys) ValidateKey(ctx context.Context, req *apikeyv1.ValidateKeyRequest
 	return &apikeyv1.ValidateKeyResponse{ApiKey: toProto(k)}, nil
 }
 
+// CheckKey implements APIKeyService.
+func (s *Keys) CheckKey(ctx context.Context, req *apikeyv1.CheckKeyRequest) (*apikeyv1.CheckKeyResponse, error) {
+	k, err := s.svc.Check(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.CheckKeyResponse{ApiKey: toProto(k)}, nil
+}
+
 // Admin implements APIKeyAdminService. Every change it makes, or is refused,
 // goes to the audit trail.
 type Admin struct {

@@ -9,6 +9,7 @@ package keycache
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,9 +27,11 @@ const MaxTTL = 500 * time.Millisecond
 // unavailable key service (MOREID_KEY_CACHE_STALE).
 const DefaultStale = 10 * time.Minute
 
-// Validator answers whether key may be used from clientIP.
+// Validator answers whether key may be used from clientIP, and whether the
+// key with an id is still active (for the tokens issued to it).
 type Validator interface {
 	ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.APIKey, error)
+	CheckKey(ctx context.Context, id int64) (*apikeyv1.APIKey, error)
 }
 
 type entry struct {
@@ -80,7 +83,21 @@ func newCache(next Validator, ttl, stale time.Duration, max int, now func() time
 // ValidateKey implements Validator.
 func (c *Cache) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.APIKey, error) {
 	// The map holds the key's hash, not the key.
-	id := secret.Hash(key) + "|" + clientIP
+	return c.answer(ctx, secret.Hash(key)+"|"+clientIP, func(ctx context.Context) (*apikeyv1.APIKey, error) {
+		return c.next.ValidateKey(ctx, key, clientIP)
+	})
+}
+
+// CheckKey implements Validator, with the same reuse rules as ValidateKey:
+// a revoked key's tokens stop within a second too.
+func (c *Cache) CheckKey(ctx context.Context, keyID int64) (*apikeyv1.APIKey, error) {
+	return c.answer(ctx, "#"+strconv.FormatInt(keyID, 10), func(ctx context.Context) (*apikeyv1.APIKey, error) {
+		return c.next.CheckKey(ctx, keyID)
+	})
+}
+
+// answer returns the cached answer for id, or asks for a new one.
+func (c *Cache) answer(ctx context.Context, id string, ask func(context.Context) (*apikeyv1.APIKey, error)) (*apikeyv1.APIKey, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[id]
@@ -89,7 +106,7 @@ func (c *Cache) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv
 		return e.key, e.err
 	}
 
-	k, err := c.next.ValidateKey(ctx, key, clientIP)
+	k, err := ask(ctx)
 	if err != nil && !isAnswer(err) {
 		// An outage or a cancelled call says nothing about the key. Only
 		// an unavailable key service falls back to a positive answer that

@@ -29,6 +29,16 @@ func (v *validator) ValidateKey(_ context.Context, key, ip string) (*apikeyv1.AP
 	return &apikeyv1.APIKey{Id: 1, Name: key}, nil
 }
 
+func (v *validator) CheckKey(_ context.Context, id int64) (*apikeyv1.APIKey, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.calls[fmt.Sprint("#|", id)]++
+	if v.err != nil {
+		return nil, v.err
+	}
+	return &apikeyv1.APIKey{Id: id}, nil
+}
+
 func (v *validator) set(err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -86,6 +96,22 @@ func TestCache(t *testing.T) {
 			v.set(apierr.New(apierr.InvalidAPIKey))
 			clk.advance(MaxTTL)
 			if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); !apierr.Is(err, apierr.InvalidAPIKey) {
+				t.Fatalf("err = %v, want invalid_api_key", err)
+			}
+		}},
+		{"a key checked by id: reused within the TTL, revoked after it", func(t *testing.T, c *Cache, v *validator, clk *clock) {
+			for range 5 {
+				if k, err := c.CheckKey(ctx, 9); err != nil || k.GetId() != 9 {
+					t.Fatalf("CheckKey = %v, %v", k, err)
+				}
+				clk.advance(90 * time.Millisecond)
+			}
+			if n := v.count("#", "9"); n != 1 {
+				t.Fatalf("%d remote checks, want 1", n)
+			}
+			v.set(apierr.New(apierr.InvalidAPIKey))
+			clk.advance(MaxTTL)
+			if _, err := c.CheckKey(ctx, 9); !apierr.Is(err, apierr.InvalidAPIKey) {
 				t.Fatalf("err = %v, want invalid_api_key", err)
 			}
 		}},

@@ -67,6 +67,15 @@ type UserDirectory interface {
 	UpdateProfile(ctx context.Context, userID string, c ProfileChange) (User, error)
 }
 
+// KeyDirectory is the API-key service as far as tokens need it: a token
+// works only while the key it was issued to is active.
+type KeyDirectory interface {
+	// KeyActive reports whether the key with keyID is still active. The
+	// answer may be up to half a second old (keycache), so that a revoked
+	// key's tokens stop on every instance within a second.
+	KeyActive(ctx context.Context, keyID int64) (bool, error)
+}
+
 // StateRecord is the value of a state record.
 type StateRecord struct {
 	KeyID int64 `json:"k"`
@@ -127,8 +136,8 @@ const (
 	// Mismatch: the code exists but is bound to another key or state; it is
 	// left untouched.
 	Mismatch
-	// Replayed: the code was redeemed before; PreviousToken is the hash of
-	// the token issued then.
+	// Replayed: the code was redeemed before; Previous says by whom and
+	// for which token.
 	Replayed
 	// Missing: no such code, and no trace of one.
 	Missing
@@ -136,8 +145,17 @@ const (
 
 // Redemption is what RedeemCode observed.
 type Redemption struct {
-	Outcome       Outcome
-	PreviousToken string
+	Outcome  Outcome
+	Previous CodeUse
+}
+
+// CodeUse is a redeemed code's used marker: the hash of the token it was
+// exchanged for, and the key and state hash of that redemption (zero in
+// markers written before they were recorded).
+type CodeUse struct {
+	Token     string
+	KeyID     int64
+	StateHash string
 }
 
 // LoginOutcome is the result of one atomic login code redemption.
@@ -171,11 +189,13 @@ type Store interface {
 
 	PutCode(ctx context.Context, codeHash string, rec CodeRecord, ttl time.Duration) error
 	Code(ctx context.Context, codeHash string) (CodeRecord, bool, error)
-	// RedeemedBy returns the hash of the token a redeemed code was exchanged
-	// for, while its used marker lives.
-	RedeemedBy(ctx context.Context, codeHash string) (tokenHash string, found bool, err error)
+	// DeleteCode removes a code nobody was given (its issue failed).
+	DeleteCode(ctx context.Context, codeHash string) error
+	// RedeemedBy returns a redeemed code's used marker while it lives.
+	RedeemedBy(ctx context.Context, codeHash string) (use CodeUse, found bool, err error)
 	// RedeemCode atomically checks the code's binding to keyID and stateHash,
-	// deletes it and records tokenHash as its used marker.
+	// deletes it and records the redemption (tokenHash, keyID, stateHash)
+	// as its used marker.
 	RedeemCode(ctx context.Context, codeHash string, keyID int64, stateHash, tokenHash string) (Redemption, error)
 
 	// PutToken stores a token and adds it to its user's token index.
@@ -196,6 +216,11 @@ type Store interface {
 	TakeUCA(ctx context.Context, ucaHash string) (UCARecord, bool, error)
 
 	PutLoginCode(ctx context.Context, stateHash, codeHash string, rec LoginCodeRecord, ttl time.Duration) error
+	// LoginCode reads a login code without consuming it.
+	LoginCode(ctx context.Context, stateHash, codeHash string) (LoginCodeRecord, bool, error)
+	// DeleteLoginCode removes a login code nobody was given (its issue
+	// failed).
+	DeleteLoginCode(ctx context.Context, stateHash, codeHash string) error
 	// RedeemLoginCode atomically checks that the state is keyID's, and then
 	// either consumes the login code together with the state, or counts a
 	// failure against the state and burns it at maxFails.
@@ -227,6 +252,7 @@ type Lifetimes struct {
 type Service struct {
 	store  Store
 	users  UserDirectory
+	keys   KeyDirectory
 	ttl    Lifetimes
 	limits Limits
 	events audit.Recorder
@@ -234,11 +260,11 @@ type Service struct {
 	now    func() time.Time
 }
 
-// New returns the flows over store and users, throttling failed sign-ins by
-// limits (unset fields take DefaultLimits) and recording security events
-// in events.
-func New(store Store, users UserDirectory, ttl Lifetimes, limits Limits, events audit.Recorder, log *slog.Logger) *Service {
-	return &Service{store: store, users: users, ttl: ttl, limits: limits.withDefaults(), events: events, log: log, now: time.Now}
+// New returns the flows over store, users and keys, throttling failed
+// sign-ins by limits (unset fields take DefaultLimits) and recording
+// security events in events.
+func New(store Store, users UserDirectory, keys KeyDirectory, ttl Lifetimes, limits Limits, events audit.Recorder, log *slog.Logger) *Service {
+	return &Service{store: store, users: users, keys: keys, ttl: ttl, limits: limits.withDefaults(), events: events, log: log, now: time.Now}
 }
 
 // TokenTTL is the lifetime of the access tokens this service issues.
@@ -294,15 +320,17 @@ func (s *Service) Login(ctx context.Context, key Key, userID, password, state st
 	if err != nil {
 		return "", User{}, err
 	}
-	consumed, err := s.store.ConsumeState(ctx, stateHash, key.ID)
-	if err != nil {
-		return "", User{}, err
-	}
-	if !consumed {
-		// A concurrent login with the same state got there first.
-		return "", User{}, apierr.New(apierr.InvalidState)
-	}
-	code, err = s.issueCode(ctx, key, stateHash, user, "password")
+	code, err = s.issueCode(ctx, key, stateHash, user, "password", func(ctx context.Context) error {
+		consumed, err := s.store.ConsumeState(ctx, stateHash, key.ID)
+		if err != nil {
+			return err
+		}
+		if !consumed {
+			// A concurrent login with the same state got there first.
+			return apierr.New(apierr.InvalidState)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", User{}, err
 	}
@@ -323,16 +351,28 @@ func (s *Service) ownState(ctx context.Context, key Key, stateHash string) (Stat
 }
 
 // issueCode is the one way an authorization code comes to be (password login
-// and safe login, named by flow): bound to the consumed state, the key and
-// the user.
-func (s *Service) issueCode(ctx context.Context, key Key, stateHash string, user User, flow string) (string, error) {
+// and safe login, named by flow): bound to the state, the key and the user.
+// consume takes what the code is exchanged for (the state; the state and
+// the login code) and is the request's last step that can fail: the code
+// is written first, unknown to anyone, and deleted again when consume
+// fails, so that a failed request never costs the client its state (the
+// pattern Token follows for the token).
+func (s *Service) issueCode(ctx context.Context, key Key, stateHash string, user User, flow string, consume func(context.Context) error) (string, error) {
 	code := secret.New("code_", 32, secret.Alphanumeric)
+	codeHash := secret.Hash(code)
 	rec := CodeRecord{KeyID: key.ID, StateHash: stateHash, User: user.ID, UserID: user.UserID}
-	err := s.store.PutCode(ctx, secret.Hash(code), rec, CodeTTL)
-	s.recordResult(ctx, audit.CodeIssued, key.ID, user.UserID, err, flow)
-	if err != nil {
+	if err := s.store.PutCode(ctx, codeHash, rec, CodeTTL); err != nil {
+		s.recordResult(ctx, audit.CodeIssued, key.ID, user.UserID, err, flow)
 		return "", err
 	}
+	if err := consume(ctx); err != nil {
+		// No code was issued; the request's own event records why.
+		if derr := s.store.DeleteCode(ctx, codeHash); derr != nil {
+			s.log.ErrorContext(ctx, "delete unissued code", "code", short(codeHash), "error", derr.Error())
+		}
+		return "", err
+	}
+	s.recordResult(ctx, audit.CodeIssued, key.ID, user.UserID, nil, flow)
 	return code, nil
 }
 
@@ -361,14 +401,11 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (tok T
 		return Token{}, err
 	}
 	if !found {
-		prev, used, err := s.store.RedeemedBy(ctx, codeHash)
+		use, used, err := s.store.RedeemedBy(ctx, codeHash)
 		if err != nil {
 			return Token{}, err
 		}
-		if used {
-			return Token{}, s.revoke(ctx, codeHash, prev)
-		}
-		return Token{}, apierr.New(apierr.InvalidCode)
+		return Token{}, s.replayed(ctx, key, codeHash, stateHash, used, use)
 	}
 	if rec.KeyID != key.ID || !secret.Equal(rec.StateHash, stateHash) {
 		// As if the code did not exist; it stays redeemable by its owner.
@@ -395,10 +432,20 @@ func (s *Service) Token(ctx context.Context, key Key, code, state string) (tok T
 	if err != nil {
 		return Token{}, err
 	}
-	if r.Outcome == Replayed {
-		return Token{}, s.revoke(ctx, codeHash, r.PreviousToken)
+	return Token{}, s.replayed(ctx, key, codeHash, stateHash, r.Outcome == Replayed, r.Previous)
+}
+
+// replayed answers a code that is gone: invalid_code, after revoking the
+// token issued from it when the same client presents it again, with the
+// key and state it was redeemed with (RFC 6749 4.1.2: the code was issued
+// to that client, and its replay means the code leaked). Anyone else's
+// attempt is as if the code never existed and touches nothing, so that
+// another app holding a leaked code cannot end this app's token.
+func (s *Service) replayed(ctx context.Context, key Key, codeHash, stateHash string, used bool, use CodeUse) error {
+	if !used || use.KeyID != key.ID || !secret.Equal(use.StateHash, stateHash) {
+		return apierr.New(apierr.InvalidCode)
 	}
-	return Token{}, apierr.New(apierr.InvalidCode)
+	return s.revoke(ctx, codeHash, use.Token)
 }
 
 // revoke deletes the token issued from a code that is presented again and

@@ -139,16 +139,29 @@ func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca stri
 	if user.Disabled {
 		return "", 0, apierr.New(apierr.AccountDisabled)
 	}
-	rec, found, err := s.store.TakeUCA(ctx, secret.Hash(uca))
+	// The login code is written before the UCA is taken, and deleted if
+	// the take fails: a failed confirmation leaves the UCA usable. A UCA
+	// record never changes, so the one read here is the one taken.
+	ucaHash := secret.Hash(uca)
+	rec, err = s.liveUCA(ctx, uca)
 	if err != nil {
 		return "", 0, err
 	}
-	if !found {
-		return "", 0, apierr.New(apierr.InvalidCode)
-	}
 	code = secret.New("", loginCodeLen, secret.LowerAlnum)
+	codeHash := secret.Hash(code)
 	lc := LoginCodeRecord{KeyID: rec.KeyID, User: user.ID, UserID: user.UserID}
-	if err := s.store.PutLoginCode(ctx, rec.StateHash, secret.Hash(code), lc, LoginCodeTTL); err != nil {
+	if err := s.store.PutLoginCode(ctx, rec.StateHash, codeHash, lc, LoginCodeTTL); err != nil {
+		return "", 0, err
+	}
+	_, found, err := s.store.TakeUCA(ctx, ucaHash)
+	if err == nil && !found {
+		// A concurrent confirmation or denial took it first.
+		err = apierr.New(apierr.InvalidCode)
+	}
+	if err != nil {
+		if derr := s.store.DeleteLoginCode(ctx, rec.StateHash, codeHash); derr != nil {
+			s.log.ErrorContext(ctx, "delete unissued login code", "error", derr.Error())
+		}
 		return "", 0, err
 	}
 	return code, seconds(LoginCodeTTL), nil
@@ -193,28 +206,28 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	if err := s.checkLimits(ctx, ""); err != nil {
 		return "", User{}, err
 	}
-	stateHash := secret.Hash(state)
-	rec, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, secret.Hash(loginCode), key.ID, MaxStateFails)
+	stateHash, loginCodeHash := secret.Hash(state), secret.Hash(loginCode)
+	// Everything that can fail is checked before the atomic redemption, so
+	// that a failure (the user service down, say) leaves the login code and
+	// the state usable for a retry: the login code is read without being
+	// consumed, and its user looked up. A login code record never changes,
+	// so the one read is the one redeemed.
+	pending, found, err := s.store.LoginCode(ctx, stateHash, loginCodeHash)
 	if err != nil {
 		return "", User{}, err
 	}
-	switch outcome {
-	case LoginRedeemed:
-		userID = rec.UserID
-	case LoginNoState:
-		return "", User{}, apierr.New(apierr.InvalidState)
-	default:
-		if outcome == LoginBurned {
-			s.stateBurned(ctx, key, stateHash)
-		}
-		if err := s.countFailure(ctx, ""); err != nil {
+	if !found || pending.KeyID != key.ID {
+		// Wrong: the redemption below counts it (and may burn the state).
+		_, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, loginCodeHash, key.ID, MaxStateFails)
+		if err != nil {
 			return "", User{}, err
 		}
-		return "", User{}, apierr.New(apierr.InvalidCode)
+		return "", User{}, s.loginCodeRefused(ctx, key, stateHash, outcome)
 	}
+	userID = pending.UserID
 	// The user confirmed up to five minutes ago; a disabled account gets no
 	// code even so.
-	user, err = s.users.GetUser(ctx, rec.UserID)
+	user, err = s.users.GetUser(ctx, pending.UserID)
 	if apierr.Is(err, apierr.NotFound) {
 		return "", User{}, apierr.New(apierr.InvalidCode)
 	}
@@ -224,11 +237,36 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	if user.Disabled {
 		return "", User{}, apierr.New(apierr.AccountDisabled)
 	}
-	code, err = s.issueCode(ctx, key, stateHash, user, "safe")
+	code, err = s.issueCode(ctx, key, stateHash, user, "safe", func(ctx context.Context) error {
+		_, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, loginCodeHash, key.ID, MaxStateFails)
+		if err != nil {
+			return err
+		}
+		return s.loginCodeRefused(ctx, key, stateHash, outcome)
+	})
 	if err != nil {
 		return "", User{}, err
 	}
 	return code, user, nil
+}
+
+// loginCodeRefused is login_safe's answer to a redemption's outcome: nil
+// for a redeemed login code, else the error, counting a wrong one.
+func (s *Service) loginCodeRefused(ctx context.Context, key Key, stateHash string, outcome LoginOutcome) error {
+	switch outcome {
+	case LoginRedeemed:
+		return nil
+	case LoginNoState:
+		return apierr.New(apierr.InvalidState)
+	default:
+		if outcome == LoginBurned {
+			s.stateBurned(ctx, key, stateHash)
+		}
+		if err := s.countFailure(ctx, ""); err != nil {
+			return err
+		}
+		return apierr.New(apierr.InvalidCode)
+	}
 }
 
 // liveUCA returns an existing UCA; invalid_code otherwise.

@@ -24,9 +24,11 @@ type ActiveToken struct {
 }
 
 // ResolveToken is the one answer to "what does this bearer token stand for":
-// invalid_token for a malformed, unknown, expired or revoked token, and for a
-// token whose user is gone or disabled. Only a store or directory failure is
-// another error.
+// invalid_token for a malformed, unknown, expired or revoked token, for a
+// token whose user is gone or disabled, and for a token whose API key was
+// revoked (asked through the key cache, so within a second on every
+// instance, with no index of a key's tokens to maintain on every issue).
+// Only a store or directory failure is another error.
 func (s *Service) ResolveToken(ctx context.Context, token string) (ActiveToken, error) {
 	if len(token) != tokenLen || !strings.HasPrefix(token, tokenPrefix) {
 		return ActiveToken{}, apierr.New(apierr.InvalidToken)
@@ -36,6 +38,13 @@ func (s *Service) ResolveToken(ctx context.Context, token string) (ActiveToken, 
 		return ActiveToken{}, err
 	}
 	if !found {
+		return ActiveToken{}, apierr.New(apierr.InvalidToken)
+	}
+	active, err := s.keys.KeyActive(ctx, rec.KeyID)
+	if err != nil {
+		return ActiveToken{}, err
+	}
+	if !active {
 		return ActiveToken{}, apierr.New(apierr.InvalidToken)
 	}
 	user, err := s.users.GetUser(ctx, rec.UserID)

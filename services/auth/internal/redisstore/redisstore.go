@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,11 +25,80 @@ import (
 // unavailable quickly instead of holding the request.
 const opTimeout = 2 * time.Second
 
+// markerTTL is how long a consuming script remembers its answer to one
+// attempt: a little above the longest a call with its one re-ask can take
+// (2 × opTimeout), so that every copy of the call that go-redis or consume
+// re-sends finds the answer instead of acting again.
+const markerTTL = 2*opTimeout + time.Second
+
+// once makes a consuming script safe to send again. go-redis re-sends a
+// command after a read timeout or a broken connection (MaxRetries, and the
+// Cluster client's redirections), and consume asks once more when it
+// cannot tell whether a call ran; a second run of "take the record" would
+// find it gone and answer as if somebody else had used it. So every call
+// carries a random attempt id, in the name of the last KEYS element (a
+// marker key in the record's own hash slot, see sameSlot), and the last
+// ARGV is markerTTL in ms: the first run stores its answer there, and a
+// run that finds the marker returns that answer and touches nothing. body
+// is the script proper; it reads only KEYS and ARGV before those two and
+// must return a string, a number or an array of them.
+func once(body string) *redis.Script {
+	return redis.NewScript(`
+local done = redis.call('GET', KEYS[#KEYS])
+if done then return cjson.decode(done) end
+local function body()
+` + body + `
+end
+local r = body()
+redis.call('SET', KEYS[#KEYS], cjson.encode(r), 'PX', ARGV[#ARGV])
+return r
+`)
+}
+
+// consume runs a once script for one attempt. When the call fails in a way
+// that leaves its outcome unknown (a timeout, a lost connection: the
+// script may have run), it asks once more with the same attempt id, which
+// answers what the first run did or runs it now. If that fails too the
+// answer is unavailable: the record is intact or was used by this attempt,
+// never by anybody else. slotKey is the record the marker goes with.
+func (s *Store) consume(ctx context.Context, op string, script *redis.Script, slotKey string, keys []string, args ...any) *redis.Cmd {
+	keys = append(keys, sameSlot(slotKey, ":once:"+secret.New("", 22, secret.Alphanumeric)))
+	args = append(args, markerTTL.Milliseconds())
+	run := func() *redis.Cmd {
+		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		return script.Run(ctx, s.rdb, keys, args...)
+	}
+	cmd := run()
+	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+		s.reasks.Add(1)
+		cmd = run()
+	}
+	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		cmd.SetErr(unavailable(op, err))
+	}
+	return cmd
+}
+
+// sameSlot names a key in key's Redis Cluster hash slot: key itself with a
+// suffix when key has a hash tag (a non-empty {...}, which alone decides
+// the slot), else key wrapped in braces, which makes all of key the tag.
+func sameSlot(key, suffix string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key + suffix
+		}
+	}
+	return "{" + key + "}" + suffix
+}
+
 // Store implements oauth.Store.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// reasks counts the calls consume asked again, for tests.
+	reasks atomic.Int64
 }
 
 var _ oauth.Store = (*Store)(nil)
@@ -36,6 +107,10 @@ var _ oauth.Store = (*Store)(nil)
 func New(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix, now: time.Now}
 }
+
+// Reasks is how many consuming calls had to ask Redis a second time
+// because the first answer was lost.
+func (s *Store) Reasks() int64 { return s.reasks.Load() }
 
 // The state, its failure counter and its login codes share the {hash} tag,
 // so that login_safe's script touches a single slot on Redis Cluster.
@@ -82,7 +157,7 @@ func (s *Store) State(ctx context.Context, stateHash string) (oauth.StateRecord,
 // consumeState deletes a state (and its login_safe failure counter) only
 // when its "k" is the given key id, so a foreign key can never burn someone
 // else's state. (cjson numbers are doubles: key ids are exact up to 2^53.)
-var consumeState = redis.NewScript(`
+var consumeState = once(`
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local rec = cjson.decode(v)
@@ -93,12 +168,10 @@ return 1
 
 // ConsumeState implements oauth.Store.
 func (s *Store) ConsumeState(ctx context.Context, stateHash string, keyID int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash)}
-	n, err := consumeState.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10)).Int()
+	key := s.stateKey(stateHash)
+	n, err := s.consume(ctx, "consume state", consumeState, key, []string{key, s.failsKey(stateHash)}, strconv.FormatInt(keyID, 10)).Int()
 	if err != nil {
-		return false, unavailable("consume state", err)
+		return false, err
 	}
 	return n == 1, nil
 }
@@ -115,25 +188,52 @@ func (s *Store) Code(ctx context.Context, codeHash string) (oauth.CodeRecord, bo
 	return rec, found, err
 }
 
+// DeleteCode implements oauth.Store.
+func (s *Store) DeleteCode(ctx context.Context, codeHash string) error {
+	return s.del(ctx, "delete code", s.codeKey(codeHash))
+}
+
 // RedeemedBy implements oauth.Store.
-func (s *Store) RedeemedBy(ctx context.Context, codeHash string) (string, bool, error) {
+func (s *Store) RedeemedBy(ctx context.Context, codeHash string) (oauth.CodeUse, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	v, err := s.rdb.Get(ctx, s.markerKey(codeHash)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", false, nil
+		return oauth.CodeUse{}, false, nil
 	}
 	if err != nil {
-		return "", false, unavailable("get code marker", err)
+		return oauth.CodeUse{}, false, unavailable("get code marker", err)
 	}
-	return v, true, nil
+	return codeUse(v), true, nil
+}
+
+// usedMarker is the value of a code's used marker: who redeemed it (the
+// key id, as a string so that no id loses digits in Lua's doubles, and
+// the state hash) and for which token.
+type usedMarker struct {
+	Token string `json:"t"`
+	Key   string `json:"k"`
+	State string `json:"s"`
+}
+
+// codeUse reads a used marker. Markers written before they named the key
+// hold only the token hash: they name no key, so no replay can match them
+// and revoke.
+func codeUse(v string) oauth.CodeUse {
+	var m usedMarker
+	if json.Unmarshal([]byte(v), &m) != nil {
+		return oauth.CodeUse{Token: v}
+	}
+	id, _ := strconv.ParseInt(m.Key, 10, 64)
+	return oauth.CodeUse{Token: m.Token, KeyID: id, StateHash: m.State}
 }
 
 // redeemCode is the one atomic step of a code exchange. KEYS: code, marker.
 // ARGV: key id, state hash, new token hash. The marker keeps the code's
 // remaining lifetime (at least a second), so a replay within the code's
-// lifetime is recognised.
-var redeemCode = redis.NewScript(`
+// lifetime is recognised, and names the key and state that redeemed it, so
+// that only the same client's replay revokes (RFC 6749 4.1.2).
+var redeemCode = once(`
 local v = redis.call('GET', KEYS[1])
 if v then
   local rec = cjson.decode(v)
@@ -141,7 +241,7 @@ if v then
     local ttl = redis.call('PTTL', KEYS[1])
     if ttl < 1000 then ttl = 1000 end
     redis.call('DEL', KEYS[1])
-    redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+    redis.call('SET', KEYS[2], cjson.encode({t = ARGV[3], k = ARGV[1], s = ARGV[2]}), 'PX', ttl)
     return {'ok', ''}
   end
   return {'mismatch', ''}
@@ -153,12 +253,11 @@ return {'missing', ''}
 
 // RedeemCode implements oauth.Store.
 func (s *Store) RedeemCode(ctx context.Context, codeHash string, keyID int64, stateHash, tokenHash string) (oauth.Redemption, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	keys := []string{s.codeKey(codeHash), s.markerKey(codeHash)}
-	res, err := redeemCode.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), stateHash, tokenHash).StringSlice()
+	key := s.codeKey(codeHash)
+	keys := []string{key, s.markerKey(codeHash)}
+	res, err := s.consume(ctx, "redeem code", redeemCode, key, keys, strconv.FormatInt(keyID, 10), stateHash, tokenHash).StringSlice()
 	if err != nil {
-		return oauth.Redemption{}, unavailable("redeem code", err)
+		return oauth.Redemption{}, err
 	}
 	if len(res) != 2 {
 		return oauth.Redemption{}, apierr.Wrap(apierr.Internal, fmt.Errorf("redeem code: unexpected reply of %d elements", len(res)))
@@ -169,7 +268,7 @@ func (s *Store) RedeemCode(ctx context.Context, codeHash string, keyID int64, st
 	case "mismatch":
 		return oauth.Redemption{Outcome: oauth.Mismatch}, nil
 	case "used":
-		return oauth.Redemption{Outcome: oauth.Replayed, PreviousToken: res[1]}, nil
+		return oauth.Redemption{Outcome: oauth.Replayed, Previous: codeUse(res[1])}, nil
 	default:
 		return oauth.Redemption{Outcome: oauth.Missing}, nil
 	}
@@ -233,22 +332,30 @@ func (s *Store) Token(ctx context.Context, tokenHash string) (oauth.TokenRecord,
 	return rec, true, nil
 }
 
+// takeToken reads and deletes a token record. KEYS: token. Absent: "".
+var takeToken = once(`
+local v = redis.call('GETDEL', KEYS[1])
+if not v then return '' end
+return v
+`)
+
 // DeleteToken implements oauth.Store.
 func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (oauth.TokenRecord, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
 	var rec oauth.TokenRecord
-	b, err := s.rdb.GetDel(ctx, s.tokenKey(tokenHash)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return rec, false, nil
-	}
+	key := s.tokenKey(tokenHash)
+	v, err := s.consume(ctx, "delete token", takeToken, key, []string{key}).Text()
 	if err != nil {
-		return rec, false, unavailable("delete token", err)
+		return rec, false, err
+	}
+	if v == "" {
+		return rec, false, nil
 	}
 	// The token is gone; its index entry is only tidied up. A stale entry
 	// would be harmless: revoking a user's tokens counts live records. An
 	// undecodable record is gone all the same.
-	if json.Unmarshal(b, &rec) == nil && rec.UserID != "" {
+	if json.Unmarshal([]byte(v), &rec) == nil && rec.UserID != "" {
+		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
 		if err := s.rdb.SRem(ctx, s.userTokensKey(rec.UserID), tokenHash).Err(); err != nil {
 			return rec, true, unavailable("unindex token", err)
 		}
@@ -302,20 +409,23 @@ func (s *Store) UCA(ctx context.Context, ucaHash string) (oauth.UCARecord, bool,
 	return rec, found, err
 }
 
-// TakeUCA implements oauth.Store: GETDEL, so of concurrent takers exactly
-// one gets the record.
+// takeUCA reads and deletes a UCA. KEYS: uca. Absent: "".
+var takeUCA = once(`
+local v = redis.call('GETDEL', KEYS[1])
+if not v then return '' end
+return v
+`)
+
+// TakeUCA implements oauth.Store: of concurrent takers exactly one gets the
+// record, and a re-sent take gets what the first one got.
 func (s *Store) TakeUCA(ctx context.Context, ucaHash string) (oauth.UCARecord, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
 	var rec oauth.UCARecord
-	b, err := s.rdb.GetDel(ctx, s.ucaKey(ucaHash)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return rec, false, nil
+	key := s.ucaKey(ucaHash)
+	v, err := s.consume(ctx, "take uca", takeUCA, key, []string{key}).Text()
+	if err != nil || v == "" {
+		return rec, false, err
 	}
-	if err != nil {
-		return rec, false, unavailable("take uca", err)
-	}
-	if err := decode(b, &rec); err != nil {
+	if err := decode([]byte(v), &rec); err != nil {
 		return rec, false, err
 	}
 	return rec, true, nil
@@ -326,11 +436,23 @@ func (s *Store) PutLoginCode(ctx context.Context, stateHash, codeHash string, re
 	return s.put(ctx, s.loginCodeKey(stateHash, codeHash), rec, ttl)
 }
 
+// LoginCode implements oauth.Store.
+func (s *Store) LoginCode(ctx context.Context, stateHash, codeHash string) (oauth.LoginCodeRecord, bool, error) {
+	var rec oauth.LoginCodeRecord
+	found, err := s.get(ctx, s.loginCodeKey(stateHash, codeHash), &rec)
+	return rec, found, err
+}
+
+// DeleteLoginCode implements oauth.Store.
+func (s *Store) DeleteLoginCode(ctx context.Context, stateHash, codeHash string) error {
+	return s.del(ctx, "delete login code", s.loginCodeKey(stateHash, codeHash))
+}
+
 // redeemLoginCode is login_safe's one atomic step. KEYS: state, failure
 // counter, login code (one slot). ARGV: key id, failures that burn the
 // state. A state that is not this key's is reported before anything is
 // counted, so nobody can burn another key's state.
-var redeemLoginCode = redis.NewScript(`
+var redeemLoginCode = once(`
 local sv = redis.call('GET', KEYS[1])
 if not sv then return {'nostate', ''} end
 local st = cjson.decode(sv)
@@ -355,13 +477,12 @@ return {'wrong', ''}
 
 // RedeemLoginCode implements oauth.Store.
 func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64, maxFails int) (oauth.LoginCodeRecord, oauth.LoginOutcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash), s.loginCodeKey(stateHash, codeHash)}
-	res, err := redeemLoginCode.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), maxFails).StringSlice()
+	key := s.stateKey(stateHash)
+	keys := []string{key, s.failsKey(stateHash), s.loginCodeKey(stateHash, codeHash)}
+	res, err := s.consume(ctx, "redeem login code", redeemLoginCode, key, keys, strconv.FormatInt(keyID, 10), maxFails).StringSlice()
 	var rec oauth.LoginCodeRecord
 	if err != nil {
-		return rec, 0, unavailable("redeem login code", err)
+		return rec, 0, err
 	}
 	if len(res) != 2 {
 		return rec, 0, apierr.Wrap(apierr.Internal, fmt.Errorf("redeem login code: unexpected reply of %d elements", len(res)))
@@ -517,6 +638,17 @@ func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) e
 	defer cancel()
 	if err := s.rdb.Set(ctx, key, b, ttl).Err(); err != nil {
 		return unavailable("set record", err)
+	}
+	return nil
+}
+
+// del removes a record that nobody has been given yet (a DEL is safe to
+// send twice).
+func (s *Store) del(ctx context.Context, op, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if err := s.rdb.Del(ctx, key).Err(); err != nil {
+		return unavailable(op, err)
 	}
 	return nil
 }

@@ -183,11 +183,12 @@ func TestRedeemCode(t *testing.T) {
 			t.Fatal("code still stored")
 		}
 		pttl(t, rdb, prefix+"code:{"+code+"}:used", 10*time.Minute)
-		if got, found, err := s.RedeemedBy(ctx, code); err != nil || !found || got != tok {
-			t.Fatalf("RedeemedBy = %q, %v, %v", got, found, err)
+		want := oauth.CodeUse{Token: tok, KeyID: 1, StateHash: state}
+		if got, found, err := s.RedeemedBy(ctx, code); err != nil || !found || got != want {
+			t.Fatalf("RedeemedBy = %+v, %v, %v; want %+v", got, found, err, want)
 		}
 		r, err = s.RedeemCode(ctx, code, 1, state, hash())
-		if err != nil || r.Outcome != oauth.Replayed || r.PreviousToken != tok {
+		if err != nil || r.Outcome != oauth.Replayed || r.Previous != want {
 			t.Fatalf("second RedeemCode = %+v, %v; want replayed with the first token", r, err)
 		}
 	})
@@ -335,6 +336,9 @@ func TestRedisDown(t *testing.T) {
 		{"ConsumeState", func() error { _, err := s.ConsumeState(ctx, hash(), 1); return err }},
 		{"PutCode", func() error { return s.PutCode(ctx, hash(), oauth.CodeRecord{}, time.Minute) }},
 		{"Code", func() error { _, _, err := s.Code(ctx, hash()); return err }},
+		{"DeleteCode", func() error { return s.DeleteCode(ctx, hash()) }},
+		{"LoginCode", func() error { _, _, err := s.LoginCode(ctx, hash(), hash()); return err }},
+		{"DeleteLoginCode", func() error { return s.DeleteLoginCode(ctx, hash(), hash()) }},
 		{"RedeemedBy", func() error { _, _, err := s.RedeemedBy(ctx, hash()); return err }},
 		{"RedeemCode", func() error { _, err := s.RedeemCode(ctx, hash(), 1, hash(), hash()); return err }},
 		{"PutToken", func() error { return s.PutToken(ctx, hash(), oauth.TokenRecord{}, time.Minute) }},

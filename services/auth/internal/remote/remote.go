@@ -103,6 +103,43 @@ func (k Keys) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.
 	return r.GetApiKey(), nil
 }
 
+// CheckKey implements keycache.Validator.
+func (k Keys) CheckKey(ctx context.Context, id int64) (*apikeyv1.APIKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := k.client.CheckKey(ctx, &apikeyv1.CheckKeyRequest{Id: id})
+	if err != nil {
+		return nil, passThrough(err)
+	}
+	if r.GetApiKey() == nil {
+		return nil, apierr.Wrap(apierr.Internal, errEmptyKey)
+	}
+	return r.GetApiKey(), nil
+}
+
+// ActiveKeys is a keycache.Validator (auth's key cache) as the
+// oauth.KeyDirectory that tokens are checked against.
+type ActiveKeys struct{ keys keycache.Validator }
+
+var _ oauth.KeyDirectory = ActiveKeys{}
+
+// NewActiveKeys wraps keys.
+func NewActiveKeys(keys keycache.Validator) ActiveKeys { return ActiveKeys{keys: keys} }
+
+// KeyActive implements oauth.KeyDirectory: the key service's refusal
+// (invalid_api_key) means revoked or gone; other errors mean it could not
+// answer.
+func (a ActiveKeys) KeyActive(ctx context.Context, keyID int64) (bool, error) {
+	_, err := a.keys.CheckKey(ctx, keyID)
+	if apierr.Is(err, apierr.InvalidAPIKey) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 var errEmptyKey = errors.New("apikey service answered without a key record")
 
 // passThrough returns a Moreid status as it is and turns anything else

@@ -61,6 +61,8 @@ type userService struct {
 	users    map[string]fakeUser
 	verifies atomic.Int64
 	updates  atomic.Int64
+	// down makes GetUser answer unavailable, as while Postgres is down.
+	down atomic.Bool
 }
 
 func (s *userService) VerifyPassword(_ context.Context, req *userv1.VerifyPasswordRequest) (*userv1.VerifyPasswordResponse, error) {
@@ -78,6 +80,9 @@ func (s *userService) VerifyPassword(_ context.Context, req *userv1.VerifyPasswo
 }
 
 func (s *userService) GetUser(_ context.Context, req *userv1.GetUserRequest) (*userv1.GetUserResponse, error) {
+	if s.down.Load() {
+		return nil, apierr.Wrap(apierr.Unavailable, errors.New("postgres: connection refused"))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[req.GetUserId()]
@@ -166,6 +171,21 @@ func (s *keyService) ValidateKey(_ context.Context, req *apikeyv1.ValidateKeyReq
 		}
 	}
 	return &apikeyv1.ValidateKeyResponse{ApiKey: k.record}, nil
+}
+
+func (s *keyService) CheckKey(_ context.Context, req *apikeyv1.CheckKeyRequest) (*apikeyv1.CheckKeyResponse, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, apierr.Wrap(apierr.Unavailable, errors.New("postgres: connection refused"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, k := range s.keys {
+		if k.record.GetId() == req.GetId() && !s.revoked[key] {
+			return &apikeyv1.CheckKeyResponse{ApiKey: k.record}, nil
+		}
+	}
+	return nil, apierr.New(apierr.InvalidAPIKey)
 }
 
 func (s *keyService) revoke(key string) {
@@ -325,8 +345,8 @@ func (e *env) start(t *testing.T) {
 	e.logs = &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
-	flows := oauth.New(redisstore.New(e.store, e.prefix), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), ttl, e.o.limits, e.o.events, log)
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
+	flows := oauth.New(redisstore.New(e.store, e.prefix), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },

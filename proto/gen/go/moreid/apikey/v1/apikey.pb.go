@@ -217,6 +217,94 @@ func (x *ValidateKeyResponse) GetApiKey() *APIKey {
 	return nil
 }
 
+type CheckKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckKeyRequest) Reset() {
+	*x = CheckKeyRequest{}
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckKeyRequest) ProtoMessage() {}
+
+func (x *CheckKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckKeyRequest.ProtoReflect.Descriptor instead.
+func (*CheckKeyRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CheckKeyRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type CheckKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckKeyResponse) Reset() {
+	*x = CheckKeyResponse{}
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckKeyResponse) ProtoMessage() {}
+
+func (x *CheckKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckKeyResponse.ProtoReflect.Descriptor instead.
+func (*CheckKeyResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CheckKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
 type CreateAPIKeyRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -230,7 +318,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[3]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +330,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[3]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +343,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{3}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateAPIKeyRequest) GetName() string {
@@ -290,7 +378,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[4]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +390,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[4]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +403,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{4}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -340,7 +428,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[5]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +440,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[5]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +453,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{5}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{7}
 }
 
 type ListAPIKeysResponse struct {
@@ -377,7 +465,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[6]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +477,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[6]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +490,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{6}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -421,7 +509,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[7]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +521,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[7]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +534,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{7}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() int64 {
@@ -465,7 +553,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[8]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +565,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[8]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +578,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{8}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -510,7 +598,7 @@ type SetWhitelistRequest struct {
 
 func (x *SetWhitelistRequest) Reset() {
 	*x = SetWhitelistRequest{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[9]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +610,7 @@ func (x *SetWhitelistRequest) String() string {
 func (*SetWhitelistRequest) ProtoMessage() {}
 
 func (x *SetWhitelistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[9]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +623,7 @@ func (x *SetWhitelistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWhitelistRequest.ProtoReflect.Descriptor instead.
 func (*SetWhitelistRequest) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{9}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetWhitelistRequest) GetId() int64 {
@@ -561,7 +649,7 @@ type SetWhitelistResponse struct {
 
 func (x *SetWhitelistResponse) Reset() {
 	*x = SetWhitelistResponse{}
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[10]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +661,7 @@ func (x *SetWhitelistResponse) String() string {
 func (*SetWhitelistResponse) ProtoMessage() {}
 
 func (x *SetWhitelistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[10]
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +674,7 @@ func (x *SetWhitelistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWhitelistResponse.ProtoReflect.Descriptor instead.
 func (*SetWhitelistResponse) Descriptor() ([]byte, []int) {
-	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{10}
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetWhitelistResponse) GetApiKey() *APIKey {
@@ -615,6 +703,10 @@ const file_moreid_apikey_v1_apikey_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
 	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\"H\n" +
 	"\x13ValidateKeyResponse\x121\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\"!\n" +
+	"\x0fCheckKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"E\n" +
+	"\x10CheckKeyResponse\x121\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\"}\n" +
 	"\x13CreateAPIKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -634,9 +726,10 @@ const file_moreid_apikey_v1_apikey_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1c\n" +
 	"\twhitelist\x18\x02 \x03(\tR\twhitelist\"I\n" +
 	"\x14SetWhitelistResponse\x121\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey2k\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey2\xbe\x01\n" +
 	"\rAPIKeyService\x12Z\n" +
-	"\vValidateKey\x12$.moreid.apikey.v1.ValidateKeyRequest\x1a%.moreid.apikey.v1.ValidateKeyResponse2\x8d\x03\n" +
+	"\vValidateKey\x12$.moreid.apikey.v1.ValidateKeyRequest\x1a%.moreid.apikey.v1.ValidateKeyResponse\x12Q\n" +
+	"\bCheckKey\x12!.moreid.apikey.v1.CheckKeyRequest\x1a\".moreid.apikey.v1.CheckKeyResponse2\x8d\x03\n" +
 	"\x12APIKeyAdminService\x12]\n" +
 	"\fCreateAPIKey\x12%.moreid.apikey.v1.CreateAPIKeyRequest\x1a&.moreid.apikey.v1.CreateAPIKeyResponse\x12Z\n" +
 	"\vListAPIKeys\x12$.moreid.apikey.v1.ListAPIKeysRequest\x1a%.moreid.apikey.v1.ListAPIKeysResponse\x12]\n" +
@@ -655,44 +748,49 @@ func file_moreid_apikey_v1_apikey_proto_rawDescGZIP() []byte {
 	return file_moreid_apikey_v1_apikey_proto_rawDescData
 }
 
-var file_moreid_apikey_v1_apikey_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_moreid_apikey_v1_apikey_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_moreid_apikey_v1_apikey_proto_goTypes = []any{
 	(*APIKey)(nil),                // 0: moreid.apikey.v1.APIKey
 	(*ValidateKeyRequest)(nil),    // 1: moreid.apikey.v1.ValidateKeyRequest
 	(*ValidateKeyResponse)(nil),   // 2: moreid.apikey.v1.ValidateKeyResponse
-	(*CreateAPIKeyRequest)(nil),   // 3: moreid.apikey.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),  // 4: moreid.apikey.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),    // 5: moreid.apikey.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),   // 6: moreid.apikey.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),   // 7: moreid.apikey.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),  // 8: moreid.apikey.v1.RevokeAPIKeyResponse
-	(*SetWhitelistRequest)(nil),   // 9: moreid.apikey.v1.SetWhitelistRequest
-	(*SetWhitelistResponse)(nil),  // 10: moreid.apikey.v1.SetWhitelistResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*CheckKeyRequest)(nil),       // 3: moreid.apikey.v1.CheckKeyRequest
+	(*CheckKeyResponse)(nil),      // 4: moreid.apikey.v1.CheckKeyResponse
+	(*CreateAPIKeyRequest)(nil),   // 5: moreid.apikey.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),  // 6: moreid.apikey.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),    // 7: moreid.apikey.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),   // 8: moreid.apikey.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),   // 9: moreid.apikey.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),  // 10: moreid.apikey.v1.RevokeAPIKeyResponse
+	(*SetWhitelistRequest)(nil),   // 11: moreid.apikey.v1.SetWhitelistRequest
+	(*SetWhitelistResponse)(nil),  // 12: moreid.apikey.v1.SetWhitelistResponse
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_moreid_apikey_v1_apikey_proto_depIdxs = []int32{
-	11, // 0: moreid.apikey.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	11, // 1: moreid.apikey.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	13, // 0: moreid.apikey.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	13, // 1: moreid.apikey.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: moreid.apikey.v1.ValidateKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
-	0,  // 3: moreid.apikey.v1.CreateAPIKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
-	0,  // 4: moreid.apikey.v1.ListAPIKeysResponse.api_keys:type_name -> moreid.apikey.v1.APIKey
-	0,  // 5: moreid.apikey.v1.RevokeAPIKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
-	0,  // 6: moreid.apikey.v1.SetWhitelistResponse.api_key:type_name -> moreid.apikey.v1.APIKey
-	1,  // 7: moreid.apikey.v1.APIKeyService.ValidateKey:input_type -> moreid.apikey.v1.ValidateKeyRequest
-	3,  // 8: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:input_type -> moreid.apikey.v1.CreateAPIKeyRequest
-	5,  // 9: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:input_type -> moreid.apikey.v1.ListAPIKeysRequest
-	7,  // 10: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:input_type -> moreid.apikey.v1.RevokeAPIKeyRequest
-	9,  // 11: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:input_type -> moreid.apikey.v1.SetWhitelistRequest
-	2,  // 12: moreid.apikey.v1.APIKeyService.ValidateKey:output_type -> moreid.apikey.v1.ValidateKeyResponse
-	4,  // 13: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:output_type -> moreid.apikey.v1.CreateAPIKeyResponse
-	6,  // 14: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:output_type -> moreid.apikey.v1.ListAPIKeysResponse
-	8,  // 15: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:output_type -> moreid.apikey.v1.RevokeAPIKeyResponse
-	10, // 16: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:output_type -> moreid.apikey.v1.SetWhitelistResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 3: moreid.apikey.v1.CheckKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
+	0,  // 4: moreid.apikey.v1.CreateAPIKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
+	0,  // 5: moreid.apikey.v1.ListAPIKeysResponse.api_keys:type_name -> moreid.apikey.v1.APIKey
+	0,  // 6: moreid.apikey.v1.RevokeAPIKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
+	0,  // 7: moreid.apikey.v1.SetWhitelistResponse.api_key:type_name -> moreid.apikey.v1.APIKey
+	1,  // 8: moreid.apikey.v1.APIKeyService.ValidateKey:input_type -> moreid.apikey.v1.ValidateKeyRequest
+	3,  // 9: moreid.apikey.v1.APIKeyService.CheckKey:input_type -> moreid.apikey.v1.CheckKeyRequest
+	5,  // 10: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:input_type -> moreid.apikey.v1.CreateAPIKeyRequest
+	7,  // 11: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:input_type -> moreid.apikey.v1.ListAPIKeysRequest
+	9,  // 12: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:input_type -> moreid.apikey.v1.RevokeAPIKeyRequest
+	11, // 13: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:input_type -> moreid.apikey.v1.SetWhitelistRequest
+	2,  // 14: moreid.apikey.v1.APIKeyService.ValidateKey:output_type -> moreid.apikey.v1.ValidateKeyResponse
+	4,  // 15: moreid.apikey.v1.APIKeyService.CheckKey:output_type -> moreid.apikey.v1.CheckKeyResponse
+	6,  // 16: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:output_type -> moreid.apikey.v1.CreateAPIKeyResponse
+	8,  // 17: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:output_type -> moreid.apikey.v1.ListAPIKeysResponse
+	10, // 18: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:output_type -> moreid.apikey.v1.RevokeAPIKeyResponse
+	12, // 19: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:output_type -> moreid.apikey.v1.SetWhitelistResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_moreid_apikey_v1_apikey_proto_init() }
@@ -706,7 +804,7 @@ func file_moreid_apikey_v1_apikey_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moreid_apikey_v1_apikey_proto_rawDesc), len(file_moreid_apikey_v1_apikey_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

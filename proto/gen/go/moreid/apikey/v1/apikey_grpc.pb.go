@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	APIKeyService_ValidateKey_FullMethodName = "/moreid.apikey.v1.APIKeyService/ValidateKey"
+	APIKeyService_CheckKey_FullMethodName    = "/moreid.apikey.v1.APIKeyService/CheckKey"
 )
 
 // APIKeyServiceClient is the client API for APIKeyService service.
@@ -35,6 +36,11 @@ type APIKeyServiceClient interface {
 	// UNAUTHENTICATED (invalid_api_key) for a missing, unknown or revoked key;
 	// PERMISSION_DENIED (ip_not_allowed) for an IP outside the whitelist.
 	ValidateKey(ctx context.Context, in *ValidateKeyRequest, opts ...grpc.CallOption) (*ValidateKeyResponse, error)
+	// CheckKey returns the public record of the key with this id while it is
+	// active: AuthService asks it when an access token issued to the key is
+	// used, so that revoking a key ends its tokens too. UNAUTHENTICATED
+	// (invalid_api_key) for an unknown or revoked id.
+	CheckKey(ctx context.Context, in *CheckKeyRequest, opts ...grpc.CallOption) (*CheckKeyResponse, error)
 }
 
 type aPIKeyServiceClient struct {
@@ -55,6 +61,16 @@ func (c *aPIKeyServiceClient) ValidateKey(ctx context.Context, in *ValidateKeyRe
 	return out, nil
 }
 
+func (c *aPIKeyServiceClient) CheckKey(ctx context.Context, in *CheckKeyRequest, opts ...grpc.CallOption) (*CheckKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckKeyResponse)
+	err := c.cc.Invoke(ctx, APIKeyService_CheckKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // APIKeyServiceServer is the server API for APIKeyService service.
 // All implementations must embed UnimplementedAPIKeyServiceServer
 // for forward compatibility.
@@ -68,6 +84,11 @@ type APIKeyServiceServer interface {
 	// UNAUTHENTICATED (invalid_api_key) for a missing, unknown or revoked key;
 	// PERMISSION_DENIED (ip_not_allowed) for an IP outside the whitelist.
 	ValidateKey(context.Context, *ValidateKeyRequest) (*ValidateKeyResponse, error)
+	// CheckKey returns the public record of the key with this id while it is
+	// active: AuthService asks it when an access token issued to the key is
+	// used, so that revoking a key ends its tokens too. UNAUTHENTICATED
+	// (invalid_api_key) for an unknown or revoked id.
+	CheckKey(context.Context, *CheckKeyRequest) (*CheckKeyResponse, error)
 	mustEmbedUnimplementedAPIKeyServiceServer()
 }
 
@@ -80,6 +101,9 @@ type UnimplementedAPIKeyServiceServer struct{}
 
 func (UnimplementedAPIKeyServiceServer) ValidateKey(context.Context, *ValidateKeyRequest) (*ValidateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateKey not implemented")
+}
+func (UnimplementedAPIKeyServiceServer) CheckKey(context.Context, *CheckKeyRequest) (*CheckKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckKey not implemented")
 }
 func (UnimplementedAPIKeyServiceServer) mustEmbedUnimplementedAPIKeyServiceServer() {}
 func (UnimplementedAPIKeyServiceServer) testEmbeddedByValue()                       {}
@@ -120,6 +144,24 @@ func _APIKeyService_ValidateKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _APIKeyService_CheckKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(APIKeyServiceServer).CheckKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: APIKeyService_CheckKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(APIKeyServiceServer).CheckKey(ctx, req.(*CheckKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // APIKeyService_ServiceDesc is the grpc.ServiceDesc for APIKeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -130,6 +172,10 @@ var APIKeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ValidateKey",
 			Handler:    _APIKeyService_ValidateKey_Handler,
+		},
+		{
+			MethodName: "CheckKey",
+			Handler:    _APIKeyService_CheckKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
