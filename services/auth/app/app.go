@@ -51,6 +51,9 @@ type Settings struct {
 	KeyStale   time.Duration
 	Gateways   []netip.Prefix
 	Drain      time.Duration
+
+	// RedisTimeout bounds each Redis call (MOREID_REDIS_TIMEOUT).
+	RedisTimeout time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the auth service.
@@ -76,6 +79,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		}),
 		Drain: run.DrainTimeout(r),
 	}
+	s.RedisTimeout = redisdb.Timeout(r)
 	return s, r.Err()
 }
 
@@ -95,7 +99,7 @@ type App struct {
 // apikey services (network or in-process). Close releases Redis and the
 // database, not the connections.
 func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.ClientConnInterface) (*App, error) {
-	rdb, err := redisdb.Open(ctx, cfg.RedisURL)
+	rdb, err := redisdb.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +114,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	trail := audit.NewWriter(db, "auth", log)
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
-	flows := oauth.New(redisstore.New(rdb, cfg.Prefix), remote.NewUsers(userv1.NewUserServiceClient(users)), ttl, cfg.Limits, trail, log)
+	flows := oauth.New(redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout), remote.NewUsers(userv1.NewUserServiceClient(users)), ttl, cfg.Limits, trail, log)
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
 	return &App{
 		api:   server.New(flows),

@@ -19,22 +19,23 @@ import (
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 )
 
-// opTimeout bounds every Redis round trip, so that an outage answers
-// unavailable quickly instead of holding the request.
-const opTimeout = 2 * time.Second
-
 // Store implements oauth.Store.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// opTimeout bounds every Redis round trip (MOREID_REDIS_TIMEOUT), so
+	// that an outage answers unavailable quickly instead of holding the
+	// request, while a slow reply within it only makes the request slower.
+	opTimeout time.Duration
 }
 
 var _ oauth.Store = (*Store)(nil)
 
-// New returns a store writing keys under prefix (e.g. "moreid:").
-func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix, now: time.Now}
+// New returns a store writing keys under prefix (e.g. "moreid:"), each
+// call bounded by opTimeout (redisdb.Timeout).
+func New(rdb redis.UniversalClient, prefix string, opTimeout time.Duration) *Store {
+	return &Store{rdb: rdb, prefix: prefix, now: time.Now, opTimeout: opTimeout}
 }
 
 // The state, its failure counter and its login codes share the {hash} tag,
@@ -93,7 +94,7 @@ return 1
 
 // ConsumeState implements oauth.Store.
 func (s *Store) ConsumeState(ctx context.Context, stateHash string, keyID int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash)}
 	n, err := consumeState.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10)).Int()
@@ -117,7 +118,7 @@ func (s *Store) Code(ctx context.Context, codeHash string) (oauth.CodeRecord, bo
 
 // RedeemedBy implements oauth.Store.
 func (s *Store) RedeemedBy(ctx context.Context, codeHash string) (string, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	v, err := s.rdb.Get(ctx, s.markerKey(codeHash)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -153,7 +154,7 @@ return {'missing', ''}
 
 // RedeemCode implements oauth.Store.
 func (s *Store) RedeemCode(ctx context.Context, codeHash string, keyID int64, stateHash, tokenHash string) (oauth.Redemption, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	keys := []string{s.codeKey(codeHash), s.markerKey(codeHash)}
 	res, err := redeemCode.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), stateHash, tokenHash).StringSlice()
@@ -187,7 +188,7 @@ func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenR
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	index := s.userTokensKey(rec.UserID)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -235,7 +236,7 @@ func (s *Store) Token(ctx context.Context, tokenHash string) (oauth.TokenRecord,
 
 // DeleteToken implements oauth.Store.
 func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (oauth.TokenRecord, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	var rec oauth.TokenRecord
 	b, err := s.rdb.GetDel(ctx, s.tokenKey(tokenHash)).Bytes()
@@ -259,7 +260,7 @@ func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (oauth.TokenR
 // DeleteUserTokens implements oauth.Store. Only the index entries read are
 // removed, so a token issued meanwhile stays indexed.
 func (s *Store) DeleteUserTokens(ctx context.Context, userID string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	index := s.userTokensKey(userID)
 	hashes, err := s.rdb.SMembers(ctx, index).Result()
@@ -305,7 +306,7 @@ func (s *Store) UCA(ctx context.Context, ucaHash string) (oauth.UCARecord, bool,
 // TakeUCA implements oauth.Store: GETDEL, so of concurrent takers exactly
 // one gets the record.
 func (s *Store) TakeUCA(ctx context.Context, ucaHash string) (oauth.UCARecord, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	var rec oauth.UCARecord
 	b, err := s.rdb.GetDel(ctx, s.ucaKey(ucaHash)).Bytes()
@@ -355,7 +356,7 @@ return {'wrong', ''}
 
 // RedeemLoginCode implements oauth.Store.
 func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64, maxFails int) (oauth.LoginCodeRecord, oauth.LoginOutcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash), s.loginCodeKey(stateHash, codeHash)}
 	res, err := redeemLoginCode.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), maxFails).StringSlice()
@@ -402,7 +403,7 @@ return 1
 
 // CountStateFailure implements oauth.Store.
 func (s *Store) CountStateFailure(ctx context.Context, stateHash string, keyID int64, maxFails int) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash)}
 	n, err := failState.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), maxFails).Int()
@@ -430,7 +431,7 @@ func (s *Store) CountFailure(ctx context.Context, userID, ip string, window time
 	if len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	ms := window.Milliseconds()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -448,7 +449,7 @@ func (s *Store) CountFailure(ctx context.Context, userID, ip string, window time
 // Failures implements oauth.Store, in one round trip.
 func (s *Store) Failures(ctx context.Context, userID, ip string) (oauth.FailureCounts, error) {
 	var c oauth.FailureCounts
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	type counter struct {
 		n   *redis.StringCmd
@@ -513,7 +514,7 @@ func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) e
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	if err := s.rdb.Set(ctx, key, b, ttl).Err(); err != nil {
 		return unavailable("set record", err)
@@ -522,7 +523,7 @@ func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) e
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	b, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -540,7 +541,7 @@ func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
 // getWithTTL is get that also reads the record's remaining lifetime, in one
 // round trip.
 func (s *Store) getWithTTL(ctx context.Context, key string, v any) (time.Duration, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	var get *redis.StringCmd
 	var ttl *redis.DurationCmd

@@ -24,6 +24,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
@@ -275,7 +276,7 @@ func (e *env) start(t *testing.T) {
 	e.logs = &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
-	flows := oauth.New(redisstore.New(e.store, e.prefix), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), ttl, e.o.limits, e.o.events, log)
+	flows := oauth.New(redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), ttl, e.o.limits, e.o.events, log)
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
