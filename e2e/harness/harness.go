@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -411,26 +410,8 @@ func (s *Suite) CreateKey(t TB, name string, extra ...string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// freeAddr picks a free loopback port below the kernel's ephemeral range
-// (32768 and up): a port the kernel handed out for :0 and we released can be
-// taken by any outgoing connection before our process binds it.
+// freeAddr picks a free loopback port (testenv.FreeAddr).
 func freeAddr(t TB) string {
 	t.Helper()
-	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		l.Close()
-		if _, taken := picked.LoadOrStore(addr, true); taken {
-			continue // handed out already in this process, maybe not bound yet
-		}
-		return addr
-	}
-	t.Fatalf("no free loopback port found")
-	return ""
+	return testenv.FreeAddr(t)
 }
-
-// picked remembers every port freeAddr handed out in this process.
-var picked sync.Map
