@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -349,6 +351,30 @@ func (s *Suite) ready() bool {
 				return false
 			}
 			c.Close()
+		}
+		if !authConnected(env["MOREID_AUTH_ADDR"]) {
+			return false
+		}
+	}
+	return true
+}
+
+// authConnected reports whether auth is ready and its connections to user
+// and apikey work. /readyz no longer says so (readiness does not cascade),
+// and auth's connection to a callee that started after it may still be in
+// its reconnect backoff while the callee already listens.
+func authConnected(addr string) bool {
+	conn, err := grpcx.Dial(addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, svc := range []string{"", "user", "apikey"} {
+		r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return false
 		}
 	}
 	return true

@@ -120,8 +120,12 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 		api:   server.New(flows),
 		keys:  server.KeyInterceptor(cache, cfg.Gateways),
 		trail: trail,
+		// Ready means Redis answers: with user or apikey down (Postgres
+		// down), auth still redeems issued codes and serves tokens, so
+		// their state is reported, not part of auth's readiness.
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
-			"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		}).Downstream("auth", log, map[string]grpcx.Probe{
 			"user":   grpcx.ServiceProbe(healthpb.NewHealthClient(users)),
 			"apikey": grpcx.ServiceProbe(healthpb.NewHealthClient(keys)),
 		}),
