@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +19,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -351,6 +352,30 @@ func (s *Suite) ready() bool {
 			}
 			c.Close()
 		}
+		if !authConnected(env["MOREID_AUTH_ADDR"]) {
+			return false
+		}
+	}
+	return true
+}
+
+// authConnected reports whether auth is ready and its connections to user
+// and apikey work. /readyz no longer says so (readiness does not cascade),
+// and auth's connection to a callee that started after it may still be in
+// its reconnect backoff while the callee already listens.
+func authConnected(addr string) bool {
+	conn, err := grpcx.Dial(addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, svc := range []string{"", "user", "apikey"} {
+		r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return false
+		}
 	}
 	return true
 }
@@ -421,26 +446,8 @@ func (s *Suite) CreateKey(t TB, name string, extra ...string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// freeAddr picks a free loopback port below the kernel's ephemeral range
-// (32768 and up): a port the kernel handed out for :0 and we released can be
-// taken by any outgoing connection before our process binds it.
+// freeAddr picks a free loopback port (testenv.FreeAddr).
 func freeAddr(t TB) string {
 	t.Helper()
-	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		l.Close()
-		if _, taken := picked.LoadOrStore(addr, true); taken {
-			continue // handed out already in this process, maybe not bound yet
-		}
-		return addr
-	}
-	t.Fatalf("no free loopback port found")
-	return ""
+	return testenv.FreeAddr(t)
 }
-
-// picked remembers every port freeAddr handed out in this process.
-var picked sync.Map

@@ -41,7 +41,10 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 // NewServer returns the gateway's HTTP server (without its listener) in
 // front of AuthService on auth.
 func NewServer(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger) (*http.Server, error) {
-	handler, err := gateway.New(auth, trusted, log, grpcx.ServiceProbe(healthpb.NewHealthClient(auth)))
+	// Ready while auth answers: auth's own readiness (Redis) is its own
+	// pods' business, reported here only as moreid_downstream_up.
+	ready := grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(auth))
+	handler, err := gateway.New(auth, trusted, log, ready)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,27 @@ func DSN(r *config.Reader) string {
 	return r.String("MOREID_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable")
 }
 
+// DefaultTimeout is MOREID_POSTGRES_TIMEOUT's default. A statement of the
+// services is one indexed lookup or write (about a millisecond), so a
+// second means Postgres is hung or unreachable: the caller gets 503 then
+// instead of holding the request.
+const DefaultTimeout = time.Second
+
+// Timeout reads MOREID_POSTGRES_TIMEOUT, the longest one Postgres call may
+// take, waiting for a pooled connection included.
+func Timeout(r *config.Reader) time.Duration {
+	return r.Duration("MOREID_POSTGRES_TIMEOUT", DefaultTimeout)
+}
+
+// Bound returns db bound to ctx with at most timeout left, for one call:
+// the deadline covers taking a connection from the pool (or opening one)
+// and the statement. Keep CPU work, such as hashing a password, out of it.
+// Call cancel when the call is done.
+func Bound(ctx context.Context, db *gorm.DB, timeout time.Duration) (*gorm.DB, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return db.WithContext(ctx), cancel
+}
+
 // Options tune the connection pool.
 type Options struct {
 	// MaxOpenConns bounds the pool; every connection it opens is kept idle

@@ -57,6 +57,10 @@ var (
 		Name: "moreid_postgres_listener_live",
 		Help: "1 while the Postgres change listener of a channel is connected; 0 means the cache it feeds is off.",
 	}, []string{"channel"})
+	downstreamUp = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "moreid_downstream_up",
+		Help: "1 while a Moreid component this one calls reports ready, 0 otherwise (updated at each readiness check). Not part of this component's own readiness.",
+	}, []string{"component", "downstream"})
 	// Bound once: these are counted on the hottest read path.
 	profileHits, profileMisses = profileLookups.WithLabelValues("hit"), profileLookups.WithLabelValues("miss")
 )
@@ -92,6 +96,16 @@ func ListenerLive(channel string, live bool) {
 		v = 1
 	}
 	listenerLive.WithLabelValues(channel).Set(v)
+}
+
+// DownstreamUp records whether downstream, a component that component
+// calls, reported ready.
+func DownstreamUp(component, downstream string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	downstreamUp.WithLabelValues(component, downstream).Set(v)
 }
 
 // UnaryServerInterceptor records every gRPC call's outcome and latency.

@@ -1,13 +1,14 @@
 // Package testenv gives tests their own Postgres database and Redis keyspace
 // on the real servers (never the ones `make run` uses), and removes them when
 // the test ends. Set MOREID_TEST_POSTGRES_URL / MOREID_TEST_REDIS_URL to
-// point tests elsewhere. It also hands out free loopback addresses, and
-// builds and runs a command's binary for the tests of main packages.
+// point tests elsewhere. It also hands out free loopback addresses, runs
+// Redis, Redis Cluster and Postgres servers of a test's own (to crash or
+// freeze them), and builds and runs a command's binary for the tests of
+// main packages.
 package testenv
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/secret"
 )
 
@@ -90,14 +92,15 @@ func Redis(t TB) (redis.UniversalClient, string) {
 	return RedisOn(t, RedisURL())
 }
 
-// RedisOn is Redis for the server at redisURL.
+// RedisOn is Redis for the server at redisURL, in any form
+// MOREID_REDIS_URL takes (a Cluster's too).
 func RedisOn(t TB, redisURL string) (redis.UniversalClient, string) {
 	t.Helper()
-	opts, err := redis.ParseURL(redisURL)
+	opts, err := redisdb.Options(redisURL, 5*time.Second)
 	if err != nil {
 		t.Fatalf("redis URL: %v", err)
 	}
-	client := redis.NewClient(opts)
+	client := redis.NewUniversalClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -112,27 +115,24 @@ func RedisOn(t TB, redisURL string) (redis.UniversalClient, string) {
 }
 
 // DeleteKeys removes every key that starts with prefix.
+// On a Cluster it scans every master.
 func DeleteKeys(t TB, client redis.UniversalClient, prefix string) {
 	t.Helper()
 	ctx := context.Background()
-	iter := client.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		client.Del(ctx, iter.Val())
+	scan := func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			node.Del(ctx, iter.Val())
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil && !strings.Contains(err.Error(), "closed") {
+	var err error
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	} else {
+		err = scan(ctx, client)
+	}
+	if err != nil && !strings.Contains(err.Error(), "closed") {
 		t.Logf("cleaning redis keys %s*: %v", prefix, err)
 	}
-}
-
-// FreeAddr returns a loopback address on which nothing listens: a port that
-// was free a moment ago. Tests hand it to a binary to listen on, or dial it
-// to see how a component copes with a dependency that is down.
-func FreeAddr(t TB) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
 }

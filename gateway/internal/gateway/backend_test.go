@@ -199,7 +199,7 @@ func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 // startGateway serves the real handler over real HTTP.
 func startGateway(t *testing.T, conn *grpc.ClientConn, trusted []netip.Prefix, log *slog.Logger) *httptest.Server {
 	t.Helper()
-	h, err := New(conn, trusted, log, grpcx.ServiceProbe(healthpb.NewHealthClient(conn)))
+	h, err := New(conn, trusted, log, grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(conn)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -505,10 +505,12 @@ func TestHealth(t *testing.T) {
 	t.Run("healthz", func(t *testing.T) { ok(t, send(t, srv, get(srv, "/healthz"))) })
 	t.Run("healthz without backend", func(t *testing.T) { ok(t, send(t, dead, get(dead, "/healthz"))) })
 	t.Run("readyz serving", func(t *testing.T) { ok(t, send(t, srv, get(srv, "/readyz"))) })
-	t.Run("readyz not serving", func(t *testing.T) {
+	// Auth's own readiness (its Redis) does not cascade: the gateway is
+	// ready while auth answers.
+	t.Run("readyz while auth is not serving", func(t *testing.T) {
 		b.healthy.Store(false)
 		t.Cleanup(func() { b.healthy.Store(true) })
-		assertError(t, send(t, srv, get(srv, "/readyz")), 503, apierr.Unavailable, "")
+		ok(t, send(t, srv, get(srv, "/readyz")))
 	})
 	t.Run("readyz backend unreachable", func(t *testing.T) {
 		assertError(t, send(t, dead, get(dead, "/readyz")), 503, apierr.Unavailable, "")

@@ -10,8 +10,10 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 )
 
-// readyTimeout is how long /readyz waits for the backend's health answer.
-const readyTimeout = time.Second
+// readyTimeout is how long /readyz waits for the backend's health answer:
+// longer than the backend's own probes take (grpcx bounds them at 1 s), so
+// that a backend answering NOT_SERVING slowly still counts as reachable.
+const readyTimeout = 2 * time.Second
 
 // live answers /healthz: the process runs and serves HTTP.
 func live(w http.ResponseWriter, r *http.Request) {
@@ -21,8 +23,8 @@ func live(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body{Success: true, Message: "ok"})
 }
 
-// readiness answers /readyz from AuthService's grpc.health.v1 Check (empty
-// service name: AuthService with Redis, UserService and APIKeyService).
+// readiness answers /readyz from the probe of the gateway's own dependency:
+// its connection to auth (grpcx.ConnectionProbe in app).
 func readiness(probe grpcx.Probe, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !readOnly(w, r) {

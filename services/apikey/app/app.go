@@ -29,6 +29,8 @@ type Settings struct {
 	Addr        string
 	AdminAddr   string
 	Drain       time.Duration
+	// PgTimeout bounds each Postgres call (MOREID_POSTGRES_TIMEOUT).
+	PgTimeout time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the API-key service.
@@ -39,6 +41,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		AdminAddr:   r.String("MOREID_APIKEY_ADMIN_ADDR", "127.0.0.1:9192"),
 		Drain:       run.DrainTimeout(r),
 	}
+	s.PgTimeout = pgdb.Timeout(r)
 	return s, r.Err()
 }
 
@@ -60,7 +63,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 		return nil, err
 	}
 	return &App{
-		svc:   apikey.New(pgstore.New(db)),
+		svc:   apikey.New(pgstore.New(db, cfg.PgTimeout)),
 		trail: audit.NewWriter(db, "apikey", log),
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
 			"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },

@@ -55,6 +55,9 @@ type Settings struct {
 	// TLS, only a peer presenting one may set the client IP.
 	GatewayNames []string
 	Drain        time.Duration
+
+	// RedisTimeout bounds each Redis call (MOREID_REDIS_TIMEOUT).
+	RedisTimeout time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the auth service.
@@ -81,6 +84,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		GatewayNames: names(r.String("MOREID_GATEWAY_NAMES", "")),
 		Drain:        run.DrainTimeout(r),
 	}
+	s.RedisTimeout = redisdb.Timeout(r)
 	return s, r.Err()
 }
 
@@ -111,7 +115,7 @@ type App struct {
 // apikey services (network or in-process). Close releases Redis and the
 // database, not the connections.
 func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.ClientConnInterface) (*App, error) {
-	rdb, err := redisdb.Open(ctx, cfg.RedisURL)
+	rdb, err := redisdb.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -127,13 +131,17 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
-	flows := oauth.New(redisstore.New(rdb, cfg.Prefix), remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
+	flows := oauth.New(redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout), remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
 	return &App{
 		api:   server.New(flows),
 		keys:  server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...),
 		trail: trail,
+		// Ready means Redis answers: with user or apikey down (Postgres
+		// down), auth still redeems issued codes and serves tokens, so
+		// their state is reported, not part of auth's readiness.
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
-			"redis":  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		}).Downstream("auth", log, map[string]grpcx.Probe{
 			"user":   grpcx.ServiceProbe(healthpb.NewHealthClient(users)),
 			"apikey": grpcx.ServiceProbe(healthpb.NewHealthClient(keys)),
 		}),

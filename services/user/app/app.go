@@ -40,6 +40,8 @@ type Settings struct {
 	// turns the cache off.
 	CacheSize int
 	CacheTTL  time.Duration
+	// PgTimeout bounds each Postgres call (MOREID_POSTGRES_TIMEOUT).
+	PgTimeout time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the user service.
@@ -58,6 +60,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		CacheSize:   r.Int("MOREID_USER_CACHE_SIZE", 100_000, 0),
 		CacheTTL:    r.Duration("MOREID_USER_CACHE_TTL", 30*time.Second),
 	}
+	s.PgTimeout = pgdb.Timeout(r)
 	threads := r.Int("MOREID_ARGON2_THREADS", 1, 1)
 	if err := r.Err(); err != nil {
 		return s, err
@@ -109,7 +112,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	if cache != nil {
 		a.units = append(a.units, pgdb.NewListener(cfg.DSN, pgstore.ChangesChannel, cache.Forget, cache.SetLive, log).Unit())
 	}
-	a.svc = user.NewService(pgstore.New(db), hasher, cache, cfg.DefaultAvatar, log)
+	a.svc = user.NewService(pgstore.New(db, cfg.PgTimeout), hasher, cache, cfg.DefaultAvatar, log)
 	return a, nil
 }
 

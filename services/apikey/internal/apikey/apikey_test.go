@@ -12,6 +12,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
@@ -25,7 +26,7 @@ var keyFormat = regexp.MustCompile(`^ml_[0-9a-f]{64}$`)
 func newService(t *testing.T) (*apikey.Service, *gorm.DB) {
 	t.Helper()
 	db := pgdbtest.Open(t, testenv.Postgres(t), 4, pgstore.Migrate)
-	return apikey.New(pgstore.New(db)), db
+	return apikey.New(pgstore.New(db, pgdb.DefaultTimeout)), db
 }
 
 func create(t *testing.T, svc *apikey.Service, req apikey.CreateRequest) (apikey.Key, string) {

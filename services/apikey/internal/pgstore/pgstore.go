@@ -24,10 +24,6 @@ import (
 // VersionTable records which of this service's migrations are applied.
 const VersionTable = "apikey_schema_migrations"
 
-// opTimeout bounds every statement so that a stalled Postgres answers
-// Unavailable quickly instead of holding the caller.
-const opTimeout = 5 * time.Second
-
 //go:embed migrations/*.sql
 var migrations embed.FS
 
@@ -38,13 +34,17 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 
 // Store implements apikey.Store.
 type Store struct {
-	db *gorm.DB
+	db      *gorm.DB
+	timeout time.Duration
 }
 
 var _ apikey.Store = (*Store)(nil)
 
-// New returns a Store over db (already migrated).
-func New(db *gorm.DB) *Store { return &Store{db: db} }
+// New returns a Store over db (already migrated) whose every statement is
+// bounded by timeout (MOREID_POSTGRES_TIMEOUT, pgdb.Timeout), so that a
+// stalled Postgres answers Unavailable quickly instead of holding the
+// caller.
+func New(db *gorm.DB, timeout time.Duration) *Store { return &Store{db: db, timeout: timeout} }
 
 // row is one api_keys row.
 type row struct {
@@ -64,11 +64,11 @@ const columns = "id, key_hash, prefix, name, whitelist, password_login, created_
 
 // Insert implements apikey.Store.
 func (s *Store) Insert(ctx context.Context, k apikey.NewKey) (apikey.Key, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
 	defer cancel()
 	var r row
 	// created_at comes from the database clock, one clock for every replica.
-	err := s.db.WithContext(ctx).Raw(
+	err := db.Raw(
 		`INSERT INTO api_keys (key_hash, prefix, name, whitelist, password_login)
 		 VALUES (?, ?, ?, ?, ?) RETURNING `+columns,
 		k.Hash, k.Prefix, k.Name, textArray(ipset.Strings(k.Whitelist)), k.PasswordLogin,
@@ -82,10 +82,10 @@ func (s *Store) Insert(ctx context.Context, k apikey.NewKey) (apikey.Key, error)
 // List implements apikey.Store. Identity ids grow with every insert, so id
 // order is issue order.
 func (s *Store) List(ctx context.Context) ([]apikey.Key, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
 	defer cancel()
 	var rows []row
-	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
+	if err := db.Order("id").Find(&rows).Error; err != nil {
 		return nil, pgdb.Classify("list api keys", err)
 	}
 	out := make([]apikey.Key, 0, len(rows))
@@ -113,10 +113,10 @@ func (s *Store) SetWhitelist(ctx context.Context, id int64, whitelist []netip.Pr
 }
 
 func (s *Store) update(ctx context.Context, op, query string, args ...any) (apikey.Key, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
 	defer cancel()
 	var r row
-	res := s.db.WithContext(ctx).Raw(query, args...).Scan(&r)
+	res := db.Raw(query, args...).Scan(&r)
 	if res.Error != nil {
 		return apikey.Key{}, pgdb.Classify(op, res.Error)
 	}
@@ -129,10 +129,10 @@ func (s *Store) update(ctx context.Context, op, query string, args ...any) (apik
 // ByHash implements apikey.Store: one lookup on the unique key_hash index,
 // a statement pgx prepares once per connection and then reuses.
 func (s *Store) ByHash(ctx context.Context, hash string) (apikey.Key, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
 	defer cancel()
 	var r row
-	err := s.db.WithContext(ctx).Where("key_hash = ?", hash).Take(&r).Error
+	err := db.Where("key_hash = ?", hash).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return apikey.Key{}, apierr.New(apierr.NotFound)
 	}
@@ -144,10 +144,10 @@ func (s *Store) ByHash(ctx context.Context, hash string) (apikey.Key, error) {
 
 // ByID implements apikey.Store: one lookup on the primary key.
 func (s *Store) ByID(ctx context.Context, id int64) (apikey.Key, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
 	defer cancel()
 	var r row
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error
+	err := db.Where("id = ?", id).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return apikey.Key{}, apierr.New(apierr.NotFound)
 	}

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
@@ -67,7 +68,7 @@ func TestMigrations(t *testing.T) {
 	})
 
 	t.Run("key_hash is unique", func(t *testing.T) {
-		store := pgstore.New(db)
+		store := pgstore.New(db, pgdb.DefaultTimeout)
 		nk := apikey.NewKey{Hash: secret.Hash("x"), Prefix: "ml_00000000", Name: "a", PasswordLogin: true}
 		if _, err := store.Insert(ctx, nk); err != nil {
 			t.Fatal(err)
@@ -87,7 +88,7 @@ func TestUnreachablePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := pgstore.New(db)
+	store := pgstore.New(db, pgdb.DefaultTimeout)
 	ctx := context.Background()
 	for name, op := range map[string]func() error{
 		"insert": func() error {

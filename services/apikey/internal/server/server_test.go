@@ -21,6 +21,7 @@ import (
 	"github.com/moreline/moreid/platform/audit/audittest"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
@@ -39,7 +40,7 @@ type suite struct {
 
 func start(t *testing.T, db *gorm.DB) suite {
 	t.Helper()
-	svc := apikey.New(pgstore.New(db))
+	svc := apikey.New(pgstore.New(db, pgdb.DefaultTimeout))
 	sqlDB, err := db.DB()
 	if err != nil {
 		t.Fatal(err)

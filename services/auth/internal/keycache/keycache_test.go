@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -293,4 +294,61 @@ func TestCacheStale(t *testing.T) {
 			t.Fatalf("err = %v, want unavailable", err)
 		}
 	})
+}
+
+// hung is a key service that answers only when the call's context ends
+// (as a frozen Postgres behind it does), reporting unavailable then, and
+// remembers how long each call was allowed.
+type hung struct {
+	mu      sync.Mutex
+	allowed []time.Duration // 0: no deadline
+	hang    bool
+}
+
+func (h *hung) CheckKey(ctx context.Context, id int64) (*apikeyv1.APIKey, error) {
+	return h.ValidateKey(ctx, strconv.FormatInt(id, 10), "")
+}
+
+func (h *hung) ValidateKey(ctx context.Context, key, _ string) (*apikeyv1.APIKey, error) {
+	h.mu.Lock()
+	hang := h.hang
+	allowed := time.Duration(0)
+	if d, ok := ctx.Deadline(); ok {
+		allowed = time.Until(d)
+	}
+	h.allowed = append(h.allowed, allowed)
+	h.mu.Unlock()
+	if !hang {
+		return &apikeyv1.APIKey{Id: 1, Name: key}, nil
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second): // a test without the bound still ends
+	}
+	return nil, apierr.Wrap(apierr.Unavailable, errors.New("deadline exceeded"))
+}
+
+// While a positive answer could stand in, a hung key service holds the
+// request for at most fallbackWait, not for the caller's whole deadline;
+// with nothing to fall back on, the caller's deadline alone applies.
+func TestHungKeyServiceFallsBackQuickly(t *testing.T) {
+	h := &hung{}
+	clk := &clock{t: time.Unix(1700000000, 0)}
+	c := newCache(h, MaxTTL, testStale, 10, clk.now)
+	ctx := context.Background()
+	if _, err := c.ValidateKey(ctx, "k", "1.2.3.4"); err != nil {
+		t.Fatal(err)
+	}
+	h.hang = true
+	clk.advance(MaxTTL)
+	k, err := c.ValidateKey(ctx, "k", "1.2.3.4")
+	if err != nil || k.GetName() != "k" {
+		t.Fatalf("hung key service: %v, %v; want the last answer", k, err)
+	}
+	if _, err := c.ValidateKey(ctx, "new", "1.2.3.4"); !apierr.Is(err, apierr.Unavailable) {
+		t.Fatalf("unknown key, hung service: err = %v, want unavailable", err)
+	}
+	if got := h.allowed; len(got) != 3 || got[0] != 0 || got[1] <= 0 || got[1] > fallbackWait || got[2] != 0 {
+		t.Fatalf("time allowed per call %v, want [none, ≤ %s, none]", got, fallbackWait)
+	}
 }

@@ -21,15 +21,11 @@ import (
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 )
 
-// opTimeout bounds every Redis round trip, so that an outage answers
-// unavailable quickly instead of holding the request.
-const opTimeout = 2 * time.Second
-
 // markerTTL is how long a consuming script remembers its answer to one
 // attempt: a little above the longest a call with its one re-ask can take
 // (2 × opTimeout), so that every copy of the call that go-redis or consume
 // re-sends finds the answer instead of acting again.
-const markerTTL = 2*opTimeout + time.Second
+func (s *Store) markerTTL() time.Duration { return 2*s.opTimeout + time.Second }
 
 // once makes a consuming script safe to send again. go-redis re-sends a
 // command after a read timeout or a broken connection (MaxRetries, and the
@@ -63,9 +59,9 @@ return r
 // never by anybody else. slotKey is the record the marker goes with.
 func (s *Store) consume(ctx context.Context, op string, script *redis.Script, slotKey string, keys []string, args ...any) *redis.Cmd {
 	keys = append(keys, sameSlot(slotKey, ":once:"+secret.New("", 22, secret.Alphanumeric)))
-	args = append(args, markerTTL.Milliseconds())
+	args = append(args, s.markerTTL().Milliseconds())
 	run := func() *redis.Cmd {
-		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 		defer cancel()
 		return script.Run(ctx, s.rdb, keys, args...)
 	}
@@ -97,15 +93,20 @@ type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// opTimeout bounds every Redis round trip (MOREID_REDIS_TIMEOUT), so
+	// that an outage answers unavailable quickly instead of holding the
+	// request, while a slow reply within it only makes the request slower.
+	opTimeout time.Duration
 	// reasks counts the calls consume asked again, for tests.
 	reasks atomic.Int64
 }
 
 var _ oauth.Store = (*Store)(nil)
 
-// New returns a store writing keys under prefix (e.g. "moreid:").
-func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix, now: time.Now}
+// New returns a store writing keys under prefix (e.g. "moreid:"), each
+// call bounded by opTimeout (redisdb.Timeout).
+func New(rdb redis.UniversalClient, prefix string, opTimeout time.Duration) *Store {
+	return &Store{rdb: rdb, prefix: prefix, now: time.Now, opTimeout: opTimeout}
 }
 
 // Reasks is how many consuming calls had to ask Redis a second time
@@ -195,7 +196,7 @@ func (s *Store) DeleteCode(ctx context.Context, codeHash string) error {
 
 // RedeemedBy implements oauth.Store.
 func (s *Store) RedeemedBy(ctx context.Context, codeHash string) (oauth.CodeUse, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	v, err := s.rdb.Get(ctx, s.markerKey(codeHash)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -286,7 +287,7 @@ func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenR
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	index := s.userTokensKey(rec.UserID)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -354,7 +355,7 @@ func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (oauth.TokenR
 	// would be harmless: revoking a user's tokens counts live records. An
 	// undecodable record is gone all the same.
 	if json.Unmarshal([]byte(v), &rec) == nil && rec.UserID != "" {
-		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 		defer cancel()
 		if err := s.rdb.SRem(ctx, s.userTokensKey(rec.UserID), tokenHash).Err(); err != nil {
 			return rec, true, unavailable("unindex token", err)
@@ -366,7 +367,7 @@ func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (oauth.TokenR
 // DeleteUserTokens implements oauth.Store. Only the index entries read are
 // removed, so a token issued meanwhile stays indexed.
 func (s *Store) DeleteUserTokens(ctx context.Context, userID string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	index := s.userTokensKey(userID)
 	hashes, err := s.rdb.SMembers(ctx, index).Result()
@@ -523,7 +524,7 @@ return 1
 
 // CountStateFailure implements oauth.Store.
 func (s *Store) CountStateFailure(ctx context.Context, stateHash string, keyID int64, maxFails int) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash)}
 	n, err := failState.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), maxFails).Int()
@@ -551,7 +552,7 @@ func (s *Store) CountFailure(ctx context.Context, userID, ip string, window time
 	if len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	ms := window.Milliseconds()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -569,7 +570,7 @@ func (s *Store) CountFailure(ctx context.Context, userID, ip string, window time
 // Failures implements oauth.Store, in one round trip.
 func (s *Store) Failures(ctx context.Context, userID, ip string) (oauth.FailureCounts, error) {
 	var c oauth.FailureCounts
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	type counter struct {
 		n   *redis.StringCmd
@@ -634,7 +635,7 @@ func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) e
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	if err := s.rdb.Set(ctx, key, b, ttl).Err(); err != nil {
 		return unavailable("set record", err)
@@ -645,7 +646,7 @@ func (s *Store) put(ctx context.Context, key string, v any, ttl time.Duration) e
 // del removes a record that nobody has been given yet (a DEL is safe to
 // send twice).
 func (s *Store) del(ctx context.Context, op, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	if err := s.rdb.Del(ctx, key).Err(); err != nil {
 		return unavailable(op, err)
@@ -654,7 +655,7 @@ func (s *Store) del(ctx context.Context, op, key string) error {
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	b, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -672,7 +673,7 @@ func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
 // getWithTTL is get that also reads the record's remaining lifetime, in one
 // round trip.
 func (s *Store) getWithTTL(ctx context.Context, key string, v any) (time.Duration, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	var get *redis.StringCmd
 	var ttl *redis.DurationCmd

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
@@ -21,7 +22,7 @@ import (
 func newStore(t *testing.T) (*redisstore.Store, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	return redisstore.New(rdb, prefix), rdb, prefix
+	return redisstore.New(rdb, prefix, redisdb.DefaultTimeout), rdb, prefix
 }
 
 func hash() string { return secret.Hash(secret.New("", 32, secret.Alphanumeric)) }
@@ -325,7 +326,7 @@ func TestRedisDown(t *testing.T) {
 		MaxRetries:  1,
 	})
 	t.Cleanup(func() { _ = down.Close() })
-	s := redisstore.New(down, "moreidtest:down:")
+	s := redisstore.New(down, "moreidtest:down:", redisdb.DefaultTimeout)
 	ctx := context.Background()
 	ops := []struct {
 		name string

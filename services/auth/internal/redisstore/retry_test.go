@@ -39,7 +39,7 @@ func slowStore(t *testing.T) (s *redisstore.Store, p *faultproxy.Proxy, direct r
 	}
 	p = faultproxy.New(t, u.Host)
 	u.Host = p.Addr
-	opts, err := redisdb.Options(u.String())
+	opts, err := redisdb.Options(u.String(), redisdb.DefaultTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func slowStore(t *testing.T) (s *redisstore.Store, p *faultproxy.Proxy, direct r
 	opts.MaxRetries = 1
 	rdb := redis.NewUniversalClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	return redisstore.New(rdb, prefix), p, direct, prefix
+	return redisstore.New(rdb, prefix, redisdb.DefaultTimeout), p, direct, prefix
 }
 
 // consumer is one consuming call under test: prepare writes a record and

@@ -29,6 +29,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/grpcx/tlstest"
 	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
@@ -346,7 +347,7 @@ func (e *env) start(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
-	flows := oauth.New(redisstore.New(e.store, e.prefix), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log)
+	flows := oauth.New(redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },

@@ -26,7 +26,7 @@ func TestFlowsThroughSlowRedisReplies(t *testing.T) {
 	}
 	p := faultproxy.New(t, u.Host)
 	u.Host = p.Addr
-	opts, err := redisdb.Options(u.String())
+	opts, err := redisdb.Options(u.String(), redisdb.DefaultTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

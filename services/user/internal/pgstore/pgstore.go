@@ -34,11 +34,6 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	return pgdb.Embedded(Files, "migrations", VersionTable)(ctx, db)
 }
 
-// DefaultQueryTimeout bounds one statement when the caller's context has a
-// later deadline or none, so an unresponsive database gives a prompt
-// Unavailable rather than a hung request.
-const DefaultQueryTimeout = 5 * time.Second
-
 // Store implements user.Store.
 type Store struct {
 	db      *gorm.DB
@@ -47,8 +42,10 @@ type Store struct {
 
 var _ user.Store = (*Store)(nil)
 
-// New returns a store over db.
-func New(db *gorm.DB) *Store { return &Store{db: db, timeout: DefaultQueryTimeout} }
+// New returns a store over db whose every statement is bounded by timeout
+// (MOREID_POSTGRES_TIMEOUT, pgdb.Timeout), so that an unresponsive
+// database gives a prompt Unavailable rather than a hung request.
+func New(db *gorm.DB, timeout time.Duration) *Store { return &Store{db: db, timeout: timeout} }
 
 // row is the users table.
 type row struct {
@@ -79,8 +76,7 @@ func (r row) record() user.Record {
 }
 
 func (s *Store) with(ctx context.Context) (*gorm.DB, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	return s.db.WithContext(ctx), cancel
+	return pgdb.Bound(ctx, s.db, s.timeout)
 }
 
 // Create implements user.Store.

@@ -26,7 +26,7 @@ const hashB = "$argon2id$v=19$m=64,t=1,p=1$YW5vdGhlcnNhbHRzYWx0cw$YW5vdGhlcmhhc2
 func migrated(t *testing.T) (*gorm.DB, *pgstore.Store) {
 	t.Helper()
 	db := pgdbtest.Open(t, testenv.Postgres(t), 4, pgstore.Migrate)
-	return db, pgstore.New(db)
+	return db, pgstore.New(db, pgdb.DefaultTimeout)
 }
 
 func TestMigrations(t *testing.T) {
@@ -46,7 +46,7 @@ func TestMigrations(t *testing.T) {
 	if before < 3 { // goose's version-0 row plus 00001 and 00002
 		t.Fatalf("%s holds %d rows after migrating", pgstore.VersionTable, before)
 	}
-	s := pgstore.New(db)
+	s := pgstore.New(db, pgdb.DefaultTimeout)
 	if _, err := s.Create(ctx, user.Record{UserID: "alice", Username: "A", Email: "a@x.io", PasswordHash: hashA}); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestDisabledMigrationKeepsUsersEnabled(t *testing.T) {
 	if err := pgstore.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	got, err := pgstore.New(db).Get(ctx, "old")
+	got, err := pgstore.New(db, pgdb.DefaultTimeout).Get(ctx, "old")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := pgstore.New(db)
+	s := pgstore.New(db, pgdb.DefaultTimeout)
 	ctx := context.Background()
 	name := "x"
 	calls := map[string]func() error{

@@ -16,6 +16,7 @@ import (
 	"github.com/moreline/moreid/platform/audit/audittest"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
@@ -46,7 +47,7 @@ func newSuite(t *testing.T) suite {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := user.NewService(pgstore.New(db), hasher, nil, avatar, log)
+	svc := user.NewService(pgstore.New(db, pgdb.DefaultTimeout), hasher, nil, avatar, log)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{"postgres": sqlDB.PingContext})
 
 	trail := &audittest.Recorder{}

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
 	"github.com/moreline/moreid/platform/testenv"
 	"github.com/moreline/moreid/services/user/internal/pgstore"
@@ -33,7 +34,7 @@ func newFixture(t *testing.T, p user.Params) *fixture {
 	t.Helper()
 	dsn := testenv.Postgres(t)
 	db := pgdbtest.Open(t, dsn, 4, pgstore.Migrate)
-	f := &fixture{dsn: dsn, db: db, store: pgstore.New(db)}
+	f := &fixture{dsn: dsn, db: db, store: pgstore.New(db, pgdb.DefaultTimeout)}
 	f.hasher = newHasher(t, p)
 	f.svc = user.NewService(f.store, f.hasher, nil, avatar, nil)
 	return f

@@ -1,0 +1,114 @@
+package grpcx_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/grpctest"
+	"github.com/moreline/moreid/platform/testenv"
+)
+
+var errDown = errors.New("down")
+
+func probe(err error) grpcx.Probe { return func(context.Context) error { return err } }
+
+// Readiness (the empty service name) is the component's own dependencies
+// only: a downstream component that is not ready never makes it unready,
+// and is answered for by name.
+func TestHealthReadinessIsOwnDependenciesOnly(t *testing.T) {
+	cases := []struct {
+		name             string
+		own, downstream  error
+		ready, downReady bool
+	}{
+		{"all up", nil, nil, true, true},
+		{"downstream down", nil, errDown, true, false},
+		{"own dependency down", errDown, nil, false, true},
+		{"both down", errDown, errDown, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := grpcx.NewHealth(map[string]grpcx.Probe{"redis": probe(tc.own)}).
+				Downstream("auth-test", slog.New(slog.DiscardHandler), map[string]grpcx.Probe{"user": probe(tc.downstream)})
+			ctx := context.Background()
+			want := func(service string, serving bool) {
+				t.Helper()
+				r, err := h.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+				if err != nil {
+					t.Fatalf("Check(%q): %v", service, err)
+				}
+				if got := r.GetStatus() == healthpb.HealthCheckResponse_SERVING; got != serving {
+					t.Fatalf("Check(%q) = %v, want serving %v", service, r.GetStatus(), serving)
+				}
+			}
+			want("", tc.ready)
+			want("redis", tc.ready)
+			want("user", tc.downReady)
+			// The named check has just reported the downstream state.
+			wantGauge := 0.0
+			if tc.downReady {
+				wantGauge = 1
+			}
+			if g := downstreamUp(t, "auth-test", "user"); g != wantGauge {
+				t.Fatalf("moreid_downstream_up = %v, want %v", g, wantGauge)
+			}
+		})
+	}
+}
+
+// The gateway's probe of auth: up while auth's health service answers, be
+// it NOT_SERVING (auth's own outage is not the gateway's); down when
+// nothing answers.
+func TestConnectionProbe(t *testing.T) {
+	srv := grpctest.NewServer()
+	ownDown := grpcx.NewHealth(map[string]grpcx.Probe{"redis": probe(errDown)})
+	healthpb.RegisterHealthServer(srv, ownDown)
+	notServing := healthpb.NewHealthClient(grpctest.Dial(t, grpctest.Serve(t, srv)))
+	nobody := healthpb.NewHealthClient(grpctest.Dial(t, testenv.FreeAddr(t)))
+	log := slog.New(slog.DiscardHandler)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := grpcx.ConnectionProbe("gw-test", "auth", log, notServing)(ctx); err != nil {
+		t.Fatalf("auth answering NOT_SERVING: %v, want ready", err)
+	}
+	if g := downstreamUp(t, "gw-test", "auth"); g != 0 {
+		t.Fatalf("moreid_downstream_up = %v, want 0 (auth not serving)", g)
+	}
+	if err := grpcx.ConnectionProbe("gw-test", "auth", log, nobody)(ctx); err == nil {
+		t.Fatal("nothing listening: ready, want an error")
+	}
+}
+
+// downstreamUp reads moreid_downstream_up{component, downstream} from the
+// default registry, where every component's metrics live.
+func downstreamUp(t *testing.T, component, downstream string) float64 {
+	t.Helper()
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "moreid_downstream_up" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["component"] == component && labels["downstream"] == downstream {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no moreid_downstream_up{component=%q,downstream=%q}", component, downstream)
+	return 0
+}
