@@ -103,15 +103,16 @@ func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in 
 		return SignedIn{}, err
 	}
 	keyID = rec.KeyID
-	// The same limits as /login: both are password guesses at the account.
-	if err := s.checkLimits(ctx, userID); err != nil {
+	// The same limits as /login (both are password guesses at the
+	// account), and the UCA's own: after MaxUCAFails wrong passwords its
+	// page signs nobody in any more.
+	att, err := s.reserve(ctx, Attempt{UCAHash: secret.Hash(uca), UserID: userID, IP: ipSubject(ClientIP(ctx))})
+	if err != nil {
 		return SignedIn{}, err
 	}
 	user, err := s.users.VerifyPassword(ctx, userID, password)
-	if apierr.Is(err, apierr.InvalidCredentials) {
-		if cerr := s.countFailure(ctx, userID); cerr != nil {
-			return SignedIn{}, cerr
-		}
+	if serr := s.settle(ctx, att, apierr.Is(err, apierr.InvalidCredentials)); serr != nil {
+		return SignedIn{}, serr
 	}
 	if err != nil {
 		return SignedIn{}, err
@@ -190,11 +191,18 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	}
 	var userID string
 	defer func() { s.recordResult(ctx, audit.LoginSafe, key.ID, userID, err, "safe") }()
-	if err := s.checkLimits(ctx, ""); err != nil {
+	stateHash := secret.Hash(state)
+	// A place on the state and the address is held until the code is
+	// redeemed or counted as wrong (throttle.go), so a right code never
+	// finds its state burned by wrong ones sent alongside.
+	att, err := s.reserve(ctx, Attempt{KeyID: key.ID, StateHash: stateHash, IP: ipSubject(ClientIP(ctx))})
+	if err != nil {
 		return "", User{}, err
 	}
-	stateHash := secret.Hash(state)
-	rec, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, secret.Hash(loginCode), key.ID, MaxStateFails)
+	rec, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, secret.Hash(loginCode), key.ID)
+	if serr := s.settle(ctx, att, err == nil && outcome == LoginWrong); serr != nil {
+		return "", User{}, serr
+	}
 	if err != nil {
 		return "", User{}, err
 	}
@@ -204,12 +212,6 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	case LoginNoState:
 		return "", User{}, apierr.New(apierr.InvalidState)
 	default:
-		if outcome == LoginBurned {
-			s.stateBurned(ctx, key, stateHash)
-		}
-		if err := s.countFailure(ctx, ""); err != nil {
-			return "", User{}, err
-		}
 		return "", User{}, apierr.New(apierr.InvalidCode)
 	}
 	// The user confirmed up to five minutes ago; a disabled account gets no

@@ -56,10 +56,28 @@ type userService struct {
 	users    map[string]fakeUser
 	verifies atomic.Int64
 	updates  atomic.Int64
+	// rightVerified counts right passwords verified. When holdRight is
+	// set, a right password's check reports itself on entered and waits
+	// for holdRight to close (ordering a race: the password is checked,
+	// then whatever the test wants happens, then it answers).
+	rightVerified atomic.Int64
+	holdRight     chan struct{}
+	entered       chan struct{}
 }
 
-func (s *userService) VerifyPassword(_ context.Context, req *userv1.VerifyPasswordRequest) (*userv1.VerifyPasswordResponse, error) {
+func (s *userService) VerifyPassword(ctx context.Context, req *userv1.VerifyPasswordRequest) (*userv1.VerifyPasswordResponse, error) {
 	s.verifies.Add(1)
+	if u, ok := s.lookup(req.GetUserId()); ok && secret.Equal(u.password, req.GetPassword()) {
+		s.rightVerified.Add(1)
+		if s.holdRight != nil {
+			s.entered <- struct{}{}
+			select {
+			case <-s.holdRight:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[req.GetUserId()]
@@ -103,6 +121,13 @@ func (s *userService) UpdateProfile(_ context.Context, req *userv1.UpdateProfile
 	s.users[req.GetUserId()] = u
 	s.updates.Add(1)
 	return &userv1.UpdateProfileResponse{User: s.proto(req.GetUserId(), u)}, nil
+}
+
+func (s *userService) lookup(userID string) (fakeUser, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[userID]
+	return u, ok
 }
 
 func (s *userService) setDisabled(userID string, disabled bool) {
@@ -220,6 +245,8 @@ type options struct {
 	gateways []netip.Prefix
 	redis    redis.UniversalClient // default: the test Redis
 	limits   oauth.Limits          // default: oauth.DefaultLimits
+	keyRate  int                   // requests per second per key; default none
+	now      func() time.Time      // the key rate's clock; default time.Now
 	events   audit.Recorder        // default: audit.Discard
 }
 
@@ -253,6 +280,9 @@ func newEnv(t *testing.T, o options) *env {
 	if o.events == nil {
 		o.events = audit.Discard
 	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	e := &env{o: o, remoteConn: remoteConn, store: store, users: users, keys: keys, rdb: rdb, prefix: prefix}
 	e.start(t)
 	return e
@@ -275,14 +305,16 @@ func (e *env) start(t *testing.T) {
 	e.logs = &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
-	flows := oauth.New(redisstore.New(e.store, e.prefix), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), ttl, e.o.limits, e.o.events, log)
+	store := redisstore.New(e.store, e.prefix)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), ttl, e.o.limits, e.o.events, log)
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },
 	})
 	api := server.New(flows)
-	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways))...)
+	authSrv := grpc.NewServer(grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways),
+		server.KeyRateInterceptor(oauth.NewKeyRate(store, e.o.keyRate, e.o.now)))...)
 	api.Register(authSrv)
 	healthpb.RegisterHealthServer(authSrv, health)
 	authConn := grpctest.Dial(t, grpctest.Serve(t, authSrv))
