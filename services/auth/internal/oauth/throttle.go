@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"fmt"
 	mathrand "math/rand/v2"
 	"net/netip"
 	"sync"
@@ -211,7 +212,7 @@ func (s *Service) reserve(ctx context.Context, a Attempt) (*attempt, error) {
 	// asking Redis again and again; Redis still decides.
 	unlock, err := s.gates.lock(ctx, a, s.limits)
 	if err != nil {
-		return nil, throttled(LimitUser, time.Second)
+		return nil, waitEnded(err)
 	}
 	wait, deadline := 5*time.Millisecond, time.Now().Add(maxSlotWait)
 	for {
@@ -236,7 +237,7 @@ func (s *Service) reserve(ctx context.Context, a Attempt) (*attempt, error) {
 		case <-ctx.Done():
 			t.Stop()
 			unlock()
-			return nil, throttled(v.Limit, time.Second)
+			return nil, waitEnded(ctx.Err())
 		case <-t.C:
 		}
 		if time.Now().After(deadline) {
@@ -245,6 +246,12 @@ func (s *Service) reserve(ctx context.Context, a Attempt) (*attempt, error) {
 		}
 		wait = min(2*wait, 200*time.Millisecond)
 	}
+}
+
+// waitEnded is the answer to an attempt whose caller stopped waiting for a
+// place (its deadline passed, or it went away): the service is too busy.
+func waitEnded(err error) error {
+	return apierr.Wrap(apierr.Unavailable, fmt.Errorf("waiting for a sign-in place: %w", err))
 }
 
 // settle ends an attempt: a failure (wrong password or login code) keeps
@@ -288,35 +295,30 @@ type gate struct {
 // lock takes a place on a's per-(user, address) and per-address gates, in
 // that order (every attempt takes them in the same order: no deadlock),
 // and returns what gives them back.
-func (g *gates) lock(ctx context.Context, a Attempt, l Limits) (func(), error) {
+func (g *gates) lock(ctx context.Context, a Attempt, l Limits) (unlock func(), err error) {
+	type place struct {
+		key string
+		n   int
+	}
+	var want []place
+	if a.UserID != "" && a.IP != "" {
+		want = append(want, place{"u\x00" + a.UserID + "\x00" + a.IP, l.PerUser})
+	}
+	if a.IP != "" {
+		want = append(want, place{"i\x00" + a.IP, l.PerIP})
+	}
 	var held []string
-	unlock := func() {
+	unlock = func() {
 		for _, k := range held {
 			g.leave(k)
 		}
 	}
-	var want []struct {
-		key string
-		n   int
-	}
-	if a.UserID != "" && a.IP != "" {
-		want = append(want, struct {
-			key string
-			n   int
-		}{"u\x00" + a.UserID + "\x00" + a.IP, l.PerUser})
-	}
-	if a.IP != "" {
-		want = append(want, struct {
-			key string
-			n   int
-		}{"i\x00" + a.IP, l.PerIP})
-	}
-	for _, w := range want {
-		if err := g.enter(ctx, w.key, w.n); err != nil {
+	for _, p := range want {
+		if err := g.enter(ctx, p.key, p.n); err != nil {
 			unlock()
 			return nil, err
 		}
-		held = append(held, w.key)
+		held = append(held, p.key)
 	}
 	return unlock, nil
 }

@@ -151,3 +151,30 @@ func TestNoOracleOnOneState(t *testing.T) {
 		}
 	})
 }
+
+// A storm of right passwords at one account from one address (a NAT, the
+// load tool) all sign in, on one replica and across two: attempts beyond
+// what the limits admit at once wait for a place instead of being refused.
+func TestLoginStormOfOneAccount(t *testing.T) {
+	e := newEnv(t, options{})
+	twin := e.twin(t)
+	const n = 80
+	states := make([]string, n)
+	for i := range states {
+		states[i] = e.authorize(t, keyA)
+	}
+	got := burst(n, func(i int) error {
+		replica := e
+		if i%2 == 1 {
+			replica = twin
+		}
+		return replica.loginFrom(t, ip1, aliceID, alicePass, states[i])
+	})
+	if got[""] != n {
+		t.Fatalf("answers %v; want %d successes", got, n)
+	}
+	// Nothing is held or counted afterwards.
+	if n := countKeys(t, e, e.prefix+"fail:*"); n != 0 {
+		t.Fatalf("%d counters left after successes", n)
+	}
+}
