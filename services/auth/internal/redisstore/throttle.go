@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -323,7 +324,8 @@ func (s *Store) PutCountedState(ctx context.Context, stateHash string, keyID int
 		before = p.Get(ctx, prev)
 		return nil
 	})
-	if err != nil && err != redis.Nil {
+	// GET of a window that counted nothing answers nil: no failure.
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return 0, unavailable("put state", err)
 	}
 	earlier, _ := before.Int64()
