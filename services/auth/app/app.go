@@ -49,6 +49,7 @@ type Settings struct {
 	TokenTTL   time.Duration
 	SessionTTL time.Duration
 	Limits     oauth.Limits
+	KeyRate    int // requests per second per API key, 0: no limit
 	KeyStale   time.Duration
 	Gateways   []netip.Prefix
 	// GatewayNames are the DNS names of the gateways' certificates: with
@@ -73,10 +74,13 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		TokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
 		SessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
 		Limits: oauth.Limits{
-			PerUser: r.Int("MOREID_LOGIN_MAX_FAILURES_PER_USER", oauth.DefaultLimits.PerUser, 1),
-			PerIP:   r.Int("MOREID_LOGIN_MAX_FAILURES_PER_IP", oauth.DefaultLimits.PerIP, 1),
-			Window:  r.Duration("MOREID_LOGIN_FAILURE_WINDOW", oauth.DefaultLimits.Window),
+			PerUser:    r.Int("MOREID_LOGIN_MAX_FAILURES_PER_USER", oauth.DefaultLimits.PerUser, 1),
+			PerAccount: r.Int("MOREID_LOGIN_MAX_FAILURES_PER_ACCOUNT", oauth.DefaultLimits.PerAccount, 1),
+			PerIP:      r.Int("MOREID_LOGIN_MAX_FAILURES_PER_IP", oauth.DefaultLimits.PerIP, 1),
+			Window:     r.Duration("MOREID_LOGIN_FAILURE_WINDOW", oauth.DefaultLimits.Window),
+			KeyStates:  r.Int("MOREID_KEY_MAX_STATES", 0, 0),
 		},
+		KeyRate:  r.Int("MOREID_KEY_RATE_LIMIT", 0, 0),
 		KeyStale: r.Duration("MOREID_KEY_CACHE_STALE", keycache.DefaultStale),
 		Gateways: r.Prefixes("MOREID_GATEWAY_CIDRS", []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
@@ -131,10 +135,12 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
-	flows := oauth.New(redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout), remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
+	store := redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
 	return &App{
-		api:   server.New(flows),
-		keys:  server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...),
+		api: server.New(flows),
+		keys: then(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...),
+			server.KeyRateInterceptor(oauth.NewKeyRate(store, cfg.KeyRate, time.Now))),
 		trail: trail,
 		// Ready means Redis answers: with user or apikey down (Postgres
 		// down), auth still redeems issued codes and serves tokens, so
@@ -151,8 +157,17 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	}, nil
 }
 
-// KeyInterceptor is the API-key check the public services must be served
-// behind: pass it as the extra interceptor of grpcx.ServerOptions or
+// then runs first, then second, as one interceptor.
+func then(first, second grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		return first(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return second(ctx, req, info, next)
+		})
+	}
+}
+
+// KeyInterceptor is the API-key check (and the per-key rate limit) the
+// public services must be served behind: pass it as the extra interceptor of grpcx.ServerOptions or
 // grpcx.UnaryChain.
 func (a *App) KeyInterceptor() grpc.UnaryServerInterceptor { return a.keys }
 

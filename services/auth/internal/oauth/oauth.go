@@ -165,12 +165,8 @@ const (
 	// LoginRedeemed: the login code, its state and the state's failure
 	// counter are gone.
 	LoginRedeemed LoginOutcome = iota
-	// LoginWrong: no such login code for this state and key; the failure
-	// was counted.
+	// LoginWrong: no such login code for this state and key.
 	LoginWrong
-	// LoginBurned: a wrong login code, the last one allowed; the state is
-	// gone.
-	LoginBurned
 	// LoginNoState: the state is unknown, expired or another key's; nothing
 	// was counted.
 	LoginNoState
@@ -222,24 +218,28 @@ type Store interface {
 	// failed).
 	DeleteLoginCode(ctx context.Context, stateHash, codeHash string) error
 	// RedeemLoginCode atomically checks that the state is keyID's, and then
-	// either consumes the login code together with the state, or counts a
-	// failure against the state and burns it at maxFails.
-	RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64, maxFails int) (LoginCodeRecord, LoginOutcome, error)
+	// consumes the login code together with the state, or reports a wrong
+	// code (counted by Fail, under the attempt's reservation).
+	RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64) (LoginCodeRecord, LoginOutcome, error)
 
 	PutSession(ctx context.Context, sessionHash string, rec SessionRecord, ttl time.Duration) error
 	Session(ctx context.Context, sessionHash string) (SessionRecord, bool, error)
 
-	// Failures reads the failed sign-in counters of a user_id and of a
-	// client IP subject ("" skips either), shared by every instance.
-	Failures(ctx context.Context, userID, ip string) (FailureCounts, error)
-	// CountFailure adds one to each given counter ("" skips it); a
-	// counter's first failure starts its window.
-	CountFailure(ctx context.Context, userID, ip string, window time.Duration) error
-	// CountStateFailure atomically counts a failed login against a state
-	// of keyID (sharing login_safe's counter) and deletes the state at
-	// maxFails, reporting whether it did. A state that is not keyID's is
-	// left alone.
-	CountStateFailure(ctx context.Context, stateHash string, keyID int64, maxFails int) (burned bool, err error)
+	// Reserve admits a sign-in attempt on each of its subjects (the
+	// brute-force counters, throttle.go), atomically per subject, before
+	// its secret is checked; a refused or busy subject leaves no hold
+	// on the others.
+	Reserve(ctx context.Context, a Attempt, l Limits) (Verdict, error)
+	// Release gives a granted attempt's places back: it was no failure.
+	Release(ctx context.Context, a Attempt, l Limits) error
+	// Fail turns a granted attempt's places into counted failures; the
+	// failure that reaches MaxStateFails deletes the state (burned).
+	Fail(ctx context.Context, a Attempt, l Limits) (burned bool, err error)
+	// PutCountedState is PutState counting the state against its key's
+	// live states; over max it stores nothing and returns how long until
+	// the key may have more.
+	PutCountedState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration, max int) (refusedFor time.Duration, err error)
+	KeyRateStore
 }
 
 // Lifetimes are the configurable record lifetimes.
@@ -255,6 +255,7 @@ type Service struct {
 	keys   KeyDirectory
 	ttl    Lifetimes
 	limits Limits
+	gates  gates
 	events audit.Recorder
 	log    *slog.Logger
 	now    func() time.Time
@@ -273,8 +274,15 @@ func (s *Service) TokenTTL() time.Duration { return s.ttl.Token }
 // Authorize issues a state bound to key.
 func (s *Service) Authorize(ctx context.Context, key Key) (string, error) {
 	state := secret.New("", 32, secret.Alphanumeric)
-	if err := s.store.PutState(ctx, secret.Hash(state), key.ID, StateTTL); err != nil {
+	if s.limits.KeyStates <= 0 {
+		return state, s.store.PutState(ctx, secret.Hash(state), key.ID, StateTTL)
+	}
+	wait, err := s.store.PutCountedState(ctx, secret.Hash(state), key.ID, StateTTL, s.limits.KeyStates)
+	if err != nil {
 		return "", err
+	}
+	if wait > 0 {
+		return "", throttled(LimitStates, wait)
 	}
 	return state, nil
 }
@@ -296,27 +304,27 @@ func (s *Service) Login(ctx context.Context, key Key, userID, password, state st
 		return "", User{}, apierr.New(apierr.PasswordLoginDisabled)
 	}
 	stateHash := secret.Hash(state)
-	// The state is checked before the password so that a stolen or foreign
-	// state cannot be used to probe passwords.
-	if _, err := s.ownState(ctx, key, stateHash); err != nil {
+	// The reservation checks the state before the password, so that a
+	// stolen or foreign state cannot be used to probe passwords, and holds
+	// a place on the state, the user at this address and the address
+	// until the answer is known (throttle.go). A wrong password keeps its
+	// places as failures (the fifth on a state burns it) but otherwise
+	// leaves the state alone: the user may try again. A disabled user's
+	// correct password answers account_disabled and is no failure.
+	att, err := s.reserve(ctx, Attempt{KeyID: key.ID, StateHash: stateHash, UserID: userID, IP: ipSubject(ClientIP(ctx))})
+	if err != nil {
 		return "", User{}, err
 	}
-	if err := s.checkLimits(ctx, userID); err != nil {
-		return "", User{}, err
-	}
-	// A wrong password is counted against the user_id, the client IP and
-	// the state (the fifth burns it) but otherwise leaves the state alone:
-	// the user may try again. A disabled user's correct password answers
-	// account_disabled and is no failure.
+	wrong := false
+	defer func() {
+		// Settled once the state is consumed: the place held on it is what
+		// guarantees that a right password finds it.
+		if serr := s.settle(ctx, att, wrong); serr != nil {
+			code, user, err = "", User{}, serr
+		}
+	}()
 	user, err = s.users.VerifyPassword(ctx, userID, password)
-	if apierr.Is(err, apierr.InvalidCredentials) {
-		if cerr := s.countFailure(ctx, userID); cerr != nil {
-			return "", User{}, cerr
-		}
-		if cerr := s.countStateFailure(ctx, key, stateHash); cerr != nil {
-			return "", User{}, cerr
-		}
-	}
+	wrong = apierr.Is(err, apierr.InvalidCredentials)
 	if err != nil {
 		return "", User{}, err
 	}

@@ -77,6 +77,36 @@ func TestIPSubject(t *testing.T) {
 	}
 }
 
+// The answer to an attempt depends on its subjects' verdicts only, in a
+// fixed order: no state, refused (longest wait), busy, granted.
+func TestJoin(t *testing.T) {
+	ok := Verdict{Granted: true}
+	noState := Verdict{NoState: true, Limit: LimitState}
+	busy := Verdict{Busy: true, Limit: LimitUser}
+	short := Verdict{Limit: LimitIP, RetryAfter: time.Second}
+	long := Verdict{Limit: LimitUser, RetryAfter: time.Minute}
+	tests := []struct {
+		name string
+		in   []Verdict
+		want Verdict
+	}{
+		{"nothing to count", nil, ok},
+		{"all granted", []Verdict{ok, ok}, ok},
+		{"busy", []Verdict{ok, busy}, busy},
+		{"a refusal beats busy", []Verdict{busy, short, ok}, short},
+		{"the longest refusal", []Verdict{short, long}, long},
+		{"the longest refusal in any order", []Verdict{long, short}, long},
+		{"no state beats everything", []Verdict{long, busy, noState}, noState},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Join(tt.in...); got != tt.want {
+				t.Fatalf("Join = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLimitsDefaults(t *testing.T) {
 	tests := []struct {
 		name string
@@ -84,8 +114,8 @@ func TestLimitsDefaults(t *testing.T) {
 		want Limits
 	}{
 		{"unset", Limits{}, DefaultLimits},
-		{"partly set", Limits{PerUser: 3}, Limits{PerUser: 3, PerIP: 50, Window: 15 * time.Minute}},
-		{"set", Limits{PerUser: 1, PerIP: 2, Window: time.Second}, Limits{PerUser: 1, PerIP: 2, Window: time.Second}},
+		{"partly set", Limits{PerUser: 3}, Limits{PerUser: 3, PerAccount: 100, PerIP: 50, Window: 15 * time.Minute}},
+		{"set", Limits{PerUser: 1, PerAccount: 4, PerIP: 2, Window: time.Second, KeyStates: 9}, Limits{PerUser: 1, PerAccount: 4, PerIP: 2, Window: time.Second, KeyStates: 9}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,15 +103,16 @@ func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in 
 		return SignedIn{}, err
 	}
 	keyID = rec.KeyID
-	// The same limits as /login: both are password guesses at the account.
-	if err := s.checkLimits(ctx, userID); err != nil {
+	// The same limits as /login (both are password guesses at the
+	// account), and the UCA's own: after MaxUCAFails wrong passwords its
+	// page signs nobody in any more.
+	att, err := s.reserve(ctx, Attempt{UCAHash: secret.Hash(uca), UserID: userID, IP: ipSubject(ClientIP(ctx))})
+	if err != nil {
 		return SignedIn{}, err
 	}
 	user, err := s.users.VerifyPassword(ctx, userID, password)
-	if apierr.Is(err, apierr.InvalidCredentials) {
-		if cerr := s.countFailure(ctx, userID); cerr != nil {
-			return SignedIn{}, cerr
-		}
+	if serr := s.settle(ctx, att, apierr.Is(err, apierr.InvalidCredentials)); serr != nil {
+		return SignedIn{}, serr
 	}
 	if err != nil {
 		return SignedIn{}, err
@@ -203,10 +204,21 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 	}
 	var userID string
 	defer func() { s.recordResult(ctx, audit.LoginSafe, key.ID, userID, err, "safe") }()
-	if err := s.checkLimits(ctx, ""); err != nil {
+	stateHash, loginCodeHash := secret.Hash(state), secret.Hash(loginCode)
+	// A place on the state and the address is held until the code is
+	// redeemed or counted as wrong (throttle.go), so a right code never
+	// finds its state burned by wrong ones sent alongside. The reservation
+	// also checks that the state is this key's.
+	att, err := s.reserve(ctx, Attempt{KeyID: key.ID, StateHash: stateHash, IP: ipSubject(ClientIP(ctx))})
+	if err != nil {
 		return "", User{}, err
 	}
-	stateHash, loginCodeHash := secret.Hash(state), secret.Hash(loginCode)
+	wrong := false
+	defer func() {
+		if serr := s.settle(ctx, att, wrong); serr != nil {
+			code, user, err = "", User{}, serr
+		}
+	}()
 	// Everything that can fail is checked before the atomic redemption, so
 	// that a failure (the user service down, say) leaves the login code and
 	// the state usable for a retry: the login code is read without being
@@ -217,12 +229,8 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 		return "", User{}, err
 	}
 	if !found || pending.KeyID != key.ID {
-		// Wrong: the redemption below counts it (and may burn the state).
-		_, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, loginCodeHash, key.ID, MaxStateFails)
-		if err != nil {
-			return "", User{}, err
-		}
-		return "", User{}, s.loginCodeRefused(ctx, key, stateHash, outcome)
+		wrong = true // counted against the state (the fifth burns it) and the address
+		return "", User{}, apierr.New(apierr.InvalidCode)
 	}
 	userID = pending.UserID
 	// The user confirmed up to five minutes ago; a disabled account gets no
@@ -238,35 +246,25 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 		return "", User{}, apierr.New(apierr.AccountDisabled)
 	}
 	code, err = s.issueCode(ctx, key, stateHash, user, "safe", func(ctx context.Context) error {
-		_, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, loginCodeHash, key.ID, MaxStateFails)
+		_, outcome, err := s.store.RedeemLoginCode(ctx, stateHash, loginCodeHash, key.ID)
 		if err != nil {
 			return err
 		}
-		return s.loginCodeRefused(ctx, key, stateHash, outcome)
+		switch outcome {
+		case LoginRedeemed:
+			return nil
+		case LoginNoState:
+			return apierr.New(apierr.InvalidState)
+		default:
+			// A concurrent login_safe with the same code got there first:
+			// no guess, not counted.
+			return apierr.New(apierr.InvalidCode)
+		}
 	})
 	if err != nil {
 		return "", User{}, err
 	}
 	return code, user, nil
-}
-
-// loginCodeRefused is login_safe's answer to a redemption's outcome: nil
-// for a redeemed login code, else the error, counting a wrong one.
-func (s *Service) loginCodeRefused(ctx context.Context, key Key, stateHash string, outcome LoginOutcome) error {
-	switch outcome {
-	case LoginRedeemed:
-		return nil
-	case LoginNoState:
-		return apierr.New(apierr.InvalidState)
-	default:
-		if outcome == LoginBurned {
-			s.stateBurned(ctx, key, stateHash)
-		}
-		if err := s.countFailure(ctx, ""); err != nil {
-			return err
-		}
-		return apierr.New(apierr.InvalidCode)
-	}
 }
 
 // liveUCA returns an existing UCA; invalid_code otherwise.

@@ -133,15 +133,6 @@ func (s *Store) sessionKey(h string) string { return s.prefix + "session:" + h }
 // user_id is no secret.
 func (s *Store) userTokensKey(userID string) string { return s.prefix + "usertokens:" + userID }
 
-// The failed sign-in counters. The user_id is hashed so that a listing of
-// the keyspace is no list of the accounts under attack (nor of the typos
-// that are somebody's password); the IP subject is an address or an IPv6
-// /64.
-func (s *Store) failUserKey(userID string) string {
-	return s.prefix + "fail:user:" + secret.Hash(userID)
-}
-func (s *Store) failIPKey(ip string) string { return s.prefix + "fail:ip:" + ip }
-
 // PutState implements oauth.Store.
 func (s *Store) PutState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration) error {
 	return s.put(ctx, s.stateKey(stateHash), oauth.StateRecord{KeyID: keyID}, ttl)
@@ -450,9 +441,10 @@ func (s *Store) DeleteLoginCode(ctx context.Context, stateHash, codeHash string)
 }
 
 // redeemLoginCode is login_safe's one atomic step. KEYS: state, failure
-// counter, login code (one slot). ARGV: key id, failures that burn the
-// state. A state that is not this key's is reported before anything is
-// counted, so nobody can burn another key's state.
+// counter, login code (one slot). ARGV: key id. A state that is not this
+// key's is reported as none. A wrong code is only reported: the caller
+// holds a reservation on the state and counts the failure with it
+// (throttle.go), so that a right code holding one always finds the state.
 var redeemLoginCode = once(`
 local sv = redis.call('GET', KEYS[1])
 if not sv then return {'nostate', ''} end
@@ -466,21 +458,14 @@ if v then
     return {'ok', v}
   end
 end
-local n = redis.call('INCR', KEYS[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-if n >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {'burned', ''}
-end
 return {'wrong', ''}
 `)
 
 // RedeemLoginCode implements oauth.Store.
-func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64, maxFails int) (oauth.LoginCodeRecord, oauth.LoginOutcome, error) {
+func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64) (oauth.LoginCodeRecord, oauth.LoginOutcome, error) {
 	key := s.stateKey(stateHash)
 	keys := []string{key, s.failsKey(stateHash), s.loginCodeKey(stateHash, codeHash)}
-	res, err := s.consume(ctx, "redeem login code", redeemLoginCode, key, keys, strconv.FormatInt(keyID, 10), maxFails).StringSlice()
+	res, err := s.consume(ctx, "redeem login code", redeemLoginCode, key, keys, strconv.FormatInt(keyID, 10)).StringSlice()
 	var rec oauth.LoginCodeRecord
 	if err != nil {
 		return rec, 0, err
@@ -496,126 +481,9 @@ func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string,
 		return rec, oauth.LoginRedeemed, nil
 	case "nostate":
 		return rec, oauth.LoginNoState, nil
-	case "burned":
-		return rec, oauth.LoginBurned, nil
 	default:
 		return rec, oauth.LoginWrong, nil
 	}
-}
-
-// failState counts a failed password login against a state, sharing
-// login_safe's counter. KEYS: state, failure counter (one slot). ARGV: key
-// id, failures that burn the state. Replies 0 (not this key's state, or
-// none), 1 (counted), 2 (burned).
-var failState = redis.NewScript(`
-local sv = redis.call('GET', KEYS[1])
-if not sv then return 0 end
-local st = cjson.decode(sv)
-if st.k ~= tonumber(ARGV[1]) then return 0 end
-local n = redis.call('INCR', KEYS[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-if n >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 2
-end
-return 1
-`)
-
-// CountStateFailure implements oauth.Store.
-func (s *Store) CountStateFailure(ctx context.Context, stateHash string, keyID int64, maxFails int) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-	defer cancel()
-	keys := []string{s.stateKey(stateHash), s.failsKey(stateHash)}
-	n, err := failState.Run(ctx, s.rdb, keys, strconv.FormatInt(keyID, 10), maxFails).Int()
-	if err != nil {
-		return false, unavailable("count state failure", err)
-	}
-	return n == 2, nil
-}
-
-// countFailure is one fixed-window counter step. KEYS: the counter. ARGV:
-// the window in milliseconds. The increment and the expiry are one atomic
-// step, and a counter found without an expiry gets one, so no counter can
-// outlive its window and lock an account for good.
-var countFailure = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-`)
-
-// CountFailure implements oauth.Store. The two counters live in different
-// hash slots, so they are counted by two single-key scripts sent in one
-// pipeline (which also works on Redis Cluster) rather than one script.
-func (s *Store) CountFailure(ctx context.Context, userID, ip string, window time.Duration) error {
-	keys := s.failKeys(userID, ip)
-	if len(keys) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-	defer cancel()
-	ms := window.Milliseconds()
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			countFailure.Eval(ctx, p, []string{k}, ms)
-		}
-		return nil
-	})
-	if err != nil {
-		return unavailable("count failure", err)
-	}
-	return nil
-}
-
-// Failures implements oauth.Store, in one round trip.
-func (s *Store) Failures(ctx context.Context, userID, ip string) (oauth.FailureCounts, error) {
-	var c oauth.FailureCounts
-	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-	defer cancel()
-	type counter struct {
-		n   *redis.StringCmd
-		ttl *redis.DurationCmd
-	}
-	var user, addr counter
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if userID != "" {
-			k := s.failUserKey(userID)
-			user = counter{p.Get(ctx, k), p.PTTL(ctx, k)}
-		}
-		if ip != "" {
-			k := s.failIPKey(ip)
-			addr = counter{p.Get(ctx, k), p.PTTL(ctx, k)}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return c, unavailable("read failure counters", err)
-	}
-	read := func(ct counter) (int64, time.Duration) {
-		if ct.n == nil {
-			return 0, 0
-		}
-		n, err := ct.n.Int64()
-		if err != nil {
-			// Absent (redis.Nil) or not a number: no failures counted.
-			return 0, 0
-		}
-		return n, ct.ttl.Val()
-	}
-	c.User, c.UserTTL = read(user)
-	c.IP, c.IPTTL = read(addr)
-	return c, nil
-}
-
-func (s *Store) failKeys(userID, ip string) []string {
-	var keys []string
-	if userID != "" {
-		keys = append(keys, s.failUserKey(userID))
-	}
-	if ip != "" {
-		keys = append(keys, s.failIPKey(ip))
-	}
-	return keys
 }
 
 // PutSession implements oauth.Store.

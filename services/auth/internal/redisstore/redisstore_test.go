@@ -350,12 +350,14 @@ func TestRedisDown(t *testing.T) {
 		{"UCA", func() error { _, _, err := s.UCA(ctx, hash()); return err }},
 		{"TakeUCA", func() error { _, _, err := s.TakeUCA(ctx, hash()); return err }},
 		{"PutLoginCode", func() error { return s.PutLoginCode(ctx, hash(), hash(), oauth.LoginCodeRecord{}, time.Minute) }},
-		{"RedeemLoginCode", func() error { _, _, err := s.RedeemLoginCode(ctx, hash(), hash(), 1, 5); return err }},
+		{"RedeemLoginCode", func() error { _, _, err := s.RedeemLoginCode(ctx, hash(), hash(), 1); return err }},
 		{"PutSession", func() error { return s.PutSession(ctx, hash(), oauth.SessionRecord{}, time.Minute) }},
 		{"Session", func() error { _, _, err := s.Session(ctx, hash()); return err }},
-		{"Failures", func() error { _, err := s.Failures(ctx, "alice", "192.0.2.1"); return err }},
-		{"CountFailure", func() error { return s.CountFailure(ctx, "alice", "192.0.2.1", time.Minute) }},
-		{"CountStateFailure", func() error { _, err := s.CountStateFailure(ctx, hash(), 1, 5); return err }},
+		{"Reserve", func() error { _, err := s.Reserve(ctx, everySubject(), oauth.DefaultLimits); return err }},
+		{"Release", func() error { return s.Release(ctx, everySubject(), oauth.DefaultLimits) }},
+		{"Fail", func() error { _, err := s.Fail(ctx, everySubject(), oauth.DefaultLimits); return err }},
+		{"PutCountedState", func() error { _, err := s.PutCountedState(ctx, hash(), 1, time.Minute, 10); return err }},
+		{"CountKeyRequest", func() error { _, err := s.CountKeyRequest(ctx, 1, 1); return err }},
 	}
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {

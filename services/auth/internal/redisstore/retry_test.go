@@ -99,7 +99,7 @@ func consumers() []consumer {
 				t.Fatal(err)
 			}
 			return func() (bool, error) {
-					rec, o, err := s.RedeemLoginCode(ctx, sh, lh, 1, 5)
+					rec, o, err := s.RedeemLoginCode(ctx, sh, lh, 1)
 					return o == oauth.LoginRedeemed && rec.UserID == "alice", err
 				},
 				func() bool { _, found, _ := s.LoginCode(ctx, sh, lh); return !found }
@@ -199,7 +199,7 @@ func warmUp(t *testing.T, s *redisstore.Store) {
 	if _, _, err := s.TakeUCA(ctx, hash()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RedeemLoginCode(ctx, hash(), hash(), 1, 5); err != nil {
+	if _, _, err := s.RedeemLoginCode(ctx, hash(), hash(), 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.DeleteToken(ctx, hash()); err != nil {

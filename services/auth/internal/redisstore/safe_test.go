@@ -116,11 +116,13 @@ func TestRedeemLoginCode(t *testing.T) {
 
 	t.Run("right code consumes code, state and counter", func(t *testing.T) {
 		state, code := setup(t)
-		if _, o, err := s.RedeemLoginCode(ctx, state, hash(), 1, 5); err != nil || o != oauth.LoginWrong {
+		if _, o, err := s.RedeemLoginCode(ctx, state, hash(), 1); err != nil || o != oauth.LoginWrong {
 			t.Fatalf("wrong code: %v, %v", o, err)
 		}
+		// The failure is counted under the attempt's reservation.
+		failAttempt(t, s, oauth.Attempt{KeyID: 1, StateHash: state})
 		pttl(t, rdb, prefix+"state:{"+state+"}:fails", 10*time.Minute)
-		rec, o, err := s.RedeemLoginCode(ctx, state, code, 1, 5)
+		rec, o, err := s.RedeemLoginCode(ctx, state, code, 1)
 		if err != nil || o != oauth.LoginRedeemed || rec != (oauth.LoginCodeRecord{KeyID: 1, User: 7, UserID: "alice"}) {
 			t.Fatalf("RedeemLoginCode = %+v, %v, %v", rec, o, err)
 		}
@@ -129,34 +131,33 @@ func TestRedeemLoginCode(t *testing.T) {
 				t.Fatalf("%s still stored", k)
 			}
 		}
-		if _, o, err := s.RedeemLoginCode(ctx, state, code, 1, 5); err != nil || o != oauth.LoginNoState {
+		if _, o, err := s.RedeemLoginCode(ctx, state, code, 1); err != nil || o != oauth.LoginNoState {
 			t.Fatalf("second redemption: %v, %v", o, err)
 		}
 	})
 	t.Run("another key counts nothing and redeems nothing", func(t *testing.T) {
 		state, code := setup(t)
 		for range 6 {
-			if _, o, err := s.RedeemLoginCode(ctx, state, code, 2, 5); err != nil || o != oauth.LoginNoState {
+			if _, o, err := s.RedeemLoginCode(ctx, state, code, 2); err != nil || o != oauth.LoginNoState {
 				t.Fatalf("foreign key: %v, %v", o, err)
 			}
 		}
 		if exists(t, prefix+"state:{"+state+"}:fails") {
 			t.Fatal("a foreign key's attempts were counted")
 		}
-		if _, o, err := s.RedeemLoginCode(ctx, state, code, 1, 5); err != nil || o != oauth.LoginRedeemed {
+		if _, o, err := s.RedeemLoginCode(ctx, state, code, 1); err != nil || o != oauth.LoginRedeemed {
 			t.Fatalf("owner: %v, %v", o, err)
 		}
 	})
-	t.Run("the fifth wrong code burns the state", func(t *testing.T) {
+	t.Run("a wrong code is only reported", func(t *testing.T) {
 		state, code := setup(t)
-		want := []oauth.LoginOutcome{oauth.LoginWrong, oauth.LoginWrong, oauth.LoginWrong, oauth.LoginWrong, oauth.LoginBurned, oauth.LoginNoState}
-		for i, w := range want {
-			if _, o, err := s.RedeemLoginCode(ctx, state, hash(), 1, 5); err != nil || o != w {
-				t.Fatalf("attempt %d: %v, %v; want %v", i+1, o, err, w)
+		for range 6 {
+			if _, o, err := s.RedeemLoginCode(ctx, state, hash(), 1); err != nil || o != oauth.LoginWrong {
+				t.Fatalf("wrong code: %v, %v", o, err)
 			}
 		}
-		if _, o, err := s.RedeemLoginCode(ctx, state, code, 1, 5); err != nil || o != oauth.LoginNoState {
-			t.Fatalf("right code after burning: %v, %v", o, err)
+		if _, o, err := s.RedeemLoginCode(ctx, state, code, 1); err != nil || o != oauth.LoginRedeemed {
+			t.Fatalf("right code after wrong ones: %v, %v", o, err)
 		}
 	})
 	t.Run("concurrently exactly once", func(t *testing.T) {
@@ -165,7 +166,7 @@ func TestRedeemLoginCode(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 32 {
 			wg.Go(func() {
-				if _, o, err := s.RedeemLoginCode(ctx, state, code, 1, 5); err == nil && o == oauth.LoginRedeemed {
+				if _, o, err := s.RedeemLoginCode(ctx, state, code, 1); err == nil && o == oauth.LoginRedeemed {
 					wins.Add(1)
 				}
 			})

@@ -2,145 +2,313 @@ package redisstore_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/services/auth/internal/oauth"
+	"github.com/moreline/moreid/services/auth/internal/redisstore"
 )
 
-func TestFailureCounters(t *testing.T) {
-	ctx := context.Background()
-	// The steps build on each other, in order.
-	s, rdb, prefix := newStore(t)
-	t.Run("nothing counted", func(t *testing.T) {
-		c, err := s.Failures(ctx, "alice", "192.0.2.1")
-		if err != nil || c.User != 0 || c.IP != 0 {
-			t.Fatalf("Failures = %+v, %v", c, err)
-		}
-	})
-	t.Run("both counters count, with the window set on the first failure", func(t *testing.T) {
-		for range 3 {
-			if err := s.CountFailure(ctx, "alice", "192.0.2.1", time.Minute); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// A later failure with another window does not move the first.
-		if err := s.CountFailure(ctx, "alice", "192.0.2.1", time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		c, err := s.Failures(ctx, "alice", "192.0.2.1")
-		if err != nil || c.User != 4 || c.IP != 4 {
-			t.Fatalf("Failures = %+v, %v; want 4 and 4", c, err)
-		}
-		for _, d := range []time.Duration{c.UserTTL, c.IPTTL} {
-			if d <= 55*time.Second || d > time.Minute {
-				t.Fatalf("window left %v, want about 1m", d)
-			}
-		}
-		pttl(t, rdb, prefix+"fail:user:"+secret.Hash("alice"), time.Minute)
-		pttl(t, rdb, prefix+"fail:ip:192.0.2.1", time.Minute)
-	})
-	t.Run("an empty subject is skipped", func(t *testing.T) {
-		if err := s.CountFailure(ctx, "", "198.51.100.1", time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CountFailure(ctx, "bob", "", time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		c, err := s.Failures(ctx, "bob", "198.51.100.1")
-		if err != nil || c.User != 1 || c.IP != 1 {
-			t.Fatalf("Failures = %+v, %v; want 1 and 1", c, err)
-		}
-		if n, err := rdb.Keys(ctx, prefix+"fail:user:*").Result(); err != nil || len(n) != 2 {
-			t.Fatalf("user counters %v, %v; want 2 (alice, bob)", n, err)
-		}
-	})
-	t.Run("a counter without an expiry gets one", func(t *testing.T) {
-		k := prefix + "fail:user:" + secret.Hash("carol")
-		if err := rdb.Set(ctx, k, 3, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CountFailure(ctx, "carol", "", time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		pttl(t, rdb, k, time.Minute)
-	})
-	t.Run("the keyspace names no user_id", func(t *testing.T) {
-		iter := rdb.Scan(ctx, 0, prefix+"fail:*", 100).Iterator()
-		for iter.Next(ctx) {
-			for _, id := range []string{"alice", "bob", "carol"} {
-				if strings.Contains(iter.Val(), id) {
-					t.Errorf("key %s names %s", iter.Val(), id)
-				}
-			}
-		}
-	})
+var limits = oauth.Limits{PerUser: 3, PerAccount: 6, PerIP: 5, Window: time.Minute}
+
+// everySubject is an attempt counted against every kind of subject.
+func everySubject() oauth.Attempt {
+	return oauth.Attempt{ID: secret.New("", 16, secret.Alphanumeric), KeyID: 1, StateHash: hash(), UCAHash: hash(), UserID: "alice", IP: "192.0.2.1"}
 }
 
-func TestCountStateFailure(t *testing.T) {
-	s, rdb, prefix := newStore(t)
-	ctx := context.Background()
-	tests := []struct {
-		name       string
-		owner, key int64
-		fails      int
-		wantBurned bool
-		wantState  bool
-	}{
-		{"four failures leave the state", 1, 1, 4, false, true},
-		{"the fifth burns it", 1, 1, 5, true, false},
-		{"another key's failures count nothing", 1, 2, 6, false, true},
+// attempt is a fresh attempt of a (a new id).
+func attempt(a oauth.Attempt) oauth.Attempt {
+	a.ID = secret.New("", 16, secret.Alphanumeric)
+	return a
+}
+
+func reserveOK(t *testing.T, s *redisstore.Store, a oauth.Attempt) {
+	t.Helper()
+	v, err := s.Reserve(context.Background(), a, limits)
+	if err != nil || !v.Granted {
+		t.Fatalf("Reserve = %+v, %v; want granted", v, err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sh := hash()
-			if err := s.PutState(ctx, sh, tt.owner, 10*time.Minute); err != nil {
+}
+
+// failAttempt reserves a and counts it as a failure.
+func failAttempt(t *testing.T, s *redisstore.Store, a oauth.Attempt) bool {
+	t.Helper()
+	a = attempt(a)
+	reserveOK(t, s, a)
+	burned, err := s.Fail(context.Background(), a, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return burned
+}
+
+func wantVerdict(t *testing.T, s *redisstore.Store, a oauth.Attempt, want oauth.Verdict) oauth.Verdict {
+	t.Helper()
+	v, err := s.Reserve(context.Background(), attempt(a), limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v
+	got.RetryAfter = 0
+	if got != want {
+		t.Fatalf("Reserve = %+v, want %+v", v, want)
+	}
+	return v
+}
+
+func TestReserve(t *testing.T) {
+	ctx := context.Background()
+	s, rdb, prefix := newStore(t)
+	put := func(t *testing.T, keyID int64) string {
+		t.Helper()
+		h := hash()
+		if err := s.PutState(ctx, h, keyID, 10*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	busy := func(limit string) oauth.Verdict { return oauth.Verdict{Busy: true, Limit: limit} }
+	refused := func(limit string) oauth.Verdict { return oauth.Verdict{Limit: limit} }
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"per user and address: holds fill the limit, then failures refuse for the window", func(t *testing.T) {
+			a := oauth.Attempt{UserID: "u1", IP: "192.0.2.1"}
+			held := []oauth.Attempt{attempt(a), attempt(a), attempt(a)}
+			for _, h := range held {
+				reserveOK(t, s, h)
+			}
+			wantVerdict(t, s, a, busy(oauth.LimitUser))
+			// A success gives its place back, a failure keeps it.
+			if err := s.Release(ctx, held[0], limits); err != nil {
 				t.Fatal(err)
 			}
-			var burned bool
-			for i := range tt.fails {
-				b, err := s.CountStateFailure(ctx, sh, tt.key, 5)
-				if err != nil {
+			reserveOK(t, s, attempt(a))
+			for _, h := range held[1:] {
+				if _, err := s.Fail(ctx, h, limits); err != nil {
 					t.Fatal(err)
 				}
-				if b && i != tt.fails-1 {
-					t.Fatalf("burned at failure %d", i+1)
+			}
+			wantVerdict(t, s, a, busy(oauth.LimitUser))
+			v, err := s.Reserve(ctx, attempt(oauth.Attempt{UserID: "u1", IP: "192.0.2.1"}), limits)
+			if err != nil || v.Granted {
+				t.Fatalf("Reserve = %+v, %v", v, err)
+			}
+			// Another address, another user: not concerned.
+			reserveOK(t, s, attempt(oauth.Attempt{UserID: "u1", IP: "192.0.2.2"}))
+			reserveOK(t, s, attempt(oauth.Attempt{UserID: "u2", IP: "192.0.2.1"}))
+		}},
+		{"per user and address: counted failures refuse with the window's rest", func(t *testing.T) {
+			a := oauth.Attempt{UserID: "u3", IP: "192.0.2.3"}
+			for range 3 {
+				failAttempt(t, s, a)
+			}
+			v := wantVerdict(t, s, a, refused(oauth.LimitUser))
+			if v.RetryAfter <= 50*time.Second || v.RetryAfter > time.Minute {
+				t.Fatalf("RetryAfter %v, want the minute's rest", v.RetryAfter)
+			}
+			pttl(t, rdb, prefix+"fail:{"+secret.Hash("u3")+"}:ip:192.0.2.3", time.Minute)
+			// The window ends (Redis expires the counter): admitted again.
+			if err := rdb.PExpire(ctx, prefix+"fail:{"+secret.Hash("u3")+"}:ip:192.0.2.3", time.Millisecond).Err(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				if n, _ := rdb.Exists(ctx, prefix+"fail:{"+secret.Hash("u3")+"}:ip:192.0.2.3").Result(); n == 0 {
+					break
 				}
-				burned = b
 			}
-			if burned != tt.wantBurned {
-				t.Fatalf("burned = %v, want %v", burned, tt.wantBurned)
+			reserveOK(t, s, attempt(a))
+		}},
+		{"above the account's ceiling an address that failed waits, a clean one does not", func(t *testing.T) {
+			for i := range 6 {
+				failAttempt(t, s, oauth.Attempt{UserID: "victim", IP: "198.51.100." + strconv.Itoa(i)})
 			}
-			_, found, err := s.State(ctx, sh)
-			if err != nil || found != tt.wantState {
-				t.Fatalf("state found = %v, %v; want %v", found, err, tt.wantState)
+			wantVerdict(t, s, oauth.Attempt{UserID: "victim", IP: "198.51.100.0"}, refused(oauth.LimitAccount))
+			clean := attempt(oauth.Attempt{UserID: "victim", IP: "203.0.113.9"})
+			reserveOK(t, s, clean)
+			// One attempt at a time from it.
+			wantVerdict(t, s, clean, busy(oauth.LimitUser))
+			if err := s.Release(ctx, clean, limits); err != nil {
+				t.Fatal(err)
 			}
-			if tt.wantState && tt.owner == tt.key {
-				// The counter lives no longer than its state.
-				if d, _ := rdb.PTTL(ctx, prefix+"state:{"+sh+"}:fails").Result(); d <= 0 || d > 10*time.Minute {
-					t.Fatalf("failure counter PTTL = %v", d)
+			reserveOK(t, s, attempt(clean))
+		}},
+		{"per address across users", func(t *testing.T) {
+			for i := range 5 {
+				failAttempt(t, s, oauth.Attempt{UserID: "guess" + strconv.Itoa(i), IP: "192.0.2.50"})
+			}
+			wantVerdict(t, s, oauth.Attempt{UserID: "bob", IP: "192.0.2.50"}, refused(oauth.LimitIP))
+			wantVerdict(t, s, oauth.Attempt{IP: "192.0.2.50"}, refused(oauth.LimitIP))
+		}},
+		{"a refusal leaves no hold behind", func(t *testing.T) {
+			for i := range 5 {
+				failAttempt(t, s, oauth.Attempt{UserID: "g" + strconv.Itoa(i), IP: "192.0.2.60"})
+			}
+			st := put(t, 1)
+			for range 10 {
+				wantVerdict(t, s, oauth.Attempt{KeyID: 1, StateHash: st, UserID: "carol", IP: "192.0.2.60"}, refused(oauth.LimitIP))
+			}
+			if n, _ := rdb.ZCard(ctx, prefix+"state:{"+st+"}:held").Result(); n != 0 {
+				t.Fatalf("%d holds left on the state", n)
+			}
+			if n, _ := rdb.ZCard(ctx, prefix+"fail:{"+secret.Hash("carol")+"}:ip:192.0.2.60:held").Result(); n != 0 {
+				t.Fatalf("%d holds left on carol", n)
+			}
+		}},
+		{"a state: unknown or another key's is no state", func(t *testing.T) {
+			wantVerdict(t, s, oauth.Attempt{KeyID: 1, StateHash: hash()}, oauth.Verdict{NoState: true, Limit: oauth.LimitState})
+			wantVerdict(t, s, oauth.Attempt{KeyID: 2, StateHash: put(t, 1)}, oauth.Verdict{NoState: true, Limit: oauth.LimitState})
+		}},
+		{"a state: five places; the fifth failure burns it", func(t *testing.T) {
+			a := oauth.Attempt{KeyID: 1, StateHash: put(t, 1)}
+			var held []oauth.Attempt
+			for range 5 {
+				h := attempt(a)
+				reserveOK(t, s, h)
+				held = append(held, h)
+			}
+			wantVerdict(t, s, a, busy(oauth.LimitState))
+			for i, h := range held {
+				burned, err := s.Fail(ctx, h, limits)
+				if err != nil || burned != (i == 4) {
+					t.Fatalf("failure %d: burned %v, %v", i+1, burned, err)
 				}
+			}
+			wantVerdict(t, s, a, oauth.Verdict{NoState: true, Limit: oauth.LimitState})
+			if n, _ := rdb.Exists(ctx, prefix+"state:{"+a.StateHash+"}:fails", prefix+"state:{"+a.StateHash+"}:held").Result(); n != 0 {
+				t.Fatalf("%d counters of a burned state left", n)
+			}
+		}},
+		{"a state: the counter lives no longer than the state", func(t *testing.T) {
+			a := oauth.Attempt{KeyID: 1, StateHash: put(t, 1)}
+			failAttempt(t, s, a)
+			pttl(t, rdb, prefix+"state:{"+a.StateHash+"}:fails", 10*time.Minute)
+		}},
+		{"a UCA: five wrong passwords end sign-ins on it", func(t *testing.T) {
+			a := oauth.Attempt{UCAHash: hash()}
+			for range 5 {
+				failAttempt(t, s, a)
+			}
+			wantVerdict(t, s, a, refused(oauth.LimitUCA))
+			pttl(t, rdb, prefix+"ucafail:{"+a.UCAHash+"}", oauth.UCATTL)
+		}},
+		{"a hold of a replica that died lapses with its lease", func(t *testing.T) {
+			a := oauth.Attempt{UserID: "u9", IP: "192.0.2.9"}
+			for range 3 {
+				reserveOK(t, s, attempt(a))
+			}
+			wantVerdict(t, s, a, busy(oauth.LimitUser))
+			// Move the leases' ends into the past, as time would.
+			k := prefix + "fail:{" + secret.Hash("u9") + "}:ip:192.0.2.9:held"
+			ids, err := rdb.ZRange(ctx, k, 0, -1).Result()
+			if err != nil || len(ids) != 3 {
+				t.Fatalf("holds %v, %v", ids, err)
+			}
+			for _, id := range ids {
+				rdb.ZAdd(ctx, k, redis.Z{Score: 1, Member: id})
+			}
+			reserveOK(t, s, attempt(a))
+		}},
+		{"the keyspace names no user_id", func(t *testing.T) {
+			failAttempt(t, s, oauth.Attempt{UserID: "zelda", IP: "192.0.2.77"})
+			keys, err := rdb.Keys(ctx, prefix+"*").Result()
+			if err != nil || len(keys) == 0 {
+				t.Fatal(keys, err)
+			}
+			for _, k := range keys {
+				if strings.Contains(k, "zelda") {
+					t.Errorf("key %s names the user", k)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}
+
+// Parallel reservations are exact: of 100 at once, the limit's number is
+// granted, whatever the interleaving.
+func TestReserveParallel(t *testing.T) {
+	s, _, _ := newStore(t)
+	a := oauth.Attempt{UserID: "alice", IP: "192.0.2.1"}
+	var mu sync.Mutex
+	var granted []oauth.Attempt
+	busy := 0
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 100 {
+		wg.Go(func() {
+			<-start
+			at := attempt(a)
+			v, err := s.Reserve(context.Background(), at, limits)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Error(err)
+			case v.Granted:
+				granted = append(granted, at)
+			case v.Busy:
+				busy++
 			}
 		})
 	}
-	t.Run("password and login code failures share the counter", func(t *testing.T) {
-		sh := hash()
-		if err := s.PutState(ctx, sh, 1, 10*time.Minute); err != nil {
-			t.Fatal(err)
+	close(start)
+	wg.Wait()
+	if len(granted) != limits.PerUser || busy != 100-limits.PerUser {
+		t.Fatalf("%d granted, %d busy; want %d and %d", len(granted), busy, limits.PerUser, 100-limits.PerUser)
+	}
+}
+
+func TestPutCountedState(t *testing.T) {
+	ctx := context.Background()
+	s, rdb, prefix := newStore(t)
+	for i := range 3 {
+		if wait, err := s.PutCountedState(ctx, hash(), 1, 10*time.Minute, 3); err != nil || wait != 0 {
+			t.Fatalf("state %d: refused for %v, %v", i+1, wait, err)
 		}
-		for range 3 {
-			if _, err := s.CountStateFailure(ctx, sh, 1, 5); err != nil {
-				t.Fatal(err)
-			}
+	}
+	h := hash()
+	wait, err := s.PutCountedState(ctx, h, 1, 10*time.Minute, 3)
+	if err != nil || wait <= 0 || wait > 10*time.Minute {
+		t.Fatalf("fourth state: refused for %v, %v; want up to a state's lifetime", wait, err)
+	}
+	if _, found, _ := s.State(ctx, h); found {
+		t.Fatal("a refused state is stored")
+	}
+	// Another key is not concerned.
+	if wait, err := s.PutCountedState(ctx, hash(), 2, 10*time.Minute, 3); err != nil || wait != 0 {
+		t.Fatalf("another key: refused for %v, %v", wait, err)
+	}
+	keys, _ := rdb.Keys(ctx, prefix+"states:1:*").Result()
+	for _, k := range keys {
+		if n, _ := rdb.Get(ctx, k).Int(); n != 3 {
+			t.Fatalf("%s = %d, want 3: a refused state is not counted", k, n)
 		}
-		for range 2 {
-			if _, _, err := s.RedeemLoginCode(ctx, sh, hash(), 1, 5); err != nil {
-				t.Fatal(err)
-			}
+		pttl(t, rdb, k, 20*time.Minute)
+	}
+}
+
+func TestCountKeyRequest(t *testing.T) {
+	ctx := context.Background()
+	s, rdb, prefix := newStore(t)
+	for i := range 3 {
+		if n, err := s.CountKeyRequest(ctx, 1, 1000); err != nil || n != int64(i+1) {
+			t.Fatalf("request %d: %d, %v", i+1, n, err)
 		}
-		if _, found, _ := s.State(ctx, sh); found {
-			t.Fatal("state survived five failures of both kinds")
-		}
-	})
+	}
+	if n, err := s.CountKeyRequest(ctx, 1, 1001); err != nil || n != 1 {
+		t.Fatalf("next second: %d, %v", n, err)
+	}
+	if d, _ := rdb.PTTL(ctx, prefix+"rate:1:1000").Result(); d <= 0 || d > 2*time.Second {
+		t.Fatalf("PTTL %v, want at most 2s", d)
+	}
 }

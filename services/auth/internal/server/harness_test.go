@@ -64,10 +64,28 @@ type userService struct {
 	updates  atomic.Int64
 	// down makes GetUser answer unavailable, as while Postgres is down.
 	down atomic.Bool
+	// rightVerified counts right passwords verified. When holdRight is
+	// set, a right password's check reports itself on entered and waits
+	// for holdRight to close (ordering a race: the password is checked,
+	// then whatever the test wants happens, then it answers).
+	rightVerified atomic.Int64
+	holdRight     chan struct{}
+	entered       chan struct{}
 }
 
-func (s *userService) VerifyPassword(_ context.Context, req *userv1.VerifyPasswordRequest) (*userv1.VerifyPasswordResponse, error) {
+func (s *userService) VerifyPassword(ctx context.Context, req *userv1.VerifyPasswordRequest) (*userv1.VerifyPasswordResponse, error) {
 	s.verifies.Add(1)
+	if u, ok := s.lookup(req.GetUserId()); ok && secret.Equal(u.password, req.GetPassword()) {
+		s.rightVerified.Add(1)
+		if s.holdRight != nil {
+			s.entered <- struct{}{}
+			select {
+			case <-s.holdRight:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[req.GetUserId()]
@@ -114,6 +132,13 @@ func (s *userService) UpdateProfile(_ context.Context, req *userv1.UpdateProfile
 	s.users[req.GetUserId()] = u
 	s.updates.Add(1)
 	return &userv1.UpdateProfileResponse{User: s.proto(req.GetUserId(), u)}, nil
+}
+
+func (s *userService) lookup(userID string) (fakeUser, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[userID]
+	return u, ok
 }
 
 func (s *userService) setDisabled(userID string, disabled bool) {
@@ -286,6 +311,8 @@ type options struct {
 	gateways []netip.Prefix
 	redis    redis.UniversalClient // default: the test Redis
 	limits   oauth.Limits          // default: oauth.DefaultLimits
+	keyRate  int                   // requests per second per key; default none
+	now      func() time.Time      // the key rate's clock; default time.Now
 	events   audit.Recorder        // default: audit.Discard
 	// pki, when set, serves AuthService over mutual TLS (e.auth presents
 	// its component certificate; e.authTLS dials with another), and
@@ -324,6 +351,9 @@ func newEnv(t *testing.T, o options) *env {
 	if o.events == nil {
 		o.events = audit.Discard
 	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	e := &env{o: o, remoteConn: remoteConn, store: store, users: users, keys: keys, rdb: rdb, prefix: prefix}
 	e.start(t)
 	return e
@@ -347,13 +377,15 @@ func (e *env) start(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
-	flows := oauth.New(redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout), remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log)
+	store := redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },
 	})
 	api := server.New(flows)
-	srvOpts := grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways, e.o.gatewayNames...))
+	srvOpts := grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways, e.o.gatewayNames...),
+		server.KeyRateInterceptor(oauth.NewKeyRate(store, e.o.keyRate, e.o.now)))
 	if e.o.pki != nil {
 		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(serverTLS(t, e.o.pki))))
 	}

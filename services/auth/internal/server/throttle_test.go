@@ -44,6 +44,20 @@ func (e *env) failLogins(t *testing.T, n int, ip, userID string) {
 	}
 }
 
+// expire ends every counter matching pattern (under the test's prefix)
+// now, as the end of its window would.
+func (e *env) expire(t *testing.T, pattern string) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := e.rdb.Keys(ctx, e.prefix+pattern).Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys %s: %v, %v", pattern, keys, err)
+	}
+	if err := e.rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // retryAfter is the Retry-After a client of the gateway would see.
 func retryAfter(t *testing.T, err error) int {
 	t.Helper()
@@ -79,7 +93,7 @@ func throttledCount(t *testing.T, limit string) float64 {
 }
 
 func TestThrottle(t *testing.T) {
-	limits := oauth.Limits{PerUser: 3, PerIP: 5, Window: time.Minute}
+	limits := oauth.Limits{PerUser: 3, PerAccount: 6, PerIP: 5, Window: time.Minute}
 	wrongCode := func(right string) string {
 		for {
 			if c := secret.New("", 10, secret.LowerAlnum); c != right {
@@ -91,35 +105,53 @@ func TestThrottle(t *testing.T) {
 		name string
 		run  func(t *testing.T, e *env)
 	}{
-		{"per user: at the limit even the correct password is refused, from any IP, unchecked", func(t *testing.T, e *env) {
+		{"per user and address: at the limit that address is refused unchecked, even the right password", func(t *testing.T, e *env) {
 			e.failLogins(t, 3, ip1, aliceID)
 			before, metric := e.users.verifies.Load(), throttledCount(t, "user")
-			err := e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA))
-			wantErr(t, err, apierr.RateLimited)
+			wantErr(t, e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
 			if n := e.users.verifies.Load() - before; n != 0 {
 				t.Fatalf("password verified %d times while throttled", n)
 			}
 			if got := throttledCount(t, "user") - metric; got != 1 {
 				t.Fatalf("moreid_throttled_total{limit=user} grew by %v, want 1", got)
 			}
-			// Another user from the same IP is not concerned.
+			// The user from another address, another user from this one: not concerned.
+			if err := e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
+				t.Fatalf("alice from another address: %v", err)
+			}
 			if err := e.loginFrom(t, ip1, bobID, bobPass, e.authorize(t, keyA)); err != nil {
 				t.Fatalf("bob's login: %v", err)
 			}
 		}},
-		{"per user: below the limit the correct password works", func(t *testing.T, e *env) {
+		{"a right password is no failure", func(t *testing.T, e *env) {
 			e.failLogins(t, 2, ip1, aliceID)
-			if err := e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
-				t.Fatalf("login after 2 failures: %v", err)
+			for range 5 {
+				if err := e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
+					t.Fatalf("login after 2 failures: %v", err)
+				}
 			}
+			e.failLogins(t, 1, ip1, aliceID)
+			wantErr(t, e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
 		}},
-		{"per user: a success does not reset the count", func(t *testing.T, e *env) {
-			e.failLogins(t, 2, ip1, aliceID)
-			if err := e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
-				t.Fatalf("login: %v", err)
+		{"above the account's ceiling addresses that failed wait, a clean one signs in", func(t *testing.T, e *env) {
+			for i := range 3 {
+				e.failLogins(t, 2, "198.51.100."+strconv.Itoa(i+1), aliceID)
 			}
-			e.failLogins(t, 1, ip2, aliceID)
-			wantErr(t, e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
+			before := throttledCount(t, "account")
+			err := e.loginFrom(t, "198.51.100.1", aliceID, alicePass, e.authorize(t, keyA))
+			wantErr(t, err, apierr.RateLimited)
+			if n := retryAfter(t, err); n < 55 || n > 60 {
+				t.Fatalf("Retry-After %d, want the address's window rest", n)
+			}
+			if got := throttledCount(t, "account") - before; got != 1 {
+				t.Fatalf("moreid_throttled_total{limit=account} grew by %v, want 1", got)
+			}
+			if err := e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
+				t.Fatalf("alice from a clean address: %v", err)
+			}
+			// A new address gets one guess, then waits.
+			e.failLogins(t, 1, "198.51.100.9", aliceID)
+			wantErr(t, e.loginFrom(t, "198.51.100.9", aliceID, "wrong", e.authorize(t, keyA)), apierr.RateLimited)
 		}},
 		{"per IP: any user from that IP is refused, other IPs are not", func(t *testing.T, e *env) {
 			for i := range 5 {
@@ -151,18 +183,40 @@ func TestThrottle(t *testing.T) {
 				t.Fatalf("Retry-After %d, want the minute's remainder", n)
 			}
 		}},
+		{"the limit ends with its window", func(t *testing.T, e *env) {
+			e.failLogins(t, 3, ip1, aliceID)
+			wantErr(t, e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
+			// Redis ends the windows (as their TTL would): no sleep racing them.
+			e.expire(t, "fail:*")
+			if err := e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
+				t.Fatalf("login after the window: %v", err)
+			}
+		}},
 		{"wrong passwords on the confirmation page count for the user and /login", func(t *testing.T, e *env) {
 			uca := e.createUCA(t, keyA, e.authorize(t, keyA))
 			for range 3 {
 				_, err := e.conf.SignIn(from(t, "", ip1), &authv1.SignInRequest{Uca: uca, UserId: aliceID, Password: "wrong"})
 				wantErr(t, err, apierr.InvalidCredentials)
 			}
-			_, err := e.conf.SignIn(from(t, "", ip2), &authv1.SignInRequest{Uca: uca, UserId: aliceID, Password: alicePass})
+			_, err := e.conf.SignIn(from(t, "", ip1), &authv1.SignInRequest{Uca: e.createUCA(t, keyA, e.authorize(t, keyA)), UserId: aliceID, Password: alicePass})
 			wantErr(t, err, apierr.RateLimited)
 			if n := retryAfter(t, err); n < 1 || n > 60 {
 				t.Fatalf("Retry-After %d", n)
 			}
-			wantErr(t, e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
+			wantErr(t, e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
+			// From elsewhere the same page still signs alice in.
+			if _, err := e.conf.SignIn(from(t, "", ip2), &authv1.SignInRequest{Uca: uca, UserId: aliceID, Password: alicePass}); err != nil {
+				t.Fatalf("SignIn from another address: %v", err)
+			}
+		}},
+		{"five wrong passwords end sign-ins on a page", func(t *testing.T, e *env) {
+			uca := e.createUCA(t, keyA, e.authorize(t, keyA))
+			for i := range 5 {
+				_, err := e.conf.SignIn(from(t, "", "198.51.100."+strconv.Itoa(i+1)), &authv1.SignInRequest{Uca: uca, UserId: "guess" + strconv.Itoa(i), Password: "wrong"})
+				wantErr(t, err, apierr.InvalidCredentials)
+			}
+			_, err := e.conf.SignIn(from(t, "", ip2), &authv1.SignInRequest{Uca: uca, UserId: aliceID, Password: alicePass})
+			wantErr(t, err, apierr.RateLimited)
 		}},
 		{"wrong login codes count per IP", func(t *testing.T, e *env) {
 			state, code := e.safeLogin(t, keyA)
@@ -187,8 +241,8 @@ func TestThrottle(t *testing.T) {
 		{"counters are shared by every instance", func(t *testing.T, e *env) {
 			twin := e.twin(t)
 			e.failLogins(t, 2, ip1, aliceID)
-			twin.failLogins(t, 1, ip2, aliceID)
-			wantErr(t, e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
+			twin.failLogins(t, 1, ip1, aliceID)
+			wantErr(t, e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
 			wantErr(t, twin.loginFrom(t, ip1, aliceID, alicePass, twin.authorize(t, keyA)), apierr.RateLimited)
 		}},
 	}
@@ -197,21 +251,50 @@ func TestThrottle(t *testing.T) {
 			tt.run(t, newEnv(t, options{limits: limits}))
 		})
 	}
+}
 
-	t.Run("the limit ends with its window", func(t *testing.T) {
-		e := newEnv(t, options{limits: oauth.Limits{PerUser: 2, PerIP: 50, Window: time.Second}})
-		e.failLogins(t, 2, ip1, aliceID)
-		err := e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA))
-		wantErr(t, err, apierr.RateLimited)
-		if n := retryAfter(t, err); n != 1 {
-			t.Fatalf("Retry-After %d, want 1", n)
-		}
-		// The one sleep of these tests: the window is the thing under test.
-		time.Sleep(1100 * time.Millisecond)
-		if err := e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
-			t.Fatalf("login after the window: %v", err)
-		}
-	})
+// Nobody can lock a user out from elsewhere: while an attacker guesses from
+// other addresses, through other apps and pages, beyond the per-user limit
+// and beyond the account's ceiling, the victim's right password from an
+// address that has not failed signs in.
+func TestNoLockout(t *testing.T) {
+	for _, guesses := range []int{12, 130} {
+		t.Run(strconv.Itoa(guesses)+" guesses", func(t *testing.T) {
+			e := newEnv(t, options{})
+			states := make([]string, guesses)
+			ucas := make([]string, guesses)
+			for i := range guesses {
+				key := []string{keyA, keyB}[i%2]
+				states[i] = e.authorize(t, key)
+				if i%3 == 0 {
+					ucas[i] = e.createUCA(t, key, states[i])
+				}
+			}
+			// Ten addresses' worth of guesses each at most: every one is checked.
+			got := burst(guesses, func(i int) error {
+				ip := "198.51.100." + strconv.Itoa(i/oauth.DefaultLimits.PerUser+1)
+				if ucas[i] != "" {
+					_, err := e.conf.SignIn(from(t, "", ip), &authv1.SignInRequest{Uca: ucas[i], UserId: aliceID, Password: "guess " + strconv.Itoa(i)})
+					return err
+				}
+				key := []string{keyA, keyB}[i%2]
+				_, err := e.auth.Login(from(t, key, ip), &authv1.LoginRequest{UserId: aliceID, Password: "guess " + strconv.Itoa(i), State: states[i]})
+				return err
+			})
+			t.Logf("attacker's answers %v", got)
+			addresses := (guesses + oauth.DefaultLimits.PerUser - 1) / oauth.DefaultLimits.PerUser
+			if n := got[apierr.InvalidCredentials]; n < 10 || n > oauth.DefaultLimits.PerAccount+addresses {
+				t.Fatalf("%d guesses checked; want at least 10, at most the ceiling and one per address", n)
+			}
+			if err := e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
+				t.Fatalf("the victim's login from a clean address: %v", err)
+			}
+			uca := e.createUCA(t, keyB, e.authorize(t, keyB))
+			if _, err := e.conf.SignIn(from(t, "", ip2), &authv1.SignInRequest{Uca: uca, UserId: aliceID, Password: alicePass}); err != nil {
+				t.Fatalf("the victim's sign-in on the page from a clean address: %v", err)
+			}
+		})
+	}
 }
 
 // Five failed password logins on one state burn it, as five wrong login
