@@ -50,7 +50,7 @@ func TestCodeReplay(t *testing.T) {
 			if ok != 0 || refused == 0 {
 				t.Fatalf("replays: %d succeeded, %d invalid_code; want every one invalid_code", ok, refused)
 			}
-			if active := e.active(t, token); active == tt.revokes {
+			if active := e.active(t, keyA, token); active == tt.revokes {
 				t.Fatalf("owner's token active = %v after the replay, want %v", active, !tt.revokes)
 			}
 		})
@@ -64,7 +64,7 @@ func TestRevokedKeyEndsItsTokens(t *testing.T) {
 	e := newEnv(t, options{})
 	tokA := e.accessToken(t, keyA, aliceID, alicePass)
 	tokB := e.accessToken(t, keyB, aliceID, alicePass)
-	if !e.active(t, tokA) || !e.active(t, tokB) {
+	if !e.active(t, keyA, tokA) || !e.active(t, keyB, tokB) {
 		t.Fatal("fresh tokens inactive")
 	}
 	e.keys.revoke(keyA)
@@ -77,7 +77,7 @@ func TestRevokedKeyEndsItsTokens(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("a revoked key's token refused everywhere %v after the revocation", time.Since(revoked).Round(time.Millisecond))
-	if !e.active(t, tokB) {
+	if !e.active(t, keyB, tokB) {
 		t.Fatal("another key's token was ended too")
 	}
 	if _, err := e.auth.GetTokenUser(as(t, keyB, server.AuthorizationMetadata, "Bearer "+tokB), &authv1.GetTokenUserRequest{}); err != nil {
@@ -99,7 +99,7 @@ func TestLoginSafeUserServiceDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login_safe after the outage: %v", err)
 	}
-	if tok := e.token(t, keyA, r.GetCode(), state); !e.active(t, tok) {
+	if tok := e.token(t, keyA, r.GetCode(), state); !e.active(t, keyA, tok) {
 		t.Fatal("token of the retried login_safe inactive")
 	}
 }
@@ -110,10 +110,15 @@ func (e *env) redeem(t *testing.T, key, code, state string) error {
 	return err
 }
 
-// active is what introspection says of token.
-func (e *env) active(t *testing.T, token string) bool {
+// active is what introspection by key, the key token was issued to, says
+// of token. Introspection answers only its caller's key, so a revoked key
+// is refused itself (invalid_api_key): its token is not active either.
+func (e *env) active(t *testing.T, key, token string) bool {
 	t.Helper()
-	r, err := e.tokens.IntrospectToken(as(t, ""), &authv1.IntrospectTokenRequest{Token: token})
+	r, err := e.tokens.IntrospectToken(as(t, key), &authv1.IntrospectTokenRequest{Token: token})
+	if reason(status.Convert(err)) == string(apierr.InvalidAPIKey) {
+		return false
+	}
 	if err != nil {
 		t.Fatalf("IntrospectToken: %v", err)
 	}
@@ -125,7 +130,7 @@ func (e *env) active(t *testing.T, token string) bool {
 // invalid_token, and the surfaces that also need the key refuse the key.
 func (e *env) tokenRefused(t *testing.T, token string) bool {
 	t.Helper()
-	if e.active(t, token) {
+	if e.active(t, keyA, token) {
 		return false
 	}
 	bearer := func(key string) context.Context {

@@ -91,7 +91,7 @@ func TestFlowsThroughSlowRedisReplies(t *testing.T) {
 			began := time.Now()
 			tok := tt.flow(t, tt.step)
 			t.Logf("flow took %v", time.Since(began).Round(time.Millisecond))
-			if !e.active(t, tok) {
+			if !e.active(t, keyA, tok) {
 				t.Fatal("the flow's token is not active")
 			}
 			if p.Replies()-before == 0 {
