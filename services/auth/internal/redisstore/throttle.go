@@ -85,13 +85,16 @@ return {'ok', 0}
 
 // fail turns a hold into a counted failure. KEYS: pairs of failure counter
 // and held set (the subject's, and the account's). ARGV: attempt id,
-// window ms. A counter found without an expiry gets one, so no counter
-// outlives its window.
+// window ms. Only a hold that is still there is counted, so a copy of the
+// call that go-redis re-sends after a slow reply counts nothing twice. A
+// counter found without an expiry gets one, so no counter outlives its
+// window.
 var fail = redis.NewScript(`
 for i = 1, #KEYS, 2 do
-  redis.call('ZREM', KEYS[i + 1], ARGV[1])
-  redis.call('INCR', KEYS[i])
-  if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+  if redis.call('ZREM', KEYS[i + 1], ARGV[1]) == 1 then
+    redis.call('INCR', KEYS[i])
+    if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+  end
 end
 return 1
 `)
@@ -120,8 +123,10 @@ return {'ok', 0}
 // counted failure and deletes the state at the limit. KEYS: state, failure
 // counter, held set. ARGV: key id, failures that burn the state, attempt
 // id. Replies 0 (no such state of this key), 1 (counted), 2 (burned).
+// As in fail, only a hold still there is counted: a re-sent copy counts
+// nothing.
 var failState = redis.NewScript(`
-redis.call('ZREM', KEYS[3], ARGV[3])
+if redis.call('ZREM', KEYS[3], ARGV[3]) == 0 then return 1 end
 local sv = redis.call('GET', KEYS[1])
 if not sv then return 0 end
 if cjson.decode(sv).k ~= tonumber(ARGV[1]) then return 0 end

@@ -105,6 +105,24 @@ func TestReserve(t *testing.T) {
 			reserveOK(t, s, attempt(oauth.Attempt{UserID: "u1", IP: "192.0.2.2"}))
 			reserveOK(t, s, attempt(oauth.Attempt{UserID: "u2", IP: "192.0.2.1"}))
 		}},
+		{"a failure sent twice (go-redis re-sending after a slow reply) is counted once", func(t *testing.T) {
+			st := put(t, 1)
+			for i := 1; i <= oauth.MaxStateFails; i++ {
+				a := attempt(oauth.Attempt{KeyID: 1, StateHash: st})
+				reserveOK(t, s, a)
+				var burned bool
+				for range 2 {
+					b, err := s.Fail(ctx, a, limits)
+					if err != nil {
+						t.Fatal(err)
+					}
+					burned = burned || b
+				}
+				if burned != (i == oauth.MaxStateFails) {
+					t.Fatalf("failure %d of %d (each sent twice): burned = %v", i, oauth.MaxStateFails, burned)
+				}
+			}
+		}},
 		{"per user and address: counted failures refuse with the window's rest", func(t *testing.T) {
 			a := oauth.Attempt{UserID: "u3", IP: "192.0.2.3"}
 			for range 3 {
