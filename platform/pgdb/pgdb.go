@@ -82,26 +82,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
 // the audit trail's).
 type Migration func(ctx context.Context, db *gorm.DB) error
 
-// OpenMigrated is Open followed by every migration, in order. It returns the
-// gorm handle and its pool; close the pool when done.
-func OpenMigrated(ctx context.Context, dsn string, opts Options, migrations ...Migration) (*gorm.DB, *sql.DB, error) {
-	db, err := Open(ctx, dsn, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, nil, fmt.Errorf("postgres pool: %w", err)
-	}
-	for _, m := range migrations {
-		if err := m(ctx, db); err != nil {
-			_ = sqlDB.Close()
-			return nil, nil, err
-		}
-	}
-	return db, sqlDB, nil
-}
-
 // Embedded is the Migration of a schema whose goose SQL files are in the
 // directory dir of fsys (usually a service's go:embed FS), recording
 // versions in versionTable as Migrate does.
@@ -158,7 +138,9 @@ func lockID(name string) int64 {
 }
 
 // ensureDatabase creates the database named in dsn when it does not exist,
-// connecting to the server's "postgres" database to do so.
+// connecting to the server's "postgres" database to do so. It tries the
+// database itself first, so that a role that may not create databases (the
+// serving role) opens an existing one without asking for what it lacks.
 func ensureDatabase(ctx context.Context, dsn string) error {
 	u, err := parseDSN(dsn)
 	if err != nil {
@@ -168,15 +150,22 @@ func ensureDatabase(ctx context.Context, dsn string) error {
 	if name == "" || name == "postgres" {
 		return nil
 	}
+	conn, err := pgconn.Connect(ctx, dsn)
+	if err == nil {
+		return conn.Close(context.Background())
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name: no such database
+		return fmt.Errorf("connect to postgres: %w", redact(err, u))
+	}
 	admin := *u
 	admin.Path = "/postgres"
-	conn, err := pgconn.Connect(ctx, admin.String())
+	conn, err = pgconn.Connect(ctx, admin.String())
 	if err != nil {
 		return fmt.Errorf("connect to postgres server: %w", redact(err, u))
 	}
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)).ReadAll()
-	var pgErr *pgconn.PgError
 	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505")) {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}

@@ -26,6 +26,7 @@ import (
 // Settings are the API-key service's configuration.
 type Settings struct {
 	PostgresDSN string
+	OwnerDSN    string // migrations and grants; "" when PostgresDSN's role applies them
 	Addr        string
 	AdminAddr   string
 	Drain       time.Duration
@@ -35,6 +36,7 @@ type Settings struct {
 func ReadSettings(r *config.Reader) (Settings, error) {
 	s := Settings{
 		PostgresDSN: pgdb.DSN(r),
+		OwnerDSN:    pgdb.OwnerDSN(r),
 		Addr:        r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		AdminAddr:   r.String("MOREID_APIKEY_ADMIN_ADDR", "127.0.0.1:9192"),
 		Drain:       run.DrainTimeout(r),
@@ -55,7 +57,7 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Migrate, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Schema, audit.Schema)
 	if err != nil {
 		return nil, err
 	}
