@@ -18,6 +18,21 @@ const VersionTable = "audit_schema_migrations"
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Schema is the audit trail with the only privileges the serving role gets:
+// reading and appending rows, and creating the month's partition it
+// appends to (a function that runs as the owner). No UPDATE, DELETE,
+// TRUNCATE, and no ownership, so no ALTER TABLE ... DISABLE TRIGGER either.
+// The version table is readable so that a service started without the
+// owner's DSN can check that nothing is pending.
+var Schema = pgdb.Schema{
+	Migrate: Migrate,
+	Grants: []string{
+		"GRANT SELECT, INSERT ON audit_events TO %s",
+		"GRANT EXECUTE ON FUNCTION audit_ensure_partition(timestamptz) TO %s",
+		"GRANT SELECT ON " + VersionTable + " TO %s",
+	},
+}
+
 // Migrate applies every pending audit migration to db.
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := pgdb.Embedded(migrations, "migrations", VersionTable)(ctx, db); err != nil {
