@@ -42,13 +42,18 @@ type Options struct {
 	// backend fork plus authentication. That churn held user/info at 0.31×
 	// the Postgres baseline; keeping them gave 0.52× (BENCHMARKS.md).
 	MaxOpenConns int
+	// Existing refuses to create a missing database: for a tool (moreidctl)
+	// whose mistyped DSN must not leave an empty database behind.
+	Existing bool
 }
 
 // Open connects to dsn (a postgres:// URL), creating the database if it does
 // not exist, and returns a gorm handle whose pool is bounded by opts.
 func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
-	if err := ensureDatabase(ctx, dsn); err != nil {
-		return nil, err
+	if !opts.Existing {
+		if err := ensureDatabase(ctx, dsn); err != nil {
+			return nil, err
+		}
 	}
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
 		Logger:                 logger.Discard, // queries carry secrets' hashes and profile data: not for logs
