@@ -44,17 +44,17 @@ func init() { auditList.run = runAuditList }
 // auditJSON is one element of `audit list --json`: exactly these fields.
 // api_key_id is null for an event that concerns no key.
 type auditJSON struct {
-	Time      string `json:"time"`
-	Event     string `json:"event"`
-	Outcome   string `json:"outcome"`
-	Count     int64  `json:"count"`
+	Time      string  `json:"time"`
+	Event     string  `json:"event"`
+	Outcome   string  `json:"outcome"`
+	Count     int64   `json:"count"`
 	LastTime  *string `json:"last_time"` // null for a single event
-	UserID    string `json:"user_id"`
-	APIKeyID  *int64 `json:"api_key_id"`
-	ClientIP  string `json:"client_ip"`
-	Component string `json:"component"`
-	RequestID string `json:"request_id"`
-	Detail    string `json:"detail"`
+	UserID    string  `json:"user_id"`
+	APIKeyID  *int64  `json:"api_key_id"`
+	ClientIP  string  `json:"client_ip"`
+	Component string  `json:"component"`
+	RequestID string  `json:"request_id"`
+	Detail    string  `json:"detail"`
 }
 
 func runAuditList(ctx context.Context, e *env, args []string) error {
