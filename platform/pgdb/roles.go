@@ -99,14 +99,22 @@ func provision(ctx context.Context, db, owner *gorm.DB, schemas []Schema) error 
 	if serving == ownerRole {
 		return nil // one role: it has every privilege already
 	}
-	for _, s := range schemas {
-		for _, g := range s.Grants {
-			if err := owner.WithContext(ctx).Exec(fmt.Sprintf(g, quoteIdent(serving))).Error; err != nil {
-				return fmt.Errorf("grant the serving role %s: %w", serving, err)
+	// Services starting together grant on the same tables (the audit
+	// trail), and concurrent GRANTs on one object fail with "tuple
+	// concurrently updated": one at a time.
+	return owner.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockID("moreid grants")).Error; err != nil {
+			return fmt.Errorf("grant lock: %w", err)
+		}
+		for _, s := range schemas {
+			for _, g := range s.Grants {
+				if err := tx.Exec(fmt.Sprintf(g, quoteIdent(serving))).Error; err != nil {
+					return fmt.Errorf("grant the serving role %s: %w", serving, err)
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // denied reports Postgres refusing a statement for lack of a privilege
