@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"log/slog"
 
 	"gorm.io/gorm"
 
@@ -39,4 +40,27 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
+}
+
+// WarnIfOwner logs a warning when the role of db could disarm the trail:
+// it owns audit_events (or belongs to its owner) or is a superuser, as
+// when one role both migrates and serves (MOREID_POSTGRES_OWNER_DSN
+// unset). Services call it at start, so such a deployment says so.
+func WarnIfOwner(ctx context.Context, db *gorm.DB, log *slog.Logger) {
+	owner, err := canRewrite(ctx, db)
+	if err != nil {
+		log.Warn("cannot tell whether the serving role owns the audit trail", "error", err.Error())
+		return
+	}
+	if owner {
+		log.Warn("the role of MOREID_POSTGRES_DSN owns the audit trail and could disable its triggers: " +
+			"run the migrations as another role (MOREID_POSTGRES_OWNER_DSN) and serve as one that owns nothing")
+	}
+}
+
+func canRewrite(ctx context.Context, db *gorm.DB) (bool, error) {
+	var owner bool
+	err := db.WithContext(ctx).Raw(`SELECT pg_has_role(current_user, c.relowner, 'USAGE') OR r.rolsuper
+		FROM pg_class c, pg_roles r WHERE c.oid = 'audit_events'::regclass AND r.rolname = current_user`).Scan(&owner).Error
+	return owner, err
 }

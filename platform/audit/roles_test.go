@@ -73,6 +73,16 @@ func TestServingRoleCannotRewrite(t *testing.T) {
 		})
 	}
 
+	t.Run("who could rewrite", func(t *testing.T) {
+		for name, tc := range map[string]struct {
+			db   *gorm.DB
+			want bool
+		}{"owner": {owner, true}, "serving": {serving, false}} {
+			if got, err := audit.CanRewrite(context.Background(), tc.db); err != nil || got != tc.want {
+				t.Errorf("%s: CanRewrite = %v, %v; want %v", name, got, err, tc.want)
+			}
+		}
+	})
 	t.Run("prune", func(t *testing.T) {
 		ensurePartition(t, owner, time.Now().AddDate(0, -3, 0))
 		_, err := audit.Prune(context.Background(), serving, time.Now(), time.Now(), false)

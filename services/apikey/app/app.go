@@ -61,6 +61,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	audit.WarnIfOwner(ctx, db, log)
 	return &App{
 		svc:   apikey.New(pgstore.New(db)),
 		trail: audit.NewWriter(db, "apikey", log),

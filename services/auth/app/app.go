@@ -109,6 +109,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 		rdb.Close()
 		return nil, err
 	}
+	audit.WarnIfOwner(ctx, db, log)
 	trail := audit.NewWriter(db, "auth", log)
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}

@@ -92,6 +92,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	audit.WarnIfOwner(ctx, db, log)
 	hasher, err := user.NewHasher(cfg.Argon2, cfg.Concurrency)
 	if err != nil {
 		sqlDB.Close()
