@@ -59,8 +59,9 @@ var components = []component{
 // operatorSecrets are the Secrets the operator creates: name -> the key
 // holding the value, and the variable that receives it.
 var operatorSecrets = map[string]struct{ key, env string }{
-	"moreid-postgres": {key: "dsn", env: "MOREID_POSTGRES_DSN"},
-	"moreid-redis":    {key: "url", env: "MOREID_REDIS_URL"},
+	"moreid-postgres":       {key: "dsn", env: "MOREID_POSTGRES_DSN"},
+	"moreid-postgres-owner": {key: "dsn", env: "MOREID_POSTGRES_OWNER_DSN"},
+	"moreid-redis":          {key: "url", env: "MOREID_REDIS_URL"},
 }
 
 func TestOverlays(t *testing.T) {
@@ -123,6 +124,16 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 		for i := range pod.Spec.Containers {
 			if secretRef(pod.Spec.Containers[i], v) == nil {
 				t.Errorf("Deployment %s container %s: %s is not set from a Secret", name, pod.Spec.Containers[i].Name, v)
+			}
+		}
+	}
+	// The owner's DSN would let a service disable the audit trail's
+	// triggers: only the migration Job holds it.
+	for _, ctr := range containers(&pod.Spec) {
+		for _, e := range ctr.Env {
+			if e.Name == "MOREID_POSTGRES_OWNER_DSN" || (e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
+				strings.HasPrefix(e.ValueFrom.SecretKeyRef.Name, "moreid-postgres-owner")) {
+				t.Errorf("Deployment %s container %s holds the owner's DSN (%s)", name, ctr.Name, e.Name)
 			}
 		}
 	}
@@ -352,8 +363,10 @@ func checkMigrationJob(t *testing.T, m *manifest) {
 		if !slices.Equal(c.Args, []string{"-migrate-only"}) || len(c.Command) > 0 {
 			t.Errorf("container %s runs %v %v, want the image's binary with -migrate-only", c.Name, c.Command, c.Args)
 		}
-		if ref := secretRef(c, "MOREID_POSTGRES_DSN"); ref == nil {
-			t.Errorf("container %s: MOREID_POSTGRES_DSN not from a Secret", c.Name)
+		for _, v := range []string{"MOREID_POSTGRES_DSN", "MOREID_POSTGRES_OWNER_DSN"} {
+			if ref := secretRef(c, v); ref == nil {
+				t.Errorf("container %s: %s not from a Secret", c.Name, v)
+			}
 		}
 		order = append(order, imageName(c.Image))
 	}

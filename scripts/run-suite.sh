@@ -12,6 +12,27 @@ stop() {
 	wait
 }
 trap 'stop; exit 0' INT TERM
+
+# Two Postgres roles, as in a deployment: the migrations run as the owner
+# (the local superuser), the services connect as moreid_app, which may only
+# read and append to the audit trail (and use users and api_keys), so no
+# service can disable the trail's triggers. Set both variables to use
+# roles of your own.
+if [ -z "${MOREID_POSTGRES_DSN:-}" ] && [ -z "${MOREID_POSTGRES_OWNER_DSN:-}" ]; then
+	export MOREID_POSTGRES_OWNER_DSN="postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable"
+	export MOREID_POSTGRES_DSN="postgres://moreid_app@127.0.0.1:5432/moreid?sslmode=disable"
+	if ! command -v psql >/dev/null; then
+		echo "moreid: psql is needed to create the moreid_app role (or set MOREID_POSTGRES_DSN and MOREID_POSTGRES_OWNER_DSN)" >&2
+		exit 1
+	fi
+	# Roles belong to the server, not to a database: created once, kept.
+	psql -q -v ON_ERROR_STOP=1 "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" <<'SQL' || exit 1
+SELECT 'CREATE ROLE moreid_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'moreid_app') \gexec
+SQL
+	# Migrate and grant before the services start, so they never race for it.
+	bin/moreid-user -migrate-only && bin/moreid-apikey -migrate-only || exit 1
+fi
 for svc in moreid-user moreid-apikey moreid-auth moreid-gateway; do
 	bin/$svc &
 	pids+=($!)

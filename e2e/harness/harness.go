@@ -115,6 +115,10 @@ type Suite struct {
 	Redis       redis.UniversalClient
 	RedisPrefix string
 	LogDir      string
+	// DSN above is the database's owner (tests inspect and seed through
+	// it); the services connect as the role of ServingDSN, which may only
+	// read and append to the audit trail, as in a deployment.
+	ServingDSN string
 
 	procs      []*Proc
 	components []string
@@ -145,11 +149,11 @@ func Start(t TB, opts Options) *Suite {
 		opts.Instances = 1
 	}
 	s := &Suite{LogDir: t.TempDir()}
-	if opts.PostgresServer != "" {
-		s.DSN = testenv.PostgresOn(t, opts.PostgresServer)
-	} else {
-		s.DSN = testenv.Postgres(t)
+	pgServer := opts.PostgresServer
+	if pgServer == "" {
+		pgServer = testenv.PostgresServer()
 	}
+	s.DSN, s.ServingDSN = testenv.PostgresRolesOn(t, pgServer)
 	redisURL := opts.RedisURL
 	if redisURL == "" {
 		redisURL = testenv.RedisURL()
@@ -160,7 +164,7 @@ func Start(t TB, opts Options) *Suite {
 	for i := 0; i < opts.Instances; i++ {
 		httpAddr := freeAddr(t)
 		env := map[string]string{
-			"MOREID_POSTGRES_DSN":      s.DSN,
+			"MOREID_POSTGRES_DSN":      s.ServingDSN,
 			"MOREID_REDIS_URL":         redisURL,
 			"MOREID_REDIS_PREFIX":      s.RedisPrefix,
 			"MOREID_HTTP_ADDR":         httpAddr,
@@ -180,6 +184,9 @@ func Start(t TB, opts Options) *Suite {
 				env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"] = freeAddr(t)
 			}
 		}
+		// Migrations and grants as the owner, as make run and the
+		// migration Job do.
+		env["MOREID_POSTGRES_OWNER_DSN"] = s.DSN
 		for k, v := range opts.Env {
 			env[k] = v
 		}

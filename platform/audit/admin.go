@@ -41,6 +41,8 @@ type stored struct {
 	Component string        `gorm:"column:component"`
 	RequestID string        `gorm:"column:request_id"`
 	Detail    string        `gorm:"column:detail"`
+	Count     int64         `gorm:"column:count"`
+	LastAt    sql.NullTime  `gorm:"column:last_at"`
 }
 
 // ListAuditEvents returns events newest first. A limit beyond MaxListLimit
@@ -61,7 +63,7 @@ func (s *adminServer) ListAuditEvents(ctx context.Context, req *auditv1.ListAudi
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	q := s.db.WithContext(ctx).Table("audit_events").
-		Select("id, at, event, outcome, user_id, api_key_id, client_ip, component, request_id, detail")
+		Select("id, at, event, outcome, user_id, api_key_id, client_ip, component, request_id, detail, count, last_at")
 	if uid := req.GetUserId(); uid != "" {
 		q = q.Where("user_id = ?", uid)
 	}
@@ -89,6 +91,10 @@ func (s *adminServer) ListAuditEvents(ctx context.Context, req *auditv1.ListAudi
 			Component: r.Component,
 			RequestId: r.RequestID,
 			Detail:    r.Detail,
+			Count:     r.Count,
+		}
+		if r.LastAt.Valid {
+			out[i].LastTime = timestamppb.New(r.LastAt.Time)
 		}
 	}
 	return &auditv1.ListAuditEventsResponse{Events: out}, nil

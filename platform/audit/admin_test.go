@@ -58,6 +58,7 @@ func TestListAuditEvents(t *testing.T) {
 		{time.Minute, "login", "alice", nil, "2001:db8::5", "throttled", "auth", "r6", "rate_limited"},    // id 6: same time, later id
 	}
 	for _, s := range seed {
+		ensurePartition(t, db, now.Add(-s.ago))
 		if err := db.Exec(`INSERT INTO audit_events (at, event, outcome, user_id, api_key_id, client_ip, component, request_id, detail)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, now.Add(-s.ago), s.event, s.outcome, s.user, s.key, s.ip, s.component, s.request, s.det).Error; err != nil {
 			t.Fatal(err)
@@ -100,10 +101,10 @@ func TestListAuditEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []*auditv1.AuditEvent{
-			{Id: 6, Time: timestamppb.New(now.Add(-time.Minute)), Event: "login", Outcome: "throttled", UserId: "alice", ClientIp: "2001:db8::5", Component: "auth", RequestId: "r6", Detail: "rate_limited"},
-			{Id: 5, Time: timestamppb.New(now.Add(-time.Minute)), Event: "user.updated", Outcome: "success", UserId: "alice", ClientIp: "2001:db8::5", Component: "auth", RequestId: "r5"},
-			{Id: 3, Time: timestamppb.New(now.Add(-time.Hour)), Event: "token.issued", Outcome: "success", UserId: "alice", ApiKeyId: 2, ClientIp: "192.0.2.1", Component: "auth", RequestId: "r3"},
-			{Id: 1, Time: timestamppb.New(now.Add(-3 * time.Hour)), Event: "login", Outcome: "failure", UserId: "alice", ApiKeyId: 1, ClientIp: "192.0.2.1", Component: "auth", RequestId: "r1", Detail: "invalid_credentials"},
+			{Id: 6, Time: timestamppb.New(now.Add(-time.Minute)), Event: "login", Outcome: "throttled", UserId: "alice", ClientIp: "2001:db8::5", Component: "auth", RequestId: "r6", Detail: "rate_limited", Count: 1},
+			{Id: 5, Time: timestamppb.New(now.Add(-time.Minute)), Event: "user.updated", Outcome: "success", UserId: "alice", ClientIp: "2001:db8::5", Component: "auth", RequestId: "r5", Count: 1},
+			{Id: 3, Time: timestamppb.New(now.Add(-time.Hour)), Event: "token.issued", Outcome: "success", UserId: "alice", ApiKeyId: 2, ClientIp: "192.0.2.1", Component: "auth", RequestId: "r3", Count: 1},
+			{Id: 1, Time: timestamppb.New(now.Add(-3 * time.Hour)), Event: "login", Outcome: "failure", UserId: "alice", ApiKeyId: 1, ClientIp: "192.0.2.1", Component: "auth", RequestId: "r1", Detail: "invalid_credentials", Count: 1},
 		}
 		if len(resp.GetEvents()) != len(want) {
 			t.Fatalf("%d events, want %d", len(resp.GetEvents()), len(want))
@@ -118,6 +119,7 @@ func TestListAuditEvents(t *testing.T) {
 
 func TestListAuditEventsLimits(t *testing.T) {
 	db := openDB(t)
+	ensurePartition(t, db, time.Now().Add(-time.Hour))
 	if err := db.Exec(`INSERT INTO audit_events (at, event, outcome, user_id)
 		SELECT now() - make_interval(secs => g), 'login', 'success', 'bulk' FROM generate_series(1, 1005) AS g`).Error; err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@ func TestMigrate(t *testing.T) {
 	want := []string{
 		"id bigint NO", "at timestamp with time zone NO", "event text NO", "outcome text NO",
 		"user_id text NO", "api_key_id bigint YES", "client_ip text NO", "component text NO",
-		"request_id text NO", "detail text NO",
+		"request_id text NO", "detail text NO", "count integer NO", "last_at timestamp with time zone YES",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("columns\n %v\nwant\n %v", got, want)
@@ -81,8 +81,12 @@ func TestMigrate(t *testing.T) {
 	if err := db.Raw(`SELECT count(*) FROM ` + audit.VersionTable + ` WHERE version_id > 0`).Scan(&versions).Error; err != nil {
 		t.Fatalf("version table: %v", err)
 	}
-	if versions != 1 {
-		t.Errorf("%d migrations recorded, want 1", versions)
+	if versions != 2 {
+		t.Errorf("%d migrations recorded, want 2", versions)
+	}
+	var kind string
+	if err := db.Raw(`SELECT relkind FROM pg_class WHERE oid = 'audit_events'::regclass`).Scan(&kind).Error; err != nil || kind != "p" {
+		t.Errorf("audit_events relkind %q (%v), want a partitioned table (p)", kind, err)
 	}
 }
 
@@ -124,7 +128,8 @@ func TestAppendOnly(t *testing.T) {
 // while the writer runs and, for what is still queued, on Stop.
 func TestWriterToPostgres(t *testing.T) {
 	db := openDB(t)
-	w := audit.NewWriter(db, "auth", slog.New(slog.DiscardHandler), audit.FlushInterval(10*time.Millisecond))
+	// Without aggregation: every event is a row at once (see TestAggregation).
+	w := audit.NewWriter(db, "auth", slog.New(slog.DiscardHandler), audit.FlushInterval(10*time.Millisecond), audit.AggregateWindow(0))
 	u := w.Unit()
 	errc := make(chan error, 1)
 	go func() { errc <- u.Serve() }()
@@ -190,5 +195,14 @@ func TestWriterToPostgres(t *testing.T) {
 	}
 	if w.Dropped()+w2.Dropped() != 0 {
 		t.Errorf("dropped %d events", w.Dropped()+w2.Dropped())
+	}
+}
+
+// ensurePartition creates the month partition holding at, which a test
+// inserting rows with chosen times needs (the writer does it itself).
+func ensurePartition(t *testing.T, db *gorm.DB, at time.Time) {
+	t.Helper()
+	if err := db.Exec(`SELECT audit_ensure_partition(?)`, at).Error; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -26,8 +26,11 @@ const (
 	DefaultQueueSize     = 10000
 	DefaultBatchSize     = 200
 	DefaultFlushInterval = 250 * time.Millisecond
-	defaultMinBackoff    = 100 * time.Millisecond
-	defaultMaxBackoff    = 5 * time.Second
+	// DefaultAggregateWindow is how long repeats of a non-successful event
+	// are counted into one row before it is written.
+	DefaultAggregateWindow = time.Minute
+	defaultMinBackoff      = 100 * time.Millisecond
+	defaultMaxBackoff      = 5 * time.Second
 	// insertTimeout bounds one INSERT, so that a stalled connection turns
 	// into a retry instead of holding the queue forever.
 	insertTimeout = 5 * time.Second
@@ -57,6 +60,8 @@ var droppedTotal = promauto.NewCounter(prometheus.CounterOpts{
 
 // row is an Event as stored. Like Event it has no field that could carry a
 // secret: the writer adds only time, component and request id.
+// Count is how many identical events the row stands for, At the first's
+// time and LastAt the last's (zero for a single event).
 type row struct {
 	At        time.Time
 	Event     string
@@ -67,6 +72,8 @@ type row struct {
 	Component string
 	RequestID string
 	Detail    string
+	Count     int
+	LastAt    time.Time
 }
 
 // inserter writes one batch in one statement, all or nothing.
@@ -82,6 +89,8 @@ type options struct {
 	batchSize              int
 	flushInterval          time.Duration
 	minBackoff, maxBackoff time.Duration
+	window                 time.Duration
+	now                    func() time.Time
 }
 
 // QueueSize bounds the events held in memory while they wait for Postgres
@@ -100,6 +109,19 @@ func FlushInterval(d time.Duration) Option { return func(o *options) { o.flushIn
 func Backoff(first, max time.Duration) Option {
 	return func(o *options) { o.minBackoff, o.maxBackoff = first, max }
 }
+
+// AggregateWindow is how long repeats of an event that is not a success
+// (failed and throttled sign-ins, denials: same event, outcome, detail,
+// user, key, client IP) are counted into one row, written when the window
+// ends (default a minute; 0 writes a row per event). The first of its kind
+// in a window is written at once. A flood of failures then costs at most
+// two rows per distinct subject and window instead of one per request;
+// every success is still a row of its own, at once.
+func AggregateWindow(d time.Duration) Option { return func(o *options) { o.window = d } }
+
+// Clock replaces time.Now for the events' times and the aggregation
+// windows; for tests.
+func Clock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Writer is the Recorder services use: Record only enqueues, and a
 // background loop (Unit) inserts the queued events in batches. A failed
@@ -124,13 +146,26 @@ type Writer struct {
 	// after is time.After; tests replace it to observe the backoff policy
 	// without sleeping.
 	after func(time.Duration) <-chan time.Time
+
+	// Owned by the loop: rows ready to insert, and the events being
+	// counted in the current window (in the order first seen).
+	pending   []row
+	agg       map[aggKey]int // index into aggRows
+	aggRows   []row
+	windowEnd time.Time
+}
+
+// aggKey is what makes two events the same for aggregation.
+type aggKey struct {
+	event, outcome, userID, clientIP, detail string
+	apiKeyID                                 int64
 }
 
 // NewWriter returns a Writer inserting into the audit_events table of db
 // (see Migrate) on behalf of component ("auth", "apikey", "user"). Nothing
 // is written until its Unit is served.
 func NewWriter(db *gorm.DB, component string, log *slog.Logger, opts ...Option) *Writer {
-	return newWriter(pgInserter{db: db}, component, log, opts...)
+	return newWriter(&pgInserter{db: db, months: map[time.Time]bool{}}, component, log, opts...)
 }
 
 func newWriter(store inserter, component string, log *slog.Logger, opts ...Option) *Writer {
@@ -140,6 +175,8 @@ func newWriter(store inserter, component string, log *slog.Logger, opts ...Optio
 		flushInterval: DefaultFlushInterval,
 		minBackoff:    defaultMinBackoff,
 		maxBackoff:    defaultMaxBackoff,
+		window:        DefaultAggregateWindow,
+		now:           time.Now,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -165,6 +202,7 @@ func newWriter(store inserter, component string, log *slog.Logger, opts ...Optio
 		stopping:  make(chan struct{}),
 		done:      make(chan struct{}),
 		after:     time.After,
+		agg:       map[aggKey]int{},
 	}
 }
 
@@ -174,7 +212,7 @@ func newWriter(store inserter, component string, log *slog.Logger, opts ...Optio
 // rejected.
 func (w *Writer) Record(ctx context.Context, e Event) {
 	r := row{
-		At:        time.Now(),
+		At:        w.opts.now(),
 		Event:     clean(e.Event, maxEvent),
 		Outcome:   clean(e.Outcome, maxOutcome),
 		UserID:    clean(e.UserID, maxUserID),
@@ -183,12 +221,13 @@ func (w *Writer) Record(ctx context.Context, e Event) {
 		Component: w.component,
 		RequestID: clean(logging.RequestID(ctx), maxRequestID),
 		Detail:    clean(e.Detail, maxDetail),
+		Count:     1,
 	}
 	select {
 	case w.queue <- r:
 	default:
 		w.lose(1)
-		now := time.Now().UnixNano()
+		now := w.opts.now().UnixNano()
 		last := w.lastWarn.Load()
 		if now-last >= int64(warnEvery) && w.lastWarn.CompareAndSwap(last, now) {
 			w.log.Warn("audit queue full: events are being dropped until Postgres catches up",
@@ -219,32 +258,105 @@ func (w *Writer) serve() error {
 		return errors.New("audit writer: already serving")
 	}
 	defer close(w.done)
-	batch := make([]row, 0, w.opts.batchSize)
 	tick := time.NewTicker(w.opts.flushInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case r := <-w.queue:
-			batch = append(batch, r)
-			if len(batch) < w.opts.batchSize {
+			w.add(r)
+			if len(w.pending) < w.opts.batchSize {
 				continue
 			}
 		case <-tick.C:
-			if len(batch) == 0 {
+			if !w.opts.now().Before(w.windowEnd) {
+				w.closeWindow()
+			}
+			if len(w.pending) == 0 {
 				continue
 			}
 		case <-w.stopping:
-			w.drain(batch)
+			w.drain()
 			return nil
 		}
-		if !w.write(context.Background(), batch, w.stopping) {
-			// Stopped while Postgres was failing: the batch is still ours
-			// and gets the final flush's chance.
-			w.drain(batch)
-			return nil
+		for len(w.pending) > 0 {
+			n := min(len(w.pending), w.opts.batchSize)
+			if !w.write(context.Background(), w.pending[:n], w.stopping) {
+				// Stopped while Postgres was failing: the rows are still
+				// ours and get the final flush's chance.
+				w.drain()
+				return nil
+			}
+			w.pending = w.pending[n:]
 		}
-		batch = batch[:0]
 	}
+}
+
+// add takes a queued event. A success is ready to insert, and so is the
+// first event of its kind (event, outcome, detail and subject) in the
+// current window, so that an attack shows in the trail at once; the
+// repeats of that kind are counted into one row written when the window
+// ends.
+func (w *Writer) add(r row) {
+	if w.opts.window <= 0 || r.Outcome == Success {
+		w.pending = append(w.pending, r)
+		return
+	}
+	if !r.At.Before(w.windowEnd) {
+		w.closeWindow()
+	}
+	if len(w.aggRows) == 0 {
+		w.windowEnd = r.At.Truncate(w.opts.window).Add(w.opts.window)
+	}
+	k := aggKey{r.Event, r.Outcome, r.UserID, r.ClientIP, r.Detail, r.APIKeyID}
+	if i, ok := w.agg[k]; ok {
+		a := &w.aggRows[i]
+		if a.Count == 0 {
+			a.At, a.RequestID = r.At, r.RequestID
+		}
+		a.Count++
+		a.At = minTime(a.At, r.At) // recorded concurrently, queued in another order
+		a.LastAt = maxTime(a.LastAt, r.At)
+		return
+	}
+	// So many distinct subjects in one window that counting them would
+	// hold as much as the queue: write what is counted so far.
+	if len(w.aggRows) >= w.opts.queueSize {
+		w.closeWindow()
+		w.windowEnd = r.At.Truncate(w.opts.window).Add(w.opts.window)
+	}
+	w.pending = append(w.pending, r)
+	w.agg[k] = len(w.aggRows)
+	repeats := r
+	repeats.Count = 0
+	w.aggRows = append(w.aggRows, repeats)
+}
+
+// closeWindow makes the repeats counted so far ready to insert.
+func (w *Writer) closeWindow() {
+	for _, a := range w.aggRows {
+		if a.Count > 0 {
+			if a.Count == 1 {
+				a.LastAt = time.Time{}
+			}
+			w.pending = append(w.pending, a)
+		}
+	}
+	w.aggRows = w.aggRows[:0]
+	clear(w.agg)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // stop asks the loop to flush what is queued and waits for it until ctx
@@ -261,32 +373,44 @@ func (w *Writer) stop(ctx context.Context) {
 	}
 }
 
-// drain writes pending and everything queued, batch by batch, until the
-// stop deadline.
-func (w *Writer) drain(pending []row) {
+// drain writes everything pending, counted or queued, batch by batch,
+// until the stop deadline.
+func (w *Writer) drain() {
 	ctx := w.stopCtx
 	for {
 	fill:
-		for len(pending) < w.opts.batchSize {
+		for len(w.pending) < w.opts.batchSize {
 			select {
 			case r := <-w.queue:
-				pending = append(pending, r)
+				w.add(r)
 			default:
 				break fill
 			}
 		}
-		if len(pending) == 0 {
+		if len(w.pending) < w.opts.batchSize {
+			w.closeWindow()
+		}
+		if len(w.pending) == 0 {
 			return
 		}
-		n := min(len(pending), w.opts.batchSize)
-		if !w.write(ctx, pending[:n], ctx.Done()) {
-			lost := len(pending) + len(w.queue)
+		n := min(len(w.pending), w.opts.batchSize)
+		if !w.write(ctx, w.pending[:n], ctx.Done()) {
+			lost := eventsIn(w.pending) + eventsIn(w.aggRows) + len(w.queue)
 			w.lose(lost)
 			w.log.Error("audit events lost: Postgres did not take them before the shutdown deadline", "events", lost)
 			return
 		}
-		pending = pending[n:]
+		w.pending = w.pending[n:]
 	}
+}
+
+// eventsIn is the number of events rows stand for.
+func eventsIn(rows []row) int {
+	n := 0
+	for _, r := range rows {
+		n += r.Count
+	}
+	return n
 }
 
 // write inserts batch, retrying with capped exponential backoff until it
@@ -306,7 +430,7 @@ func (w *Writer) write(ctx context.Context, batch []row, abort <-chan struct{}) 
 			return true
 		}
 		if invalid(err) {
-			w.lose(len(batch))
+			w.lose(eventsIn(batch))
 			w.log.Error("audit batch refused by Postgres and dropped", "events", len(batch), "error", err.Error())
 			return true
 		}
@@ -350,30 +474,73 @@ func clean(s string, max int) string {
 	return s[:cut]
 }
 
-// pgInserter inserts into audit_events with one multi-row INSERT.
-type pgInserter struct{ db *gorm.DB }
+// pgInserter inserts into audit_events with one multi-row INSERT, after
+// making sure the month partitions it writes to exist.
+type pgInserter struct {
+	db     *gorm.DB
+	months map[time.Time]bool // partitions known to exist; used by the loop only
+}
 
-const insertColumns = "INSERT INTO audit_events (at, event, outcome, user_id, api_key_id, client_ip, component, request_id, detail) VALUES "
+const insertColumns = "INSERT INTO audit_events (at, event, outcome, user_id, api_key_id, client_ip, component, request_id, detail, count, last_at) VALUES "
 
-func (p pgInserter) insert(ctx context.Context, rows []row) error {
+func (p *pgInserter) insert(ctx context.Context, rows []row) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	if err := p.ensurePartitions(ctx, rows); err != nil {
+		return err
+	}
 	var b strings.Builder
-	b.Grow(len(insertColumns) + len(rows)*30)
+	b.Grow(len(insertColumns) + len(rows)*40)
 	b.WriteString(insertColumns)
-	args := make([]any, 0, len(rows)*9)
+	args := make([]any, 0, len(rows)*11)
 	for i, r := range rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, r.At, r.Event, r.Outcome, r.UserID,
 			sql.NullInt64{Int64: r.APIKeyID, Valid: r.APIKeyID > 0},
-			r.ClientIP, r.Component, r.RequestID, r.Detail)
+			r.ClientIP, r.Component, r.RequestID, r.Detail, max(r.Count, 1),
+			sql.NullTime{Time: r.LastAt, Valid: !r.LastAt.IsZero()})
 	}
-	if err := p.db.WithContext(ctx).Exec(b.String(), args...).Error; err != nil {
+	err := p.db.WithContext(ctx).Exec(b.String(), args...).Error
+	if noPartition(err) {
+		// An operator pruned a month this writer had seen: ask again at
+		// the retry rather than dropping the batch as invalid.
+		clear(p.months)
+		err = fmt.Errorf("audit partition missing: %s", err.Error())
+	}
+	if err != nil {
 		return fmt.Errorf("insert %d audit events: %w", len(rows), err)
 	}
 	return nil
+}
+
+// ensurePartitions creates the month partitions (UTC) of rows not seen yet.
+func (p *pgInserter) ensurePartitions(ctx context.Context, rows []row) error {
+	for _, r := range rows {
+		month := monthOf(r.At)
+		if p.months[month] {
+			continue
+		}
+		if err := p.db.WithContext(ctx).Exec("SELECT audit_ensure_partition(?)", month).Error; err != nil {
+			return fmt.Errorf("audit partition of %s: %w", month.Format("2006-01"), err)
+		}
+		p.months[month] = true
+	}
+	return nil
+}
+
+// monthOf is the start of t's month in UTC: the partition it belongs to.
+func monthOf(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// noPartition reports Postgres finding no partition for a row (SQLSTATE
+// 23514, which would otherwise count as invalid data).
+func noPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition")
 }

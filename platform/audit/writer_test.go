@@ -321,20 +321,20 @@ func TestRecordFields(t *testing.T) {
 			name: "plain",
 			ctx:  logging.WithRequestID(context.Background(), "req-1"),
 			in:   Event{Event: Login, Outcome: Failure, UserID: "alice", APIKeyID: 7, ClientIP: "192.0.2.1", Detail: "invalid_credentials"},
-			want: row{Event: Login, Outcome: Failure, UserID: "alice", APIKeyID: 7, ClientIP: "192.0.2.1", Component: "auth", RequestID: "req-1", Detail: "invalid_credentials"},
+			want: row{Event: Login, Outcome: Failure, UserID: "alice", APIKeyID: 7, ClientIP: "192.0.2.1", Component: "auth", RequestID: "req-1", Detail: "invalid_credentials", Count: 1},
 		},
 		{
 			name: "no request id, negative key id",
 			ctx:  context.Background(),
 			in:   Event{Event: KeyRevoked, Outcome: Success, APIKeyID: -3},
-			want: row{Event: KeyRevoked, Outcome: Success, Component: "auth"},
+			want: row{Event: KeyRevoked, Outcome: Success, Component: "auth", Count: 1},
 		},
 		{
 			name: "hostile values",
 			ctx:  context.Background(),
 			in:   Event{Event: Login, Outcome: Failure, UserID: "ev\x00il\xff" + long, Detail: long + long},
 			// 7 bytes and 83 three-byte characters make 256; 170 make 510 of 512.
-			want: row{Event: Login, Outcome: Failure, UserID: "evil\uFFFD" + strings.Repeat("用", 83), Component: "auth", Detail: strings.Repeat("用", 170)},
+			want: row{Event: Login, Outcome: Failure, UserID: "evil\uFFFD" + strings.Repeat("用", 83), Component: "auth", Detail: strings.Repeat("用", 170), Count: 1},
 		},
 	}
 	for _, tt := range tests {
@@ -374,7 +374,7 @@ func TestNoSecretFields(t *testing.T) {
 	if got, want := fields(Event{}), []string{"Event", "Outcome", "UserID", "APIKeyID", "ClientIP", "Detail"}; !slices.Equal(got, want) {
 		t.Errorf("Event fields %v, want %v", got, want)
 	}
-	if got, want := fields(row{}), []string{"At", "Event", "Outcome", "UserID", "APIKeyID", "ClientIP", "Component", "RequestID", "Detail"}; !slices.Equal(got, want) {
+	if got, want := fields(row{}), []string{"At", "Event", "Outcome", "UserID", "APIKeyID", "ClientIP", "Component", "RequestID", "Detail", "Count", "LastAt"}; !slices.Equal(got, want) {
 		t.Errorf("stored fields %v, want %v", got, want)
 	}
 }
@@ -420,4 +420,51 @@ func TestResult(t *testing.T) {
 			t.Errorf("Result(%v) = %q, %q; want %q, %q", tt.err, outcome, detail, tt.outcome, tt.wantDetail)
 		}
 	}
+}
+
+// TestAggregationBounded: the events counted in one window never hold more
+// distinct subjects than the queue would: beyond that, what is counted is
+// written early (an attacker rotating user IDs costs rows, not memory), and
+// Stop while Postgres is down counts every aggregated event as lost.
+func TestAggregationBounded(t *testing.T) {
+	t.Run("distinct subjects beyond the queue size", func(t *testing.T) {
+		store := &fakeStore{}
+		fixed := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		w := newWriter(store, "test", nil, QueueSize(4), FlushInterval(time.Millisecond), Clock(func() time.Time { return fixed }))
+		serve(t, w)
+		for _, u := range []string{"u0", "u0", "u1", "u2", "u3", "u4"} {
+			w.Record(context.Background(), Event{Event: Login, Outcome: Failure, UserID: u})
+			eventually(t, "the loop takes the event", func() bool { return len(w.queue) == 0 })
+		}
+		// The window has not ended: the fifth subject wrote u0's repeat.
+		eventually(t, "the firsts and u0's repeat are written", func() bool { return len(store.events()) == 6 })
+		_, batches := store.snapshot()
+		var users []string
+		for _, b := range batches {
+			for _, r := range b {
+				users = append(users, fmt.Sprintf("%s×%d", r.UserID, r.Count))
+			}
+		}
+		if !slices.Contains(users, "u0×1") || len(users) != 6 {
+			t.Errorf("rows %v, want each subject once and u0's repeat", users)
+		}
+		if w.Dropped() != 0 {
+			t.Errorf("Dropped() = %d, want 0", w.Dropped())
+		}
+	})
+	t.Run("stop while Postgres is down", func(t *testing.T) {
+		store := &fakeStore{failures: -1, err: errors.New("connection refused")}
+		w := newWriter(store, "test", nil, Backoff(5*time.Millisecond, 20*time.Millisecond), FlushInterval(time.Millisecond))
+		u := w.Unit()
+		go func() { _ = u.Serve() }()
+		for range 50 {
+			w.Record(context.Background(), Event{Event: Login, Outcome: Throttled, UserID: "victim"})
+		}
+		record(w, "ok")
+		eventually(t, "the writer is retrying", func() bool { c, _ := store.snapshot(); return c >= 2 })
+		stop(t, w, 100*time.Millisecond)
+		if w.Dropped() != 51 {
+			t.Errorf("Dropped() = %d, want 51 (every event recorded)", w.Dropped())
+		}
+	})
 }

@@ -63,13 +63,18 @@ type Options struct {
 	// backend fork plus authentication. That churn held user/info at 0.31×
 	// the Postgres baseline; keeping them gave 0.52× (BENCHMARKS.md).
 	MaxOpenConns int
+	// Existing refuses to create a missing database: for a tool (moreidctl)
+	// whose mistyped DSN must not leave an empty database behind.
+	Existing bool
 }
 
 // Open connects to dsn (a postgres:// URL), creating the database if it does
 // not exist, and returns a gorm handle whose pool is bounded by opts.
 func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
-	if err := ensureDatabase(ctx, dsn); err != nil {
-		return nil, err
+	if !opts.Existing {
+		if err := ensureDatabase(ctx, dsn); err != nil {
+			return nil, err
+		}
 	}
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
 		Logger:                 logger.Discard, // queries carry secrets' hashes and profile data: not for logs
@@ -102,26 +107,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
 // Migration applies one schema's pending migrations (a service's own, or
 // the audit trail's).
 type Migration func(ctx context.Context, db *gorm.DB) error
-
-// OpenMigrated is Open followed by every migration, in order. It returns the
-// gorm handle and its pool; close the pool when done.
-func OpenMigrated(ctx context.Context, dsn string, opts Options, migrations ...Migration) (*gorm.DB, *sql.DB, error) {
-	db, err := Open(ctx, dsn, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, nil, fmt.Errorf("postgres pool: %w", err)
-	}
-	for _, m := range migrations {
-		if err := m(ctx, db); err != nil {
-			_ = sqlDB.Close()
-			return nil, nil, err
-		}
-	}
-	return db, sqlDB, nil
-}
 
 // Embedded is the Migration of a schema whose goose SQL files are in the
 // directory dir of fsys (usually a service's go:embed FS), recording
@@ -179,7 +164,9 @@ func lockID(name string) int64 {
 }
 
 // ensureDatabase creates the database named in dsn when it does not exist,
-// connecting to the server's "postgres" database to do so.
+// connecting to the server's "postgres" database to do so. It tries the
+// database itself first, so that a role that may not create databases (the
+// serving role) opens an existing one without asking for what it lacks.
 func ensureDatabase(ctx context.Context, dsn string) error {
 	u, err := parseDSN(dsn)
 	if err != nil {
@@ -189,15 +176,22 @@ func ensureDatabase(ctx context.Context, dsn string) error {
 	if name == "" || name == "postgres" {
 		return nil
 	}
+	conn, err := pgconn.Connect(ctx, dsn)
+	if err == nil {
+		return conn.Close(context.Background())
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name: no such database
+		return fmt.Errorf("connect to postgres: %w", redact(err, u))
+	}
 	admin := *u
 	admin.Path = "/postgres"
-	conn, err := pgconn.Connect(ctx, admin.String())
+	conn, err = pgconn.Connect(ctx, admin.String())
 	if err != nil {
 		return fmt.Errorf("connect to postgres server: %w", redact(err, u))
 	}
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+quoteIdent(name)).ReadAll()
-	var pgErr *pgconn.PgError
 	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505")) {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}

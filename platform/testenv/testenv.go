@@ -71,6 +71,39 @@ func PostgresOn(t TB, serverURL string) string {
 	return dsn.String()
 }
 
+// PostgresRoles sets up the two roles of a deployment for the test: a
+// fresh database on the test server, whose DSN (owner) connects as the
+// server's own role and so owns whatever it migrates, and a login role of
+// the test's own with no privilege beyond what the schemas grant it
+// (serving), the role the services connect as. Both are removed when the
+// test ends.
+func PostgresRoles(t TB) (owner, serving string) {
+	t.Helper()
+	return PostgresRolesOn(t, PostgresServer())
+}
+
+// PostgresRolesOn is PostgresRoles on the server at serverURL.
+func PostgresRolesOn(t TB, serverURL string) (owner, serving string) {
+	t.Helper()
+	server, err := url.Parse(serverURL)
+	if err != nil {
+		t.Fatalf("postgres server URL: %v", err)
+	}
+	role := "moreid_test_" + secret.New("", 12, "abcdefghijklmnopqrstuvwxyz0123456789")
+	password := secret.New("", 24, secret.Hex) // for servers that do not trust loopback
+	execSQL(t, server.String(), "CREATE ROLE "+role+" LOGIN PASSWORD '"+password+"'")
+	// Registered before the database's cleanup, so it runs after it: the
+	// role's privileges go with the database.
+	t.Cleanup(func() { execSQL(t, server.String(), "DROP ROLE IF EXISTS "+role) })
+	owner = PostgresOn(t, server.String())
+	u, err := url.Parse(owner)
+	if err != nil {
+		t.Fatalf("postgres DSN: %v", err)
+	}
+	u.User = url.UserPassword(role, password)
+	return owner, u.String()
+}
+
 func execSQL(t TB, dsn, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

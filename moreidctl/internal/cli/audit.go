@@ -32,8 +32,11 @@ and user changes), newest first.
   --user ID          only the events of this user
   --since DURATION   only events of the last DURATION: 15m, 24h, 7d, 1d12h
   --limit N          at most N events (default 100, at most 1000)
-  --json             print a JSON array of {time, event, outcome, user_id,
-                     api_key_id, client_ip, component, request_id, detail}`,
+  --json             print a JSON array of {time, event, outcome, count,
+                     last_time, user_id, api_key_id, client_ip, component,
+                     request_id, detail}
+Repeated failures of one subject within a minute are one row: COUNT says
+how many, time is the first and last_time the last.`,
 }
 
 func init() { auditList.run = runAuditList }
@@ -41,15 +44,17 @@ func init() { auditList.run = runAuditList }
 // auditJSON is one element of `audit list --json`: exactly these fields.
 // api_key_id is null for an event that concerns no key.
 type auditJSON struct {
-	Time      string `json:"time"`
-	Event     string `json:"event"`
-	Outcome   string `json:"outcome"`
-	UserID    string `json:"user_id"`
-	APIKeyID  *int64 `json:"api_key_id"`
-	ClientIP  string `json:"client_ip"`
-	Component string `json:"component"`
-	RequestID string `json:"request_id"`
-	Detail    string `json:"detail"`
+	Time      string  `json:"time"`
+	Event     string  `json:"event"`
+	Outcome   string  `json:"outcome"`
+	Count     int64   `json:"count"`
+	LastTime  *string `json:"last_time"` // null for a single event
+	UserID    string  `json:"user_id"`
+	APIKeyID  *int64  `json:"api_key_id"`
+	ClientIP  string  `json:"client_ip"`
+	Component string  `json:"component"`
+	RequestID string  `json:"request_id"`
+	Detail    string  `json:"detail"`
 }
 
 func runAuditList(ctx context.Context, e *env, args []string) error {
@@ -110,6 +115,8 @@ func runAuditList(ctx context.Context, e *env, args []string) error {
 				Time:      preciseTimestamp(ev.GetTime()),
 				Event:     ev.GetEvent(),
 				Outcome:   ev.GetOutcome(),
+				Count:     count(ev),
+				LastTime:  lastTime(ev),
 				UserID:    ev.GetUserId(),
 				APIKeyID:  key,
 				ClientIP:  ev.GetClientIp(),
@@ -131,14 +138,14 @@ func runAuditList(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tEVENT\tOUTCOME\tUSER\tKEY ID\tCLIENT IP\tDETAIL")
+	fmt.Fprintln(tw, "TIME\tEVENT\tOUTCOME\tCOUNT\tUSER\tKEY ID\tCLIENT IP\tDETAIL")
 	for _, ev := range events {
 		key := "-"
 		if id := ev.GetApiKeyId(); id != 0 {
 			key = strconv.FormatInt(id, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			timestamp(ev.GetTime().AsTime(), ev.GetTime() != nil), cell(ev.GetEvent()), cell(ev.GetOutcome()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
+			timestamp(ev.GetTime().AsTime(), ev.GetTime() != nil), cell(ev.GetEvent()), cell(ev.GetOutcome()), count(ev),
 			cell(ev.GetUserId()), key, cell(ev.GetClientIp()), cell(ev.GetDetail()))
 	}
 	if err := tw.Flush(); err != nil {
@@ -150,6 +157,20 @@ func runAuditList(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "showing the newest %d events; older ones may exist (see --limit and --since)\n", *limit)
 	}
 	return nil
+}
+
+// count is how many events a row stands for; a service older than the
+// aggregation sends none, and its every row is one event.
+func count(ev *auditv1.AuditEvent) int64 { return max(ev.GetCount(), 1) }
+
+// lastTime is when the last of the events a row stands for happened, nil
+// for a single one.
+func lastTime(ev *auditv1.AuditEvent) *string {
+	if ev.GetLastTime() == nil {
+		return nil
+	}
+	t := preciseTimestamp(ev.GetLastTime())
+	return &t
 }
 
 // cell is a table cell: "-" when empty, and quoted when it holds control

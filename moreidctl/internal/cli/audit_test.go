@@ -17,9 +17,10 @@ func seedAudit(s *suite) {
 	at := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(baseTime.Add(d)) }
 	s.audit.events = []*auditv1.AuditEvent{
 		{Id: 4, Time: at(3*time.Hour + 123456*time.Microsecond), Event: "login", Outcome: "throttled", UserId: "alice", ApiKeyId: 3,
-			ClientIp: "2001:db8::5", Component: "auth", RequestId: "r4", Detail: "rate_limited"},
+			ClientIp: "2001:db8::5", Component: "auth", RequestId: "r4", Detail: "rate_limited",
+			Count: 42, LastTime: at(3*time.Hour + 59*time.Second)},
 		{Id: 3, Time: at(2 * time.Hour), Event: "login", Outcome: "failure", UserId: "evil\x1b[31m\tuser", ApiKeyId: 3,
-			ClientIp: "192.0.2.1", Component: "auth", RequestId: "r3", Detail: "invalid_credentials"},
+			ClientIp: "192.0.2.1", Component: "auth", RequestId: "r3", Detail: "invalid_credentials", Count: 1},
 		{Id: 2, Time: at(time.Hour), Event: "token.issued", Outcome: "success", UserId: "alice", ApiKeyId: 3,
 			ClientIp: "192.0.2.1", Component: "auth", RequestId: "r2"},
 		{Id: 1, Time: at(0), Event: "apikey.revoked", Outcome: "success", ApiKeyId: 7,
@@ -38,26 +39,26 @@ func TestAuditListTable(t *testing.T) {
 			name: "everything, newest first",
 			args: []string{"audit", "list"},
 			wantStdout: "" +
-				"TIME                  EVENT           OUTCOME    USER                  KEY ID  CLIENT IP    DETAIL\n" +
-				"2026-03-01T11:00:00Z  login           throttled  alice                 3       2001:db8::5  rate_limited\n" +
-				"2026-03-01T10:00:00Z  login           failure    \"evil\\x1b[31m\\tuser\"  3       192.0.2.1    invalid_credentials\n" +
-				"2026-03-01T09:00:00Z  token.issued    success    alice                 3       192.0.2.1    -\n" +
-				"2026-03-01T08:00:00Z  apikey.revoked  success    -                     7       10.0.0.1     -\n",
+				"TIME                  EVENT           OUTCOME    COUNT  USER                  KEY ID  CLIENT IP    DETAIL\n" +
+				"2026-03-01T11:00:00Z  login           throttled  42     alice                 3       2001:db8::5  rate_limited\n" +
+				"2026-03-01T10:00:00Z  login           failure    1      \"evil\\x1b[31m\\tuser\"  3       192.0.2.1    invalid_credentials\n" +
+				"2026-03-01T09:00:00Z  token.issued    success    1      alice                 3       192.0.2.1    -\n" +
+				"2026-03-01T08:00:00Z  apikey.revoked  success    1      -                     7       10.0.0.1     -\n",
 		},
 		{
 			name: "one user",
 			args: []string{"audit", "list", "--user", "alice"},
 			wantStdout: "" +
-				"TIME                  EVENT         OUTCOME    USER   KEY ID  CLIENT IP    DETAIL\n" +
-				"2026-03-01T11:00:00Z  login         throttled  alice  3       2001:db8::5  rate_limited\n" +
-				"2026-03-01T09:00:00Z  token.issued  success    alice  3       192.0.2.1    -\n",
+				"TIME                  EVENT         OUTCOME    COUNT  USER   KEY ID  CLIENT IP    DETAIL\n" +
+				"2026-03-01T11:00:00Z  login         throttled  42     alice  3       2001:db8::5  rate_limited\n" +
+				"2026-03-01T09:00:00Z  token.issued  success    1      alice  3       192.0.2.1    -\n",
 		},
 		{
 			name: "a full page says so on stderr",
 			args: []string{"audit", "list", "--limit", "1"},
 			wantStdout: "" +
-				"TIME                  EVENT  OUTCOME    USER   KEY ID  CLIENT IP    DETAIL\n" +
-				"2026-03-01T11:00:00Z  login  throttled  alice  3       2001:db8::5  rate_limited\n",
+				"TIME                  EVENT  OUTCOME    COUNT  USER   KEY ID  CLIENT IP    DETAIL\n" +
+				"2026-03-01T11:00:00Z  login  throttled  42     alice  3       2001:db8::5  rate_limited\n",
 			wantStderr: "showing the newest 1 events; older ones may exist (see --limit and --since)\n",
 		},
 		{
@@ -98,7 +99,7 @@ func TestAuditListJSON(t *testing.T) {
 	if len(events) != 4 {
 		t.Fatalf("%d events, want 4", len(events))
 	}
-	wantKeys := []string{"api_key_id", "client_ip", "component", "detail", "event", "outcome", "request_id", "time", "user_id"}
+	wantKeys := []string{"api_key_id", "client_ip", "component", "count", "detail", "event", "last_time", "outcome", "request_id", "time", "user_id"}
 	for i, e := range events {
 		var keys []string
 		for k := range e {
@@ -112,6 +113,7 @@ func TestAuditListJSON(t *testing.T) {
 	first := map[string]any{
 		"time": "2026-03-01T11:00:00.123456Z", "event": "login", "outcome": "throttled", "user_id": "alice",
 		"api_key_id": float64(3), "client_ip": "2001:db8::5", "component": "auth", "request_id": "r4", "detail": "rate_limited",
+		"count": float64(42), "last_time": "2026-03-01T11:00:59Z",
 	}
 	for k, v := range first {
 		if events[0][k] != v {
@@ -121,7 +123,8 @@ func TestAuditListJSON(t *testing.T) {
 	if events[1]["user_id"] != "evil\x1b[31m\tuser" {
 		t.Errorf("user_id %q: JSON must carry the value as it is", events[1]["user_id"])
 	}
-	if events[3]["user_id"] != "" || events[3]["detail"] != "" || events[3]["api_key_id"] != float64(7) {
+	if events[3]["user_id"] != "" || events[3]["detail"] != "" || events[3]["api_key_id"] != float64(7) ||
+		events[3]["count"] != float64(1) || events[3]["last_time"] != nil {
 		t.Errorf("last event %v", events[3])
 	}
 	if _, err := time.Parse(time.RFC3339, events[3]["time"].(string)); err != nil {

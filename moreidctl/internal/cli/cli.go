@@ -55,7 +55,7 @@ func (c *command) usage() string {
 	return "Usage:\n  moreidctl " + c.synopsis + "\n\n" + c.help
 }
 
-var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, auditList}
+var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, auditList, auditPrune}
 
 // env is what a command works with.
 type env struct {
@@ -247,10 +247,11 @@ Environment:
   %-26s API-key admin listener (default %s)
   %-26s auth admin listener (default %s)
   %-26s time limit of one command (default %s)
+  %-26s owner of the audit trail, for audit prune only (no default)
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
 `, envCert, envKey, envCA, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr,
-		envAuthAdminAddr, defaultAuthAdminAddr, envTimeout, defaultTimeout)
+		envAuthAdminAddr, defaultAuthAdminAddr, envTimeout, defaultTimeout, envOwnerDSN)
 	return b.String()
 }
 

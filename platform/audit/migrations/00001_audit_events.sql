@@ -1,8 +1,8 @@
 -- The audit trail: one row per security event, never a secret. Rows are
 -- only ever added; the triggers below make Postgres itself refuse UPDATE,
 -- DELETE and TRUNCATE, so neither a bug nor a compromised service account
--- can rewrite history through ordinary statements. (A retention purge is a
--- deliberate act of the table owner: ALTER TABLE ... DISABLE TRIGGER.)
+-- can rewrite history through ordinary statements. (Retention: whole
+-- monthly partitions dropped by the owner, see 00002.)
 
 -- +goose Up
 CREATE TABLE audit_events (

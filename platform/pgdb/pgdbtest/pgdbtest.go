@@ -1,5 +1,6 @@
 // Package pgdbtest opens Postgres for tests the way the services do
-// (pgdb.Open, then migrations), closed when the test ends.
+// (pgdb.Open, then migrations, or the owner's migrations and grants and a
+// serving role's handle), closed when the test ends.
 package pgdbtest
 
 import (
@@ -31,5 +32,18 @@ func Open(t testing.TB, dsn string, conns int, migrations ...pgdb.Migration) *go
 			t.Fatal(err)
 		}
 	}
+	return db
+}
+
+// OpenServing provisions schemas the way a deployment does (migrations and
+// grants by the owner, see testenv.PostgresRoles) and returns a handle on
+// the serving role with at most conns connections.
+func OpenServing(t testing.TB, ownerDSN, servingDSN string, conns int, schemas ...pgdb.Schema) *gorm.DB {
+	t.Helper()
+	db, sqlDB, err := pgdb.OpenMigrated(context.Background(), servingDSN, ownerDSN, pgdb.Options{MaxOpenConns: conns}, schemas...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqlDB.Close() })
 	return db
 }

@@ -26,6 +26,7 @@ import (
 // Settings are the API-key service's configuration.
 type Settings struct {
 	PostgresDSN string
+	OwnerDSN    string // migrations and grants; "" when PostgresDSN's role applies them
 	Addr        string
 	AdminAddr   string
 	Drain       time.Duration
@@ -37,6 +38,7 @@ type Settings struct {
 func ReadSettings(r *config.Reader) (Settings, error) {
 	s := Settings{
 		PostgresDSN: pgdb.DSN(r),
+		OwnerDSN:    pgdb.OwnerDSN(r),
 		Addr:        r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		AdminAddr:   r.String("MOREID_APIKEY_ADMIN_ADDR", "127.0.0.1:9192"),
 		Drain:       run.DrainTimeout(r),
@@ -58,10 +60,11 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Migrate, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Schema, audit.Schema)
 	if err != nil {
 		return nil, err
 	}
+	audit.WarnIfOwner(ctx, db, log)
 	return &App{
 		svc:   apikey.New(pgstore.New(db, cfg.PgTimeout)),
 		trail: audit.NewWriter(db, "apikey", log),

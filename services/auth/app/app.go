@@ -45,6 +45,7 @@ type Settings struct {
 	APIKeyAddr string
 	RedisURL   string
 	PgDSN      string
+	PgOwnerDSN string // migrations and grants; "" when PgDSN's role applies them
 	Prefix     string
 	TokenTTL   time.Duration
 	SessionTTL time.Duration
@@ -70,6 +71,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		APIKeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		RedisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),
 		PgDSN:      pgdb.DSN(r),
+		PgOwnerDSN: pgdb.OwnerDSN(r),
 		Prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
 		TokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
 		SessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
@@ -126,11 +128,12 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	// Postgres holds only the audit trail here. It is needed to start (the
 	// migrations), not to serve: the writer queues and retries through an
 	// outage, and no health probe of auth depends on it.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, pgdb.Options{MaxOpenConns: 5}, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, cfg.PgOwnerDSN, pgdb.Options{MaxOpenConns: 5}, audit.Schema)
 	if err != nil {
 		rdb.Close()
 		return nil, err
 	}
+	audit.WarnIfOwner(ctx, db, log)
 	trail := audit.NewWriter(db, "auth", log)
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}

@@ -30,6 +30,7 @@ const DefaultAvatar = "https://more.jsoftstudio.top/uploads/images/default/avata
 // Settings are the user service's configuration.
 type Settings struct {
 	DSN           string
+	OwnerDSN      string // migrations and grants; "" when DSN's role applies them
 	Addr          string
 	AdminAddr     string
 	DefaultAvatar string
@@ -48,6 +49,7 @@ type Settings struct {
 func ReadSettings(r *config.Reader) (Settings, error) {
 	s := Settings{
 		DSN:           pgdb.DSN(r),
+		OwnerDSN:      pgdb.OwnerDSN(r),
 		Addr:          r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
 		AdminAddr:     r.String("MOREID_USER_ADMIN_ADDR", "127.0.0.1:9191"),
 		DefaultAvatar: r.String("MOREID_DEFAULT_AVATAR_URL", DefaultAvatar),
@@ -89,10 +91,11 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// The pool stays well under Postgres's default max_connections even
 	// with several replicas of each service.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Migrate, audit.Migrate)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Schema, audit.Schema)
 	if err != nil {
 		return nil, err
 	}
+	audit.WarnIfOwner(ctx, db, log)
 	hasher, err := user.NewHasher(cfg.Argon2, cfg.Concurrency)
 	if err != nil {
 		sqlDB.Close()

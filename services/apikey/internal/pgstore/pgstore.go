@@ -32,6 +32,16 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	return pgdb.Embedded(migrations, "migrations", VersionTable)(ctx, db)
 }
 
+// Schema is the api_keys table with the privileges the serving role needs:
+// keys are created and revoked (an UPDATE), never deleted.
+var Schema = pgdb.Schema{
+	Migrate: Migrate,
+	Grants: []string{
+		"GRANT SELECT, INSERT, UPDATE ON api_keys TO %s",
+		"GRANT SELECT ON " + VersionTable + " TO %s",
+	},
+}
+
 // Store implements apikey.Store.
 type Store struct {
 	db      *gorm.DB

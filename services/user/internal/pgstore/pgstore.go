@@ -34,6 +34,16 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	return pgdb.Embedded(Files, "migrations", VersionTable)(ctx, db)
 }
 
+// Schema is the users table with the privileges the serving role needs:
+// users are created, changed and disabled, never deleted.
+var Schema = pgdb.Schema{
+	Migrate: Migrate,
+	Grants: []string{
+		"GRANT SELECT, INSERT, UPDATE ON users TO %s",
+		"GRANT SELECT ON " + VersionTable + " TO %s",
+	},
+}
+
 // Store implements user.Store.
 type Store struct {
 	db      *gorm.DB

@@ -41,7 +41,13 @@ type AuditEvent struct {
 	Component string `protobuf:"bytes,8,opt,name=component,proto3" json:"component,omitempty"`
 	RequestId string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// detail is a short machine-readable reason (an error kind, a flow name).
-	Detail        string `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
+	// count is how many identical events this row stands for: failures and
+	// throttled attempts of one subject within one aggregation window are
+	// one row. time is the first of them, last_time the last (unset when
+	// count is 1).
+	Count         int64                  `protobuf:"varint,11,opt,name=count,proto3" json:"count,omitempty"`
+	LastTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_time,json=lastTime,proto3" json:"last_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +150,20 @@ func (x *AuditEvent) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *AuditEvent) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetLastTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTime
+	}
+	return nil
 }
 
 type ListAuditEventsRequest struct {
@@ -257,7 +277,7 @@ var File_moreid_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_moreid_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmoreid/audit/v1/audit.proto\x12\x0fmoreid.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n" +
+	"\x1bmoreid/audit/v1/audit.proto\x12\x0fmoreid.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
@@ -272,7 +292,9 @@ const file_moreid_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\t \x01(\tR\trequestId\x12\x16\n" +
 	"\x06detail\x18\n" +
-	" \x01(\tR\x06detail\"y\n" +
+	" \x01(\tR\x06detail\x12\x14\n" +
+	"\x05count\x18\v \x01(\x03R\x05count\x127\n" +
+	"\tlast_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\"y\n" +
 	"\x16ListAuditEventsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
@@ -303,15 +325,16 @@ var file_moreid_audit_v1_audit_proto_goTypes = []any{
 }
 var file_moreid_audit_v1_audit_proto_depIdxs = []int32{
 	3, // 0: moreid.audit.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	3, // 1: moreid.audit.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	0, // 2: moreid.audit.v1.ListAuditEventsResponse.events:type_name -> moreid.audit.v1.AuditEvent
-	1, // 3: moreid.audit.v1.AuditAdminService.ListAuditEvents:input_type -> moreid.audit.v1.ListAuditEventsRequest
-	2, // 4: moreid.audit.v1.AuditAdminService.ListAuditEvents:output_type -> moreid.audit.v1.ListAuditEventsResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 1: moreid.audit.v1.AuditEvent.last_time:type_name -> google.protobuf.Timestamp
+	3, // 2: moreid.audit.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	0, // 3: moreid.audit.v1.ListAuditEventsResponse.events:type_name -> moreid.audit.v1.AuditEvent
+	1, // 4: moreid.audit.v1.AuditAdminService.ListAuditEvents:input_type -> moreid.audit.v1.ListAuditEventsRequest
+	2, // 5: moreid.audit.v1.AuditAdminService.ListAuditEvents:output_type -> moreid.audit.v1.ListAuditEventsResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_moreid_audit_v1_audit_proto_init() }

@@ -30,6 +30,10 @@ const (
 // security event (sign-ins, code and token issuance, token revocation, key
 // creation and revocation, profile changes). It is served on auth's admin
 // listener, which the gateway never maps.
+//
+// Pruning old history is not here: dropping a month's partition needs the
+// table owner, whose credentials no service holds (moreidctl audit prune
+// connects to Postgres as the owner).
 type AuditAdminServiceClient interface {
 	// ListAuditEvents returns events newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
@@ -61,6 +65,10 @@ func (c *auditAdminServiceClient) ListAuditEvents(ctx context.Context, in *ListA
 // security event (sign-ins, code and token issuance, token revocation, key
 // creation and revocation, profile changes). It is served on auth's admin
 // listener, which the gateway never maps.
+//
+// Pruning old history is not here: dropping a month's partition needs the
+// table owner, whose credentials no service holds (moreidctl audit prune
+// connects to Postgres as the owner).
 type AuditAdminServiceServer interface {
 	// ListAuditEvents returns events newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)

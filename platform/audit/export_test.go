@@ -1,0 +1,4 @@
+package audit
+
+// CanRewrite is canRewrite, for the external tests.
+var CanRewrite = canRewrite
