@@ -42,7 +42,7 @@ func serve(log *slog.Logger) error {
 	}
 	defer conn.Close()
 
-	srv, err := app.NewServer(conn, cfg.Trusted, log)
+	srv, err := app.NewServer(conn, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func serve(log *slog.Logger) error {
 	authIn := inproc.NewServer(grpcx.UnaryChain(authLog, auth.KeyInterceptor()))
 	auth.Register(authIn)
 
-	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway.Trusted, gwLog)
+	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway, gwLog)
 	if err != nil {
 		return err
 	}
