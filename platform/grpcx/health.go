@@ -2,12 +2,17 @@ package grpcx
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/platform/run"
 )
+
+var errDraining = errors.New("shutting down")
 
 // Probe reports whether one dependency (Redis, Postgres, another service)
 // answers. It must return quickly; Health gives it a deadline.
@@ -26,6 +31,11 @@ func NewHealth(probes map[string]Probe) *Health { return &Health{probes: probes}
 
 // Check implements grpc.health.v1.Health.
 func (h *Health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	// A process shutting down is not ready, whatever its dependencies say
+	// (platform/run: the listener serves on through the pause).
+	if run.Draining(ctx) {
+		return answer(errDraining), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if name := req.GetService(); name != "" {

@@ -178,16 +178,18 @@ type Service interface {
 // check), and the admin one at adminAddr, which the gateway never maps —
 // and returns them as run units, public first.
 func Listeners(log *slog.Logger, name, addr, adminAddr string, svc Service, extra ...grpc.UnaryServerInterceptor) ([]run.Unit, error) {
-	public := grpc.NewServer(ServerOptions(log, extra...)...)
+	// Each server's callers are followed for its shutdown (run.GRPC).
+	publicCallers, adminCallers := run.NewCallers(), run.NewCallers()
+	public := grpc.NewServer(append(ServerOptions(log, extra...), grpc.StatsHandler(publicCallers))...)
 	svc.Register(public)
-	admin := grpc.NewServer(ServerOptions(log)...)
+	admin := grpc.NewServer(append(ServerOptions(log), grpc.StatsHandler(adminCallers))...)
 	svc.RegisterAdmin(admin)
-	publicUnit, err := run.GRPC(name, addr, public)
+	publicUnit, err := run.GRPC(name, addr, public, publicCallers)
 	if err != nil {
 		return nil, err
 	}
 	// On an error the caller exits, which closes the listener opened first.
-	adminUnit, err := run.GRPC(name+"-admin", adminAddr, admin)
+	adminUnit, err := run.GRPC(name+"-admin", adminAddr, admin, adminCallers)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,10 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	shutdown, err := run.NewShutdown(env, cfg.Drain)
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 	tel, err := telemetry.Setup(ctx, env, "gateway")
@@ -51,5 +55,5 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 	log.Info("starting", "http", cfg.HTTPAddr, "auth", cfg.AuthAddr, "trusted_proxies", strings.Join(ipset.Strings(cfg.Trusted), ","))
-	return run.Group(ctx, log, cfg.Drain, unit, tel.Metrics)
+	return run.Group(ctx, log, shutdown, unit, tel.Metrics)
 }
