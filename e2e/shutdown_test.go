@@ -165,6 +165,62 @@ func wrongAnswer(c call) string {
 	return fmt.Sprintf("answered %d %q: %v", c.status, c.kind, c.body)
 }
 
+// TestCalleeStoppedAlone: SIGTERM to auth alone while the gateway stays up
+// (a rolling restart of auth with one replica). auth serves through the
+// pause and on while the gateway keeps calling, then, at two thirds of its
+// budget, tells the gateway to go (GOAWAY) and exits 0 within its budget.
+// The gateway gives every request a complete answer: a success, or 503
+// unavailable once auth is gone (it has no other replica), never before
+// the pause ended, never a 500 or a reset.
+func TestCalleeStoppedAlone(t *testing.T) {
+	env := map[string]string{"MOREID_DRAIN_TIMEOUT": "6s"}
+	for k, v := range shutdownEnv {
+		if k != "MOREID_DRAIN_TIMEOUT" {
+			env[k] = v
+		}
+	}
+	s := harness.Start(t, harness.Options{Env: env})
+	delay, _ := time.ParseDuration(env["MOREID_SHUTDOWN_DELAY"])
+	s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
+	app := newClient(s.BaseURL, s.CreateKey(t, "Callee app"))
+	app.login(t, "alice", alicePassword)
+
+	l := startLoad(t, loadConfig{base: s.BaseURL, key: app.key, userID: "alice", password: alicePassword,
+		keepAlive: 20, fresh: 10, pause: 2 * time.Millisecond, loginEvery: 2})
+	time.Sleep(time.Second)
+	auth := s.Proc("auth", 0)
+	signalled := time.Now()
+	if err := auth.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := auth.Wait(6*time.Second + 15*time.Second)
+	exited := time.Since(signalled)
+	time.Sleep(300 * time.Millisecond) // the load meets the stopped auth
+	calls := l.Stop()
+	if code != 0 {
+		t.Errorf("auth: exit status %d after SIGTERM", code)
+	}
+	var ok, unavailable, early int
+	for _, c := range calls {
+		switch {
+		case wrongAnswer(c) == "":
+			ok++
+		case improper(c, 503, "unavailable") == "":
+			unavailable++
+			if c.start.Before(signalled.Add(delay)) {
+				early++
+				t.Errorf("503 for a call that started during auth's pause: %v", c)
+			}
+		default:
+			t.Errorf("not a complete, correct answer while the gateway stays up: %v %v", c, c.body)
+		}
+	}
+	t.Logf("SIGTERM to auth alone: exited after %s; %d requests, %d answered, %d answered 503 after auth left", exited.Round(time.Millisecond), len(calls), ok, unavailable)
+	if exited < delay {
+		t.Errorf("auth exited after %s, before its %s pause ended", exited, delay)
+	}
+}
+
 // watchReadiness polls /readyz from before the signal until the gateway
 // stops listening, on a new connection each time, and reports whether it
 // answered 503 while still listening.
