@@ -4,6 +4,9 @@
 package app
 
 import (
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -13,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/moreline/moreid/gateway/internal/gateway"
+	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/run"
@@ -25,6 +29,13 @@ type Settings struct {
 	AuthAddr string
 	Trusted  []netip.Prefix
 	Drain    time.Duration
+	// CSRFKey signs the confirmation page's sign-in form tokens
+	// (MOREID_CSRF_KEY). Unset, a random key of this process is used:
+	// fine for one local gateway, but replicas behind one load balancer
+	// must share it, or a form rendered by one is refused by another.
+	CSRFKey []byte
+	// CSRFKeyGenerated is set when CSRFKey was made up at start.
+	CSRFKeyGenerated bool
 }
 
 // ReadSettings reads the MOREID_* variables of the gateway.
@@ -34,17 +45,33 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		AuthAddr: r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
 		Trusted:  r.Prefixes("MOREID_TRUSTED_PROXIES", nil),
 		Drain:    run.DrainTimeout(r),
+		CSRFKey:  []byte(r.String("MOREID_CSRF_KEY", "")),
 	}
-	return s, r.Err()
+	var keyErr error
+	switch {
+	case len(s.CSRFKey) == 0:
+		s.CSRFKey, s.CSRFKeyGenerated = make([]byte, page.MinCSRFKeyLen), true
+		if _, err := rand.Read(s.CSRFKey); err != nil {
+			keyErr = fmt.Errorf("MOREID_CSRF_KEY unset and no random key could be made: %w", err)
+		}
+	case len(s.CSRFKey) < page.MinCSRFKeyLen:
+		// Not through the reader: its errors quote the value, and this
+		// one is a secret.
+		keyErr = fmt.Errorf("configuration: MOREID_CSRF_KEY: must be at least %d bytes (value not shown)", page.MinCSRFKeyLen)
+	}
+	return s, errors.Join(r.Err(), keyErr)
 }
 
 // NewServer returns the gateway's HTTP server (without its listener) in
 // front of AuthService on auth.
-func NewServer(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger) (*http.Server, error) {
+func NewServer(auth grpc.ClientConnInterface, s Settings, log *slog.Logger) (*http.Server, error) {
+	if s.CSRFKeyGenerated {
+		log.Warn("MOREID_CSRF_KEY is not set: the sign-in form's tokens are signed with a key of this process only; set one shared key on every gateway replica")
+	}
 	// Ready while auth answers: auth's own readiness (Redis) is its own
 	// pods' business, reported here only as moreid_downstream_up.
 	ready := grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(auth))
-	handler, err := gateway.New(auth, trusted, log, ready)
+	handler, err := gateway.New(auth, s.Trusted, s.CSRFKey, log, ready)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package grpcx
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -10,8 +11,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/moreline/moreid/platform/run"
 	"github.com/moreline/moreid/platform/telemetry"
 )
+
+var errDraining = errors.New("shutting down")
 
 // Probe reports whether one dependency (Redis, Postgres, another service)
 // answers. It must return quickly; Health gives it a deadline.
@@ -57,6 +61,11 @@ func (h *Health) Downstream(component string, log *slog.Logger, probes map[strin
 
 // Check implements grpc.health.v1.Health.
 func (h *Health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	// A process shutting down is not ready, whatever its dependencies say
+	// (platform/run: the listener serves on through the pause).
+	if run.Draining(ctx) {
+		return answer(errDraining), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	if name := req.GetService(); name != "" {

@@ -191,24 +191,27 @@ func Listeners(log *slog.Logger, name, addr, adminAddr string, sec *Security, sv
 	if err != nil {
 		return nil, err
 	}
-	public := grpc.NewServer(append(ServerOptions(log, extra...), creds(publicCreds)...)...)
+	// Each server's callers are followed for its shutdown (run.GRPC).
+	publicCallers, adminCallers := run.NewCallers(), run.NewCallers()
+	public := grpc.NewServer(append(ServerOptions(log, extra...), append(creds(publicCreds), grpc.StatsHandler(publicCallers))...)...)
 	svc.Register(public)
-	admin := grpc.NewServer(append(ServerOptions(log), creds(adminCreds)...)...)
+	admin := grpc.NewServer(append(ServerOptions(log), append(creds(adminCreds), grpc.StatsHandler(adminCallers))...)...)
 	svc.RegisterAdmin(admin)
-	publicUnit, err := run.GRPC(name, addr, public)
+	publicUnit, err := run.GRPC(name, addr, public, publicCallers)
 	if err != nil {
 		return nil, err
 	}
 	// On an error the caller exits, which closes the listener opened first.
-	adminUnit, err := run.GRPC(name+"-admin", adminAddr, admin)
+	adminUnit, err := run.GRPC(name+"-admin", adminAddr, admin, adminCallers)
 	if err != nil {
 		return nil, err
 	}
 	units := []run.Unit{publicUnit, adminUnit}
 	if healthAddr := sec.health[name]; healthAddr != "" {
-		health := grpc.NewServer(ServerOptions(log)...)
+		healthCallers := run.NewCallers()
+		health := grpc.NewServer(append(ServerOptions(log), grpc.StatsHandler(healthCallers))...)
 		svc.Register(healthOnly{health})
-		u, err := run.GRPC(name+"-health", healthAddr, health)
+		u, err := run.GRPC(name+"-health", healthAddr, health, healthCallers)
 		if err != nil {
 			return nil, err
 		}

@@ -32,6 +32,10 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	shutdown, err := run.NewShutdown(env, cfg.Drain)
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 	tel, err := telemetry.Setup(ctx, env, "gateway")
@@ -46,7 +50,7 @@ func serve(log *slog.Logger) error {
 	}
 	defer conn.Close()
 
-	srv, err := app.NewServer(conn, cfg.Trusted, log)
+	srv, err := app.NewServer(conn, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -55,5 +59,5 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 	log.Info("starting", "http", cfg.HTTPAddr, "auth", cfg.AuthAddr, "trusted_proxies", strings.Join(ipset.Strings(cfg.Trusted), ","))
-	return run.Group(ctx, log, cfg.Drain, unit, tel.Metrics)
+	return run.Group(ctx, log, shutdown, unit, tel.Metrics)
 }

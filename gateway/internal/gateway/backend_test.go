@@ -199,7 +199,7 @@ func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 // startGateway serves the real handler over real HTTP.
 func startGateway(t *testing.T, conn *grpc.ClientConn, trusted []netip.Prefix, log *slog.Logger) *httptest.Server {
 	t.Helper()
-	h, err := New(conn, trusted, log, grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(conn)))
+	h, err := New(conn, trusted, testCSRFKey, log, grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(conn)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +264,9 @@ const (
 	appName      = "示例应用 Demo"
 	alicePass    = "correct horse battery staple"
 )
+
+// testCSRFKey signs the sign-in forms of every test gateway.
+var testCSRFKey = []byte("test-csrf-key-0123456789abcdefghijklmnop")
 
 // csrfOf derives a session's CSRF token as auth does (docs/ARCHITECTURE.md).
 func csrfOf(session string) string {

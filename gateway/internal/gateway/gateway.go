@@ -34,9 +34,10 @@ const UpstreamTimeout = 15 * time.Second
 
 // New returns the gateway's HTTP handler. auth is the connection to the auth
 // service (AuthService, ConfirmationService, TokenService); trusted are the proxies whose X-Forwarded-For is believed
-// (MOREID_TRUSTED_PROXIES); ready tells /readyz whether the backend and its
-// dependencies answer.
-func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger, ready grpcx.Probe) (http.Handler, error) {
+// (MOREID_TRUSTED_PROXIES); csrfKey signs the confirmation page's sign-in
+// form tokens (MOREID_CSRF_KEY); ready tells /readyz whether the backend and
+// its dependencies answer.
+func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, log *slog.Logger, ready grpcx.Probe) (http.Handler, error) {
 	if auth == nil || log == nil || ready == nil {
 		return nil, errors.New("gateway: auth connection, logger and readiness probe are required")
 	}
@@ -52,7 +53,7 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, log *slog.Logger
 	if err := authv1.RegisterTokenServiceHandlerClient(ctx, mux, authv1.NewTokenServiceClient(auth)); err != nil {
 		return nil, fmt.Errorf("gateway: register TokenService: %w", err)
 	}
-	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind}, log)
+	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind}, csrfKey, log)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: confirmation page: %w", err)
 	}

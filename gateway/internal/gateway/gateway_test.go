@@ -536,7 +536,7 @@ func TestPanicRecovered(t *testing.T) {
 }
 
 func TestNewRequiresDependencies(t *testing.T) {
-	if _, err := New(nil, []netip.Prefix{}, discard(), nil); err == nil {
+	if _, err := New(nil, []netip.Prefix{}, testCSRFKey, discard(), nil); err == nil {
 		t.Fatal("New without a connection succeeded")
 	}
 }

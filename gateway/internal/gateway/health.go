@@ -8,6 +8,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/run"
 )
 
 // readyTimeout is how long /readyz waits for the backend's health answer:
@@ -28,6 +29,12 @@ func live(w http.ResponseWriter, r *http.Request) {
 func readiness(probe grpcx.Probe, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !readOnly(w, r) {
+			return
+		}
+		// Shutting down: out of the load balancers first, while the
+		// listener serves on (platform/run).
+		if run.Draining(r.Context()) {
+			writeKind(w, r, apierr.Unavailable)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)

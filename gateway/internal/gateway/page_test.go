@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
@@ -504,6 +505,36 @@ func TestPageCSRF(t *testing.T) {
 			form.Set("csrf_token", strings.Repeat("B", 32))
 			return form
 		}},
+		// Finding 12 of issue 11: whoever can plant a cookie (a sibling
+		// subdomain, a plain-HTTP hop) chooses both halves of an unsigned
+		// pair.
+		{name: "login with an attacker-chosen cookie and field", setup: func(br *browser) url.Values {
+			form := login(br, "uca_csrf7")
+			forged := strings.Repeat("C", 32)
+			br.c.Jar.SetCookies(br.pageURL(), []*http.Cookie{{Name: "moreid_csrf", Value: forged, Path: page.Path}})
+			form.Set("csrf_token", forged)
+			return form
+		}},
+		{name: "login with a pair in the signed shape but a made-up signature", setup: func(br *browser) url.Values {
+			form := login(br, "uca_csrf8")
+			forged := strings.Repeat("n", 22) + "." + strings.Repeat("A", 43)
+			br.c.Jar.SetCookies(br.pageURL(), []*http.Cookie{{Name: "moreid_csrf", Value: forged, Path: page.Path}})
+			form.Set("csrf_token", forged)
+			return form
+		}},
+		{name: "login with a pair signed by another key", setup: func(br *browser) url.Values {
+			form := login(br, "uca_csrf9")
+			forged := formToken([]byte(strings.Repeat("k", 32)), "uca_csrf9", strings.Repeat("n", 22))
+			br.c.Jar.SetCookies(br.pageURL(), []*http.Cookie{{Name: "moreid_csrf", Value: forged, Path: page.Path}})
+			form.Set("csrf_token", forged)
+			return form
+		}},
+		{name: "login with a pair the gateway minted for another UCA", setup: func(br *browser) url.Values {
+			theirs := login(br, "uca_csrf10") // e.g. the attacker's own request
+			form := url.Values{"action": {"login"}, "uca": {"uca_csrf11"}, "csrf_token": theirs["csrf_token"],
+				"user_id": {"alice"}, "password": {alicePass}}
+			return form
+		}},
 		{name: "login without a csrf field", setup: func(br *browser) url.Values {
 			form := login(br, "uca_csrf4")
 			form.Del("csrf_token")
@@ -534,6 +565,34 @@ func TestPageCSRF(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPageCSRFAcrossReplicas: gateways sharing MOREID_CSRF_KEY accept each
+// other's sign-in forms (a load balancer may send the GET to one and the
+// POST to another).
+func TestPageCSRFAcrossReplicas(t *testing.T) {
+	b := startBackend(t)
+	first := startGateway(t, b.conn, nil, discard())
+	second := startGateway(t, b.conn, nil, discard())
+	br := newBrowser(t, first)
+	form := ancestorForm(br.get("uca_replicas").mustID(t, "login"))
+	values := url.Values{"user_id": {"alice"}, "password": {alicePass}}
+	for _, in := range findAll(form, func(n *html.Node) bool { return n.Data == "input" && attr(n, "type") == "hidden" }) {
+		values.Set(attr(in, "name"), attr(in, "value"))
+	}
+	br.srv = second // the jar holds 127.0.0.1's cookies whatever the port
+	if p := br.post(values, map[string]string{"Origin": second.URL}); p.status != http.StatusSeeOther {
+		t.Fatalf("POST to the second replica: status %d, want 303:\n%s", p.status, p.body)
+	}
+}
+
+// formToken signs a sign-in form token as the page does
+// (docs/ARCHITECTURE.md): nonce "." base64url(HMAC-SHA256(key,
+// "moreid-csrf-form\n" + uca + "\n" + nonce)).
+func formToken(key []byte, uca, nonce string) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("moreid-csrf-form\n" + uca + "\n" + nonce))
+	return nonce + "." + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
 func TestPageSameOrigin(t *testing.T) {
@@ -636,7 +695,7 @@ func TestPageSecureCookies(t *testing.T) {
 
 func startGatewayServer(t *testing.T, conn *grpc.ClientConn, trusted []netip.Prefix, tls bool) *httptest.Server {
 	t.Helper()
-	h, err := New(conn, trusted, discard(), grpcx.ServiceProbe(healthpb.NewHealthClient(conn)))
+	h, err := New(conn, trusted, testCSRFKey, discard(), grpcx.ServiceProbe(healthpb.NewHealthClient(conn)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,10 @@
 // to the same path with the fields `action` (login, confirm or deny), `uca`
 // and `csrf_token`:
 //
-//   - login: user_id and password. Its csrf_token is a double-submit value,
-//     also held in the moreid_csrf cookie that the GET set (there is no
-//     session yet). Success sets the moreid_session cookie and redirects
-//     (303) to the GET page.
+//   - login: user_id and password. Its csrf_token is a signed double-submit
+//     value (formTokens), also held in the moreid_csrf cookie that the GET
+//     set (there is no session yet). Success sets the moreid_session cookie
+//     and redirects (303) to the GET page.
 //   - confirm: makes the login code and shows it.
 //   - deny: ends the UCA.
 //
@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
@@ -75,18 +74,25 @@ type Page struct {
 	log    *slog.Logger
 	tmpl   *template.Template
 	csp    string
+	forms  formTokens
 }
 
-// New returns the page over a ConfirmationService client.
-func New(client authv1.ConfirmationServiceClient, edge Edge, log *slog.Logger) (*Page, error) {
+// New returns the page over a ConfirmationService client. csrfKey signs the
+// sign-in form's double-submit tokens (MOREID_CSRF_KEY, at least
+// MinCSRFKeyLen bytes); every gateway replica must share it.
+func New(client authv1.ConfirmationServiceClient, edge Edge, csrfKey []byte, log *slog.Logger) (*Page, error) {
 	if client == nil || edge.Metadata == nil || edge.Secure == nil || log == nil {
 		return nil, errors.New("page: client, edge metadata and secure functions and logger are required")
+	}
+	forms, err := newFormTokens(csrfKey)
+	if err != nil {
+		return nil, err
 	}
 	tmpl, csp, err := parse()
 	if err != nil {
 		return nil, err
 	}
-	return &Page{client: client, edge: edge, log: log, tmpl: tmpl, csp: csp}, nil
+	return &Page{client: client, edge: edge, log: log, tmpl: tmpl, csp: csp, forms: forms}, nil
 }
 
 // ServeHTTP implements http.Handler for Path.
@@ -179,10 +185,11 @@ func sendable(meta string, texts ...string) bool {
 	return true
 }
 
-// login checks the double-submit token, signs in and opens the session.
+// login checks the double-submit token (cookie and field equal, and signed
+// by a gateway for this UCA), signs in and opens the session.
 func (p *Page) login(w http.ResponseWriter, r *http.Request, uca string) {
 	c, err := r.Cookie(csrfCookie)
-	if err != nil || c.Value == "" || !secret.Equal(c.Value, r.PostForm.Get("csrf_token")) {
+	if err != nil || c.Value == "" || !secret.Equal(c.Value, r.PostForm.Get("csrf_token")) || !p.forms.valid(c.Value, uca) {
 		p.failKind(w, r, apierr.CSRFFailed)
 		return
 	}
@@ -263,14 +270,15 @@ func (p *Page) signInAgain(w http.ResponseWriter, r *http.Request, uca string, c
 
 // signIn renders the sign-in form and makes sure the browser holds the
 // double-submit cookie the form's token must match. A cookie already set
-// (another tab, a failed attempt) is kept, so that every open form stays
-// valid.
+// for this UCA (another tab, a failed attempt) is kept, so that every open
+// form of the request stays valid; any other (another UCA's, a forged one)
+// is replaced.
 func (p *Page) signIn(w http.ResponseWriter, r *http.Request, conf *authv1.GetConfirmationResponse, uca string, code int, notice, userID string) {
 	token := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && validFormToken(c.Value) {
+	if c, err := r.Cookie(csrfCookie); err == nil && p.forms.valid(c.Value, uca) {
 		token = c.Value
 	} else {
-		token = secret.New("", formTokenLen, secret.Alphanumeric)
+		token = p.forms.mint(uca)
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: csrfCookie, Value: token, Path: Path,
@@ -280,20 +288,6 @@ func (p *Page) signIn(w http.ResponseWriter, r *http.Request, conf *authv1.GetCo
 		Kind: "signin", Title: "登录", App: conf.GetAppName(), UCA: uca,
 		ExpiresIn: conf.GetExpiresIn(), TimerLabel: "请求剩余有效时间", CSRF: token, UserID: userID, Notice: notice,
 	})
-}
-
-const formTokenLen = 32
-
-func validFormToken(s string) bool {
-	if len(s) != formTokenLen {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune(secret.Alphanumeric, c) {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *Page) clearCookie(w http.ResponseWriter, r *http.Request, name, path string) {

@@ -77,6 +77,11 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Every component reads the same MOREID_DRAIN_TIMEOUT.
+	sd, err := run.NewShutdown(config.FromEnv(), cfg.gateway.Drain)
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 
@@ -117,7 +122,7 @@ func serve(log *slog.Logger) error {
 	authIn := inproc.NewServer(grpcx.UnaryChain(authLog, auth.KeyInterceptor()))
 	auth.Register(authIn)
 
-	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway.Trusted, gwLog)
+	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway, gwLog)
 	if err != nil {
 		return err
 	}
@@ -127,6 +132,10 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Stopped in this order: callers before callees. The gateway's
+	// requests call auth, and other processes may call these listeners
+	// too (a gateway elsewhere, moreidctl): auth finishes their calls
+	// while user and apikey still serve it, in process and on the network.
 	units := []run.Unit{httpUnit}
 	for _, c := range []struct {
 		name, addr, admin string
@@ -134,9 +143,9 @@ func serve(log *slog.Logger) error {
 		svc               grpcx.Service
 		extra             []grpc.UnaryServerInterceptor
 	}{
+		{"auth", cfg.auth.Addr, cfg.auth.AdminAddr, authLog, auth, []grpc.UnaryServerInterceptor{auth.KeyInterceptor()}},
 		{"user", cfg.user.Addr, cfg.user.AdminAddr, userLog, users, nil},
 		{"apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, keysLog, keys, nil},
-		{"auth", cfg.auth.Addr, cfg.auth.AdminAddr, authLog, auth, []grpc.UnaryServerInterceptor{auth.KeyInterceptor()}},
 	} {
 		listeners, err := grpcx.Listeners(c.log, c.name, c.addr, c.admin, cfg.sec, c.svc, c.extra...)
 		if err != nil {
@@ -153,6 +162,5 @@ func serve(log *slog.Logger) error {
 
 	log.Info("starting", "http", cfg.gateway.HTTPAddr, "auth", cfg.auth.Addr, "user", cfg.user.Addr,
 		"apikey", cfg.apikey.Addr, "metrics", cfg.metrics, "trusted_proxies", strings.Join(ipset.Strings(cfg.gateway.Trusted), ","))
-	// Every component reads the same MOREID_DRAIN_TIMEOUT.
-	return run.Group(ctx, log, cfg.gateway.Drain, units...)
+	return run.Group(ctx, log, sd, units...)
 }

@@ -32,6 +32,10 @@ func serve(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	shutdown, err := run.NewShutdown(config.FromEnv(), cfg.Drain)
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 
@@ -68,5 +72,5 @@ func serve(log *slog.Logger) error {
 	// The trail comes after the listeners: stopped last, it flushes what
 	// their final calls recorded.
 	units := append(listeners, a.Units()...)
-	return run.Group(ctx, log, cfg.Drain, append(units, tel.Metrics)...)
+	return run.Group(ctx, log, shutdown, append(units, tel.Metrics)...)
 }

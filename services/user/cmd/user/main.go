@@ -33,6 +33,10 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	if err != nil {
 		return err
 	}
+	shutdown, err := run.NewShutdown(config.FromEnv(), cfg.Drain)
+	if err != nil {
+		return err
+	}
 	ctx, stop := run.SignalContext()
 	defer stop()
 
@@ -59,5 +63,5 @@ func serve(log *slog.Logger, migrateOnly bool) error {
 	// The trail comes after the listeners: stopped last, it flushes what
 	// their final calls recorded.
 	units := append(listeners, a.Units()...)
-	return run.Group(ctx, log, cfg.Drain, append(units, tel.Metrics)...)
+	return run.Group(ctx, log, shutdown, append(units, tel.Metrics)...)
 }

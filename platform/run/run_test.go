@@ -1,0 +1,94 @@
+package run
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moreline/moreid/platform/config"
+)
+
+func TestNewShutdown(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		delay   time.Duration
+		wantErr string
+	}{
+		{env: map[string]string{}, delay: 0},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "0"}, delay: 0},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "5s"}, delay: 5 * time.Second},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "3"}, delay: 3 * time.Second},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "6s"}, wantErr: "at most half"},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "soon"}, wantErr: "MOREID_SHUTDOWN_DELAY"},
+	}
+	for _, tt := range tests {
+		sd, err := NewShutdown(config.FromMap(tt.env), 10*time.Second)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%v: error %v, want one containing %q", tt.env, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || sd.Delay != tt.delay || sd.Drain != 10*time.Second):
+			t.Errorf("%v: %+v, %v; want delay %s", tt.env, sd, err, tt.delay)
+		}
+	}
+}
+
+// TestHTTPServesThroughThePause: once shutdown begins, the unit still
+// answers during the pause, but readiness handlers see Draining and every
+// answer says Connection: close, so that kept-alive clients leave between
+// two requests.
+func TestHTTPServesThroughThePause(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Draining(r.Context()) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	u, err := HTTP("test", "127.0.0.1:0", srv) // the unit keeps the port
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Group(ctx, slog.New(slog.DiscardHandler), Shutdown{Delay: 5 * time.Second, Drain: 30 * time.Second}, u)
+	}()
+	get := func() *http.Response {
+		t.Helper()
+		resp, err := http.Get("http://" + u.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	waitFor(t, func() bool { _, err := http.Get("http://" + u.Addr); return err == nil })
+	if resp := get(); resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("before shutdown: %d, close=%v", resp.StatusCode, resp.Close)
+	}
+	cancel()
+	// Group quiesces right after the cancel, then pauses for 5 s: ample
+	// for the first request after it.
+	var during *http.Response
+	waitFor(t, func() bool { during = get(); return during.StatusCode == http.StatusServiceUnavailable })
+	if !during.Close {
+		t.Fatal("an answer during the pause kept the connection alive")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Group: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
