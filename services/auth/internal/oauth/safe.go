@@ -229,6 +229,12 @@ func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode strin
 		return "", User{}, err
 	}
 	if !found || pending.KeyID != key.ID {
+		// No such login code: a guess, unless the state itself is gone
+		// meanwhile (a concurrent login_safe redeemed it), which answers
+		// as any used state does and is no guess.
+		if _, err := s.ownState(ctx, key, stateHash); err != nil {
+			return "", User{}, err
+		}
 		wrong = true // counted against the state (the fifth burns it) and the address
 		return "", User{}, apierr.New(apierr.InvalidCode)
 	}
