@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/testenv"
 )
@@ -359,7 +360,7 @@ func (s *Suite) ready() bool {
 			}
 			c.Close()
 		}
-		if !authConnected(env["MOREID_AUTH_ADDR"]) {
+		if !authConnected(env) {
 			return false
 		}
 	}
@@ -370,8 +371,14 @@ func (s *Suite) ready() bool {
 // and apikey work. /readyz no longer says so (readiness does not cascade),
 // and auth's connection to a callee that started after it may still be in
 // its reconnect backoff while the callee already listens.
-func authConnected(addr string) bool {
-	conn, err := grpcx.Dial(addr)
+// It dials as the suite's own components do (mutual TLS when the
+// environment turns it on).
+func authConnected(env map[string]string) bool {
+	sec, err := grpcx.ReadSecurity(config.FromMap(env))
+	if err != nil {
+		return false
+	}
+	conn, err := grpcx.Dial(env["MOREID_AUTH_ADDR"], sec.DialOptions()...)
 	if err != nil {
 		return false
 	}
