@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +100,10 @@ type Store struct {
 	opTimeout time.Duration
 	// reasks counts the calls consume asked again, for tests.
 	reasks atomic.Int64
+	// orphans are throttle holds whose removal Redis did not answer
+	// (throttle.go, dropLater).
+	orphans     chan orphan
+	orphansOnce sync.Once
 }
 
 var _ oauth.Store = (*Store)(nil)

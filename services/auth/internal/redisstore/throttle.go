@@ -191,6 +191,8 @@ func (s *Store) Reserve(ctx context.Context, a oauth.Attempt, l oauth.Limits) (o
 		return nil
 	})
 	if err != nil {
+		// Some of the scripts may have run and granted a hold.
+		s.dropLater(a.ID, subs)
 		return oauth.Verdict{}, unavailable("reserve attempt", err)
 	}
 	verdicts := make([]oauth.Verdict, len(subs))
@@ -218,10 +220,77 @@ func (s *Store) Reserve(ctx context.Context, a oauth.Attempt, l oauth.Limits) (o
 	v := oauth.Join(verdicts...)
 	if !v.Granted {
 		if err := s.drop(ctx, a.ID, granted); err != nil {
+			s.dropLater(a.ID, granted)
 			return oauth.Verdict{}, err
 		}
 	}
 	return v, nil
+}
+
+// orphan is an attempt's holds that could not be removed when the attempt
+// ended, because Redis did not answer.
+type orphan struct {
+	id    string
+	subs  []subject
+	until time.Time // when the holds' lease ends them anyway
+}
+
+// dropLater hands holds whose removal failed to a background retry. Left
+// alone they would keep their places for the whole lease (a minute): after
+// a Redis failover every user and address that had an attempt in flight
+// would find its limit full of dead attempts and wait. The queue is
+// bounded; if it is full, the lease is the backstop.
+func (s *Store) dropLater(id string, subs []subject) {
+	if len(subs) == 0 {
+		return
+	}
+	s.orphansOnce.Do(func() {
+		s.orphans = make(chan orphan, 4096)
+		go s.dropOrphans()
+	})
+	select {
+	case s.orphans <- orphan{id: id, subs: subs, until: time.Now().Add(holdLease)}:
+	default:
+	}
+}
+
+// orphanRetry is the pause between two tries at the orphans.
+const orphanRetry = 200 * time.Millisecond
+
+// dropOrphans retries the removal of orphaned holds until it succeeds or
+// their lease has ended.
+func (s *Store) dropOrphans() {
+	var pending []orphan
+	for {
+		if len(pending) == 0 {
+			pending = append(pending, <-s.orphans)
+		}
+	collect:
+		for {
+			select {
+			case o := <-s.orphans:
+				pending = append(pending, o)
+			default:
+				break collect
+			}
+		}
+		kept := pending[:0]
+		for _, o := range pending {
+			if time.Now().After(o.until) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
+			err := s.drop(ctx, o.id, o.subs)
+			cancel()
+			if err != nil {
+				kept = append(kept, o)
+			}
+		}
+		pending = kept
+		if len(pending) > 0 {
+			time.Sleep(orphanRetry)
+		}
+	}
 }
 
 // drop removes the attempt's holds on subs.
@@ -247,7 +316,12 @@ func (s *Store) drop(ctx context.Context, id string, subs []subject) error {
 func (s *Store) Release(ctx context.Context, a oauth.Attempt, l oauth.Limits) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	return s.drop(ctx, a.ID, s.subjects(a, l))
+	subs := s.subjects(a, l)
+	err := s.drop(ctx, a.ID, subs)
+	if err != nil {
+		s.dropLater(a.ID, subs)
+	}
+	return err
 }
 
 // Fail implements oauth.Store: every hold of the attempt becomes a counted
@@ -275,6 +349,8 @@ func (s *Store) Fail(ctx context.Context, a oauth.Attempt, l oauth.Limits) (burn
 		return nil
 	})
 	if err != nil {
+		// Not counted: at least its places must not stay taken.
+		s.dropLater(a.ID, subs)
 		return false, unavailable("count failure", err)
 	}
 	if state != nil {
