@@ -46,11 +46,11 @@ type component struct {
 	name        string
 	grpc, admin int32    // the gRPC and admin listener ports; 0 for the gateway
 	env         string   // the infix of its *_ADDR variables
-	stores      []string // the store variables it must get from a Secret
+	stores      []string // the credential variables it must get from a Secret
 }
 
 var components = []component{
-	{name: "gateway"},
+	{name: "gateway", stores: []string{"MOREID_CSRF_KEY"}},
 	{name: "auth", grpc: 9090, admin: 9190, env: "AUTH", stores: []string{"MOREID_REDIS_URL", "MOREID_POSTGRES_DSN"}},
 	{name: "user", grpc: 9091, admin: 9191, env: "USER", stores: []string{"MOREID_POSTGRES_DSN"}},
 	{name: "apikey", grpc: 9092, admin: 9192, env: "APIKEY", stores: []string{"MOREID_POSTGRES_DSN"}},
@@ -62,6 +62,7 @@ var operatorSecrets = map[string]struct{ key, env string }{
 	"moreid-postgres":       {key: "dsn", env: "MOREID_POSTGRES_DSN"},
 	"moreid-postgres-owner": {key: "dsn", env: "MOREID_POSTGRES_OWNER_DSN"},
 	"moreid-redis":          {key: "url", env: "MOREID_REDIS_URL"},
+	"moreid-csrf":           {key: "key", env: "MOREID_CSRF_KEY"},
 }
 
 func TestOverlays(t *testing.T) {
@@ -194,21 +195,30 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 		}
 	}
 
-	// Graceful shutdown fits in the grace period.
+	// Graceful shutdown fits in the grace period. The process pauses
+	// itself (MOREID_SHUTDOWN_DELAY, readiness failed, listeners serving),
+	// within MOREID_DRAIN_TIMEOUT, the whole budget from SIGTERM to exit;
+	// a preStop hook would come on top of it, and is not used.
+	if l := ctr.Lifecycle; l != nil && l.PreStop != nil {
+		t.Errorf("container %s has a preStop hook: the pause is MOREID_SHUTDOWN_DELAY", ctr.Name)
+	}
 	drain, err := time.ParseDuration(cfg["MOREID_DRAIN_TIMEOUT"])
 	if err != nil {
 		t.Fatalf("ConfigMap MOREID_DRAIN_TIMEOUT=%q: %v", cfg["MOREID_DRAIN_TIMEOUT"], err)
 	}
-	var pause time.Duration
-	if l := ctr.Lifecycle; l != nil && l.PreStop != nil && l.PreStop.Sleep != nil {
-		pause = time.Duration(l.PreStop.Sleep.Seconds) * time.Second
+	delay, err := time.ParseDuration(cfg["MOREID_SHUTDOWN_DELAY"])
+	if err != nil || delay <= 0 {
+		t.Errorf("ConfigMap MOREID_SHUTDOWN_DELAY=%q (%v): want a pause while the endpoints are withdrawn", cfg["MOREID_SHUTDOWN_DELAY"], err)
+	}
+	if delay > drain/2 {
+		t.Errorf("MOREID_SHUTDOWN_DELAY %s is more than half of MOREID_DRAIN_TIMEOUT %s: the process refuses to start", delay, drain)
 	}
 	grace := 30 * time.Second // the Kubernetes default
 	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
-	if grace <= pause+drain {
-		t.Errorf("terminationGracePeriodSeconds %s: want more than the preStop pause %s + MOREID_DRAIN_TIMEOUT %s", grace, pause, drain)
+	if grace <= drain {
+		t.Errorf("terminationGracePeriodSeconds %s: want more than MOREID_DRAIN_TIMEOUT %s (which includes MOREID_SHUTDOWN_DELAY %s)", grace, drain, delay)
 	}
 
 	// Service.
@@ -634,9 +644,9 @@ func checkSecrets(t *testing.T, m *manifest, inside bool) {
 			}
 		}
 	}
-	// user, apikey, auth and the two migration containers.
-	if refs < 5 {
-		t.Errorf("%d secretKeyRef variables, want at least 5", refs)
+	// gateway, user, apikey, auth (two) and the two migration containers.
+	if refs < 7 {
+		t.Errorf("%d secretKeyRef variables, want at least 7", refs)
 	}
 }
 
