@@ -3,7 +3,6 @@ package e2e
 import (
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/moreline/moreid/e2e/harness"
@@ -182,19 +181,9 @@ func TestConcurrentRedemptionGivesOneToken(t *testing.T) {
 	f := startFlowSuite(t)
 	state, code := f.app.login(t, "alice", alicePassword)
 	const n = 64
-	results := make([]answer, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i] = f.app.do(t, "POST", "/api/oauth/token", map[string]string{"code": code, "state": state})
-		}()
-	}
-	close(start)
-	wg.Wait()
+	results := atOnce(n, func(int) answer {
+		return f.app.do(t, "POST", "/api/oauth/token", map[string]string{"code": code, "state": state})
+	})
 	won := 0
 	for _, a := range results {
 		switch a.Status {

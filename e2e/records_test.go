@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,17 +26,9 @@ func TestCodeReplayByAnotherKey(t *testing.T) {
 	bearer := "Bearer " + tok.str("access_token")
 
 	const n = 64
-	results := make([]answer, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			results[i] = f.other.do(t, "POST", "/api/oauth/token", map[string]string{"code": code, "state": state})
-		})
-	}
-	close(start)
-	wg.Wait()
+	results := atOnce(n, func(int) answer {
+		return f.other.do(t, "POST", "/api/oauth/token", map[string]string{"code": code, "state": state})
+	})
 	for _, a := range results {
 		expectError(t, a, 409, "invalid_code")
 	}

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -91,17 +90,9 @@ func TestSafeLogin(t *testing.T) {
 	t.Run("32 concurrent login_safe with one login code give one code", func(t *testing.T) {
 		state, loginCode := app.safeLoginCode(t, "alice", alicePassword)
 		const n = 32
-		results := make([]answer, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				results[i] = app.do(t, "POST", "/api/oauth/login_safe", map[string]string{"state": state, "login_code": loginCode})
-			})
-		}
-		close(start)
-		wg.Wait()
+		results := atOnce(n, func(int) answer {
+			return app.do(t, "POST", "/api/oauth/login_safe", map[string]string{"state": state, "login_code": loginCode})
+		})
 		won := 0
 		for _, a := range results {
 			switch a.Status {
