@@ -13,7 +13,8 @@ import (
 )
 
 // hungSLO is how fast a Postgres-backed request must answer while Postgres
-// is hung: 503 within MOREID_POSTGRES_TIMEOUT (1 s), asserted with a margin
+// is hung: 503 within a second (MOREID_POSTGRES_TIMEOUT, 700 ms, after at most the
+// key cache's 250 ms fallback), asserted with a margin
 // for a slow, shared machine.
 const hungSLO = 1500 * time.Millisecond
 
