@@ -21,7 +21,7 @@ type Consent struct {
 // atomically before the update so that one state yields at most one update
 // even under concurrency. Consequently an update the user service rejects
 // (say, a username too long) has used up its state: the app asks for a new
-// one, as after any other use.
+// one, as after any other use. Only an outage gives it back (below).
 func (s *Service) UpdateUser(ctx context.Context, key Key, userID, state string, consent Consent, c ProfileChange) (updated User, err error) {
 	if err := required(field{"user_id", userID, maxUserID}, field{"state", state, maxState}); err != nil {
 		return User{}, err
@@ -44,14 +44,28 @@ func (s *Service) UpdateUser(ctx context.Context, key Key, userID, state string,
 		return User{}, apierr.New(apierr.Forbidden)
 	}
 
-	consumed, err := s.store.ConsumeState(ctx, secret.Hash(state), key.ID)
+	stateHash := secret.Hash(state)
+	st, err := s.ownState(ctx, key, stateHash)
+	if err != nil {
+		return User{}, err
+	}
+	consumed, err := s.store.ConsumeState(ctx, stateHash, key.ID)
 	if err != nil {
 		return User{}, err
 	}
 	if !consumed {
 		return User{}, apierr.New(apierr.InvalidState)
 	}
-	return s.users.UpdateProfile(ctx, userID, c)
+	updated, err = s.users.UpdateProfile(ctx, userID, c)
+	if apierr.Is(err, apierr.Unavailable) {
+		// The user service could not reach Postgres: no update happened
+		// (or, after a lost reply, the user's own change did), so the
+		// state goes back for the app's retry, with the lifetime it had.
+		if perr := s.store.PutState(context.WithoutCancel(ctx), stateHash, key.ID, st.TTL); perr != nil {
+			s.log.WarnContext(ctx, "restore state after a failed update", "state", short(stateHash), "error", perr.Error())
+		}
+	}
+	return updated, err
 }
 
 // consentingUser is the user the consent speaks for.

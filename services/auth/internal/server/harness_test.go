@@ -62,8 +62,10 @@ type userService struct {
 	users    map[string]fakeUser
 	verifies atomic.Int64
 	updates  atomic.Int64
-	// down makes GetUser answer unavailable, as while Postgres is down.
-	down atomic.Bool
+	// down makes GetUser answer unavailable, as while Postgres is down;
+	// updatesDown does the same to UpdateProfile alone.
+	down        atomic.Bool
+	updatesDown atomic.Bool
 	// rightVerified counts right passwords verified. When holdRight is
 	// set, a right password's check reports itself on entered and waits
 	// for holdRight to close (ordering a race: the password is checked,
@@ -114,6 +116,9 @@ func (s *userService) GetUser(_ context.Context, req *userv1.GetUserRequest) (*u
 // UpdateProfile validates as the real service does in spirit: a username
 // must be 1 to 32 characters.
 func (s *userService) UpdateProfile(_ context.Context, req *userv1.UpdateProfileRequest) (*userv1.UpdateProfileResponse, error) {
+	if s.updatesDown.Load() {
+		return nil, apierr.New(apierr.Unavailable)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[req.GetUserId()]

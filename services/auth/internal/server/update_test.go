@@ -167,3 +167,29 @@ func TestUpdateUser(t *testing.T) {
 		}
 	})
 }
+
+// An update that fails because the user service cannot reach Postgres
+// leaves its state usable: the app retries with the same state once
+// Postgres is back (issue 11: nothing consumed by a request that fails).
+func TestUpdateUserKeepsTheStateThroughAnOutage(t *testing.T) {
+	e := newEnv(t, options{})
+	session := e.session(t, aliceID, alicePass).GetSession()
+	state := e.authorize(t, keyA)
+	req := &authv1.UpdateUserRequest{UserId: aliceID, State: state, Cookie: session, Bio: ptr("after the outage")}
+
+	e.users.updatesDown.Store(true)
+	_, err := e.auth.UpdateUser(as(t, keyA), req)
+	wantErr(t, err, apierr.Unavailable)
+
+	e.users.updatesDown.Store(false)
+	r, err := e.auth.UpdateUser(as(t, keyA), req)
+	if err != nil {
+		t.Fatalf("UpdateUser with the same state after the outage: %v", err)
+	}
+	if r.GetUser().GetBio() != "after the outage" {
+		t.Fatalf("UpdateUser = %+v", r)
+	}
+	// Used now: one state, one update.
+	_, err = e.auth.UpdateUser(as(t, keyA), req)
+	wantErr(t, err, apierr.InvalidState)
+}
