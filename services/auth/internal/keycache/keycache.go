@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
@@ -53,7 +55,8 @@ type entry struct {
 
 // Cache is a Validator that reuses the answers of another one, positive and
 // negative, for at most ttl, and positive ones for at most stale while the
-// other one is unavailable. It is safe for concurrent use.
+// other one is unavailable. Concurrent misses for one entry share one call
+// to the other one. It is safe for concurrent use.
 type Cache struct {
 	next  Validator
 	ttl   time.Duration
@@ -63,6 +66,8 @@ type Cache struct {
 
 	mu      sync.Mutex
 	entries map[string]entry
+	// flights holds the calls to next in progress, by entry id.
+	flights singleflight.Group
 }
 
 var _ Validator = (*Cache)(nil)
@@ -103,12 +108,51 @@ func (c *Cache) CheckKey(ctx context.Context, keyID int64) (*apikeyv1.APIKey, er
 	})
 }
 
-// answer returns the cached answer for id, or asks for a new one.
+// answer returns the cached answer for id, or the answer of the one call in
+// flight for id, starting it if there is none: a burst of misses for one key
+// and IP (a cold cache, or the TTL ending under load) costs the key service
+// one query, not one per request.
 func (c *Cache) answer(ctx context.Context, id string, ask func(context.Context) (*apikeyv1.APIKey, error)) (*apikeyv1.APIKey, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[id]
 	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.key, e.err
+	}
+
+	// The shared call runs without the cancellation of the caller that
+	// happened to start it (its values, trace and metadata, are kept):
+	// that caller leaving must not fail everyone who joined. Its length is
+	// bounded by fetch (fallbackWait) and by the Validator (remote.Keys
+	// gives every call its own timeout); each caller still waits no longer
+	// than its own context allows.
+	flight := c.flights.DoChan(id, func() (any, error) {
+		return c.fetch(context.WithoutCancel(ctx), id, ask)
+	})
+	select {
+	case r := <-flight:
+		k, _ := r.Val.(*apikeyv1.APIKey)
+		return k, r.Err
+	case <-ctx.Done():
+		// As when the caller's own call was cut short: an unavailable
+		// answer, or the recent positive one where it may stand in.
+		if ok && e.err == nil && now.Before(e.staleUntil) {
+			return e.key, nil
+		}
+		return nil, apierr.Wrap(apierr.Unavailable, context.Cause(ctx))
+	}
+}
+
+// fetch asks for a new answer for id and records it; it runs once per flight.
+func (c *Cache) fetch(ctx context.Context, id string, ask func(context.Context) (*apikeyv1.APIKey, error)) (*apikeyv1.APIKey, error) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	// A caller that missed just before the previous flight recorded its
+	// answer starts a flight of its own; that answer serves it without
+	// another call.
 	if ok && now.Before(e.expires) {
 		return e.key, e.err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,9 +56,27 @@ func (v *validator) count(key, ip string) int {
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
+	// onRead, when set, runs after each reading: the cache reads the
+	// clock first thing in every call, so a test learns from it that a
+	// caller has arrived without sleeping.
+	onRead func()
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	t, hook := c.t, c.onRead
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return t
+}
+
+func (c *clock) setOnRead(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onRead = f
+}
 func (c *clock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -350,5 +369,180 @@ func TestHungKeyServiceFallsBackQuickly(t *testing.T) {
 	}
 	if got := h.allowed; len(got) != 3 || got[0] != 0 || got[1] <= 0 || got[1] > fallbackWait || got[2] != 0 {
 		t.Fatalf("time allowed per call %v, want [none, ≤ %s, none]", got, fallbackWait)
+	}
+}
+
+// gated is a key service whose calls wait until release is closed (or their
+// context ends), so that a test decides when the first answer arrives. It
+// counts calls, signals each on entered, and records whether a call's
+// context had ended when it answered.
+type gated struct {
+	release chan struct{}
+	entered chan struct{}
+	err     error // the verdict, nil for a valid key
+
+	mu    sync.Mutex
+	calls int
+	ended []error
+}
+
+func newGated(verdict error) *gated {
+	return &gated{release: make(chan struct{}), entered: make(chan struct{}, 1000), err: verdict}
+}
+
+func (g *gated) ValidateKey(ctx context.Context, key, _ string) (*apikeyv1.APIKey, error) {
+	return g.answer(ctx, &apikeyv1.APIKey{Id: 1, Name: key})
+}
+
+func (g *gated) CheckKey(ctx context.Context, id int64) (*apikeyv1.APIKey, error) {
+	return g.answer(ctx, &apikeyv1.APIKey{Id: id, Name: "k"})
+}
+
+func (g *gated) answer(ctx context.Context, k *apikeyv1.APIKey) (*apikeyv1.APIKey, error) {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second): // a broken test ends instead of hanging
+		return nil, apierr.Wrap(apierr.Internal, errors.New("never released"))
+	}
+	g.mu.Lock()
+	g.ended = append(g.ended, ctx.Err())
+	g.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		// What remote.Keys reports for a cancelled gRPC call.
+		return nil, apierr.Wrap(apierr.Unavailable, err)
+	}
+	if g.err != nil {
+		return nil, g.err
+	}
+	return k, nil
+}
+
+func (g *gated) stats() (int, []error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls, append([]error(nil), g.ended...)
+}
+
+// lookups are the two questions the cache answers, with the key they are
+// about: a key and client IP, and a key by id (the tokens issued to it).
+var lookups = []struct {
+	name string
+	call func(ctx context.Context, c *Cache) (*apikeyv1.APIKey, error)
+}{
+	{"ValidateKey", func(ctx context.Context, c *Cache) (*apikeyv1.APIKey, error) {
+		return c.ValidateKey(ctx, "k", "1.2.3.4")
+	}},
+	{"CheckKey", func(ctx context.Context, c *Cache) (*apikeyv1.APIKey, error) { return c.CheckKey(ctx, 1) }},
+}
+
+// A burst of requests for one key and IP on a cold cache (a new app, the
+// TTL ending under load) costs the key service one query, and every request
+// gets its answer, a refusal included.
+func TestConcurrentMissesShareOneCall(t *testing.T) {
+	const callers = 100
+	verdicts := []struct {
+		name    string
+		verdict error
+	}{
+		{"valid key", nil},
+		{"refused key", apierr.New(apierr.InvalidAPIKey)},
+	}
+	for _, l := range lookups {
+		for _, v := range verdicts {
+			t.Run(l.name+"/"+v.name, func(t *testing.T) {
+				g := newGated(v.verdict)
+				clk := &clock{t: time.Unix(1700000000, 0)}
+				c := newCache(g, MaxTTL, testStale, 100, clk.now)
+				// The key service answers once every caller has
+				// missed the cache (read the clock): without
+				// sharing, each of them would be asking it.
+				var reads atomic.Int32
+				clk.setOnRead(func() {
+					if reads.Add(1) == callers {
+						close(g.release)
+					}
+				})
+				start := make(chan struct{})
+				keys := make([]*apikeyv1.APIKey, callers)
+				errs := make([]error, callers)
+				var wg sync.WaitGroup
+				for i := range callers {
+					wg.Go(func() {
+						<-start
+						keys[i], errs[i] = l.call(context.Background(), c)
+					})
+				}
+				close(start)
+				wg.Wait()
+				if n, _ := g.stats(); n != 1 {
+					t.Fatalf("%d calls to the key service for %d concurrent misses, want 1", n, callers)
+				}
+				for i := range callers {
+					if v.verdict == nil && (errs[i] != nil || keys[i].GetName() != "k") {
+						t.Fatalf("caller %d: %v, %v; want the key", i, keys[i], errs[i])
+					}
+					if v.verdict != nil && !apierr.Is(errs[i], apierr.InvalidAPIKey) {
+						t.Fatalf("caller %d: err = %v, want invalid_api_key", i, errs[i])
+					}
+				}
+			})
+		}
+	}
+}
+
+// A caller that gives up (client gone, deadline passed) while the shared
+// call is running gets its own prompt error, and the call goes on for the
+// callers still waiting.
+func TestCancelledCallerLeavesTheSharedCall(t *testing.T) {
+	for _, l := range lookups {
+		t.Run(l.name, func(t *testing.T) {
+			g := newGated(nil)
+			clk := &clock{t: time.Unix(1700000000, 0)}
+			c := newCache(g, MaxTTL, testStale, 100, clk.now)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			first := make(chan error, 1)
+			go func() {
+				_, err := l.call(ctx, c)
+				first <- err
+			}()
+			<-g.entered
+			cancel()
+			// The key service has not answered yet (release is still
+			// open): the first caller returns on its own context.
+			if err := <-first; !apierr.Is(err, apierr.Unavailable) {
+				t.Fatalf("cancelled caller: err = %v, want unavailable", err)
+			}
+
+			missed := make(chan struct{})
+			var once sync.Once
+			clk.setOnRead(func() { once.Do(func() { close(missed) }) })
+			type result struct {
+				key *apikeyv1.APIKey
+				err error
+			}
+			second := make(chan result, 1)
+			go func() {
+				k, err := l.call(context.Background(), c)
+				second <- result{k, err}
+			}()
+			<-missed
+			close(g.release)
+			if r := <-second; r.err != nil || r.key.GetName() != "k" {
+				t.Fatalf("caller still waiting: %v, %v; want the key", r.key, r.err)
+			}
+			n, ended := g.stats()
+			if n != 1 {
+				t.Fatalf("%d calls to the key service, want 1 (the first one, not cancelled)", n)
+			}
+			if ended[0] != nil {
+				t.Fatalf("the shared call's context ended (%v) with the caller that started it", ended[0])
+			}
+		})
 	}
 }
