@@ -27,6 +27,7 @@ import (
 	"github.com/moreline/moreid/e2e/harness"
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 )
 
@@ -91,7 +92,7 @@ func TestSafeLoginInBrowser(t *testing.T) {
 		}
 		code = strings.TrimSpace(code)
 		if !loginCodeFormat.MatchString(code) {
-			t.Fatalf("#login-code shows %q, want 10 characters of [a-z0-9]", code)
+			t.Fatalf("#login-code shows %q, want 10 characters of %q", code, secret.LoginCode)
 		}
 		screenshot(t, ctx, "code")
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,8 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/moreline/moreid/platform/secret"
 )
 
 // This file plays the person on the confirmation page without a browser: a
@@ -21,8 +24,10 @@ import (
 // form#login with user_id / password, button#confirm, button#deny and
 // #login-code.
 
-// loginCodeFormat is SPEC section 2's login code.
-var loginCodeFormat = regexp.MustCompile(`^[a-z0-9]{10}$`)
+// loginCodeFormat is a login code as the suite issues it: SPEC section 2's
+// 10 characters of [a-z0-9], drawn from the alphabet without look-alikes
+// (secret.LoginCode), so that a person never has to tell 0 from o.
+var loginCodeFormat = regexp.MustCompile(fmt.Sprintf(`^[%s]{%d}$`, secret.LoginCode, secret.LoginCodeLen))
 
 // pageClient is one person's browser, reduced to cookies and forms.
 type pageClient struct {

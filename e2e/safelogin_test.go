@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/e2e/harness"
+	"github.com/moreline/moreid/platform/secret"
 )
 
 // TestSafeLogin drives the safe login over HTTP only: the app's calls with
@@ -32,7 +33,7 @@ func TestSafeLogin(t *testing.T) {
 	t.Run("login code from the page signs in once", func(t *testing.T) {
 		state, loginCode := app.safeLoginCode(t, "alice", alicePassword)
 		if !loginCodeFormat.MatchString(loginCode) {
-			t.Fatalf("the page's #login-code is %q, want 10 characters of [a-z0-9]", loginCode)
+			t.Fatalf("the page's #login-code is %q, want 10 characters of %q", loginCode, secret.LoginCode)
 		}
 		a := app.do(t, "POST", "/api/oauth/login_safe", map[string]string{"state": state, "login_code": loginCode})
 		expectSuccess(t, a, "登录成功，授权码已生成")

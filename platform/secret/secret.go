@@ -17,6 +17,34 @@ const (
 	Alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 )
 
+// The login code, the one secret a person reads off the confirmation page
+// and types into an app, is defined here once: the service makes codes of
+// it, and tests and tools that check an issued code's format use it too.
+//
+// The documented format stays LoginCodeLen characters of [a-z0-9]
+// (LowerAlnum), and any such string is a well-formed login_code; codes are
+// only drawn from a subset without the look-alikes 0/o and 1/l/i, so that
+// a person copying a code off the screen by hand never has to guess which
+// of two similar glyphs it shows.
+// A string holding an excluded character is well-formed but can never
+// have been issued: a wrong answer, not a malformed request.
+//
+// Only those five go: the page shows the code in lowercase monospace
+// (page.css .code), where the remaining pairs people cite (2/z, 5/s, 8/b,
+// 9/g/q, u/v, rn/m) are distinct glyphs of one cell each, and every
+// character dropped costs entropy for no gain in reading.
+//
+// Entropy: LoginCodeLen × log2(len(LoginCode)) = 10 × log2(31) ≈ 49.5
+// bits (10 × log2(36) ≈ 51.7 with every character). That is plenty for a
+// code that lives 5 minutes, is bound to one state, and whose state burns
+// at the fifth wrong answer: a guesser gets at most 5 tries per state, a
+// 5/31^10 ≈ 6e-15 chance, before having to start a new authorization (and
+// the per-address failure limit caps how many states one address burns).
+const (
+	LoginCodeLen = 10
+	LoginCode    = "abcdefghjkmnpqrstuvwxyz23456789"
+)
+
 // New returns prefix followed by n characters drawn uniformly from alphabet
 // (len(alphabet) <= 256) with crypto/rand. It panics only if the operating
 // system's randomness source fails, when no secret can be made safely.

@@ -447,11 +447,10 @@ func (b *bench) cpuRow(s scenario, before []time.Duration, res load.Result) repo
 
 // stormMemory is the user service's memory around the login storm.
 type stormMemory struct {
-	process     string          // the process that hashes: moreid-user, or moreid with -combined
-	before      procstat.Memory // just before: RSS, and peak since start
-	peakDuring  int64           // VmHWM reset just before the storm
-	reset       bool            // whether the reset worked (else peakDuring is since start)
-	concurrency int
+	process    string          // the process that hashes: moreid-user, or moreid with -combined
+	before     procstat.Memory // just before: RSS, and peak since start
+	peakDuring int64           // VmHWM reset just before the storm
+	reset      bool            // whether the reset worked (else peakDuring is since start)
 }
 
 // storm has stormClients clients log in at once, back to back, and reads

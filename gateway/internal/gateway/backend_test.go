@@ -260,7 +260,7 @@ func first(md metadata.MD, key string) string {
 const (
 	aliceSession = "sess_alice_0123456789abcdefghijklmnopqrstuv"
 	goodToken    = "token_" + "good00000000000000000000000000000000000000000000000000"
-	loginCode    = "abc123def4"
+	loginCode    = "abc234def5" // of secret.LoginCode, as auth issues them
 	appName      = "示例应用 Demo"
 	alicePass    = "correct horse battery staple"
 )

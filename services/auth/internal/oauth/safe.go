@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"strings"
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
@@ -10,9 +11,6 @@ import (
 
 // maxUCA caps the uca field; a real UCA has 20 characters.
 const maxUCA = 128
-
-// loginCodeLen is the documented login code length, of [a-z0-9].
-const loginCodeLen = 10
 
 // CreateUCA starts a safe login on a state of this key: a one-time
 // confirmation code, valid 10 minutes but never beyond the state. The state
@@ -148,7 +146,7 @@ func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca stri
 	if err != nil {
 		return "", 0, err
 	}
-	code = secret.New("", loginCodeLen, secret.LowerAlnum)
+	code = newLoginCode()
 	codeHash := secret.Hash(code)
 	lc := LoginCodeRecord{KeyID: rec.KeyID, User: user.ID, UserID: user.UserID}
 	if err := s.store.PutLoginCode(ctx, rec.StateHash, codeHash, lc, LoginCodeTTL); err != nil {
@@ -195,7 +193,7 @@ func (s *Service) DenyConfirmation(ctx context.Context, session, csrf, uca strin
 // codes count against the state (the fifth burns it) and the client IP;
 // nobody's user_id is known before the code is right.
 func (s *Service) LoginSafe(ctx context.Context, key Key, state, loginCode string) (code string, user User, err error) {
-	if err := required(field{"state", state, maxState}, field{"login_code", loginCode, loginCodeLen}); err != nil {
+	if err := required(field{"state", state, maxState}, field{"login_code", loginCode, secret.LoginCodeLen}); err != nil {
 		return "", User{}, err
 	}
 	// A malformed code is a client mistake, not a guess: 400, not counted.
@@ -288,13 +286,24 @@ func (s *Service) liveUCA(ctx context.Context, uca string) (UCARecord, error) {
 	return rec, nil
 }
 
+// newLoginCode draws a login code from the look-alike-free alphabet
+// (secret.LoginCode says why, and what entropy that leaves).
+func newLoginCode() string {
+	return secret.New("", secret.LoginCodeLen, secret.LoginCode)
+}
+
+// wellFormedLoginCode is the documented format, secret.LoginCodeLen
+// characters of [a-z0-9], not the narrower alphabet codes are drawn from.
+// A code with a look-alike in it (a 0 typed for an o) is one that cannot
+// exist: a wrong answer like any unknown code, counted against the state,
+// while 400 stays for input a client following the documented contract
+// could never send.
 func wellFormedLoginCode(v string) bool {
-	if len(v) != loginCodeLen {
+	if len(v) != secret.LoginCodeLen {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+		if strings.IndexByte(secret.LowerAlnum, v[i]) < 0 {
 			return false
 		}
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,10 +17,13 @@ import (
 )
 
 var (
-	ucaFormat       = regexp.MustCompile(`^uca_[A-Za-z0-9]{16}$`)
-	loginCodeFormat = regexp.MustCompile(`^[a-z0-9]{10}$`)
-	sessionFormat   = regexp.MustCompile(`^sess_[A-Za-z0-9]{43}$`)
+	ucaFormat     = regexp.MustCompile(`^uca_[A-Za-z0-9]{16}$`)
+	sessionFormat = regexp.MustCompile(`^sess_[A-Za-z0-9]{43}$`)
 )
+
+// loginCodeFormat is what the service issues: the documented 10 of
+// [a-z0-9], drawn from the alphabet without look-alikes.
+var loginCodeFormat = regexp.MustCompile(fmt.Sprintf(`^[%s]{%d}$`, secret.LoginCode, secret.LoginCodeLen))
 
 func TestCreateUCA(t *testing.T) {
 	e := newEnv(t, options{})
@@ -320,6 +324,16 @@ func TestGenerateLoginCode(t *testing.T) {
 		_, err = e.conf.GenerateLoginCode(browser(t, alice), &authv1.GenerateLoginCodeRequest{})
 		wantErr(t, err, apierr.InvalidRequest)
 	})
+	t.Run("the codes shown never hold a look-alike", func(t *testing.T) {
+		// A code of all 36 characters is free of 0, o, 1, l and i with a
+		// chance of (31/36)^10 ≈ 0.22: twenty in a row cannot be luck.
+		for range 20 {
+			_, uca := newUCA(t)
+			if code := e.generate(t, alice, uca); !loginCodeFormat.MatchString(code) || strings.ContainsAny(code, "0o1li") {
+				t.Fatalf("login code %q, want 10 of %q", code, secret.LoginCode)
+			}
+		}
+	})
 	t.Run("concurrent confirmations of one UCA yield one login code", func(t *testing.T) {
 		_, uca := newUCA(t)
 		ok, failed := race(16, func() error {
@@ -340,7 +354,7 @@ func TestLoginSafe(t *testing.T) {
 	}
 	wrongCode := func(right string) string {
 		for {
-			if c := secret.New("", 10, secret.LowerAlnum); c != right {
+			if c := secret.New("", secret.LoginCodeLen, secret.LoginCode); c != right {
 				return c
 			}
 		}
@@ -382,6 +396,18 @@ func TestLoginSafe(t *testing.T) {
 			if _, err := loginSafe(t, keyA, state, code); err != nil {
 				t.Fatalf("LoginSafe after malformed attempts: %v", err)
 			}
+		}},
+		{"codes with a look-alike are well-formed wrong answers: five burn the state", func(t *testing.T) {
+			// No issued code holds 0, o, 1, l or i, but the documented format
+			// allows them: a person's misreading is a wrong code (409,
+			// counted), never a 400.
+			state, code := e.safeLogin(t, keyA)
+			for _, c := range []string{"0o1li0o1li", "abcdefghi1", "0000000000", "llllllllll", "oooooooooo"} {
+				_, err := loginSafe(t, keyA, state, c)
+				wantErr(t, err, apierr.InvalidCode)
+			}
+			_, err := loginSafe(t, keyA, state, code)
+			wantErr(t, err, apierr.InvalidState)
 		}},
 		{"four wrong codes leave the state usable", func(t *testing.T) {
 			state, code := e.safeLogin(t, keyA)

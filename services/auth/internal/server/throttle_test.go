@@ -96,7 +96,7 @@ func TestThrottle(t *testing.T) {
 	limits := oauth.Limits{PerUser: 3, PerAccount: 6, PerIP: 5, Window: time.Minute}
 	wrongCode := func(right string) string {
 		for {
-			if c := secret.New("", 10, secret.LowerAlnum); c != right {
+			if c := secret.New("", secret.LoginCodeLen, secret.LoginCode); c != right {
 				return c
 			}
 		}
