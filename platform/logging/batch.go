@@ -32,6 +32,9 @@ type batchWriter struct {
 	out   io.Writer
 	delay time.Duration
 	max   int
+	// schedule runs f once d has passed: time.AfterFunc, or in tests a
+	// timer the test fires by hand, so that no test races the delay.
+	schedule func(d time.Duration, f func())
 
 	mu      sync.Mutex
 	buf     []byte
@@ -39,7 +42,7 @@ type batchWriter struct {
 }
 
 func newBatchWriter(out io.Writer, delay time.Duration, max int) *batchWriter {
-	return &batchWriter{out: out, delay: delay, max: max}
+	return &batchWriter{out: out, delay: delay, max: max, schedule: afterFunc}
 }
 
 // Write buffers p (one whole line from a slog handler) and schedules the
@@ -53,7 +56,7 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 	}
 	if !w.pending {
 		w.pending = true
-		time.AfterFunc(w.delay, w.Flush)
+		w.schedule(w.delay, w.Flush)
 	}
 	return len(p), nil
 }
@@ -64,6 +67,10 @@ func (w *batchWriter) Flush() {
 	defer w.mu.Unlock()
 	_ = w.flushLocked() // stderr failing has nowhere better to be reported
 }
+
+// afterFunc is time.AfterFunc without the Timer: a scheduled flush is
+// never cancelled (one that finds nothing pending writes nothing).
+func afterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 
 func (w *batchWriter) flushLocked() error {
 	w.pending = false

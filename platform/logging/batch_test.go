@@ -28,49 +28,140 @@ func (r *recordingWriter) snapshot() []string {
 	return append([]string(nil), r.writes...)
 }
 
+// manualTimers stands in for time.AfterFunc: it keeps what the writer
+// schedules and runs it only when the test says the delay has passed, so
+// the test never races the delay against a loaded machine.
+type manualTimers struct {
+	mu     sync.Mutex
+	delays []time.Duration // of every timer scheduled so far
+	due    []func()        // scheduled, not yet fired
+}
+
+func (m *manualTimers) schedule(d time.Duration, f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.delays = append(m.delays, d)
+	m.due = append(m.due, f)
+}
+
+// fire runs every scheduled timer, outside the lock: a flush takes the
+// writer's lock, under which the writer schedules.
+func (m *manualTimers) fire() {
+	m.mu.Lock()
+	due := m.due
+	m.due = nil
+	m.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+func (m *manualTimers) scheduled() []time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]time.Duration(nil), m.delays...)
+}
+
 func TestBatchWriter(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	// A step writes n lines, or calls Flush, or lets the delay pass (every
+	// scheduled timer fires); then the writer has made writes writes and
+	// scheduled timers timers in all.
+	type step struct {
+		do             string // "write", "flush" or "fire"
+		n              int
+		writes, timers int
+	}
 	tests := []struct {
-		name       string
-		delay      time.Duration
-		max        int
-		lines      int
-		flush      bool
-		wantWrites int // after the delay has passed
+		name  string
+		max   int
+		steps []step
 	}{
-		{"a burst becomes one write after the delay", 20 * time.Millisecond, 1 << 20, 100, false, 1},
-		{"a full batch is written at once", time.Hour, 10 * 8, 25, false, 2}, // 8-byte lines: 10 per batch, 5 left waiting
-		{"Flush writes what waits", time.Hour, 1 << 20, 5, true, 1},
-		{"nothing to write, no write", 20 * time.Millisecond, 1 << 20, 0, true, 0},
+		{"a burst becomes one write once the delay has passed", 1 << 20, []step{
+			{"write", 100, 0, 1},
+			{"fire", 0, 1, 1},
+		}},
+		// 8-byte lines: 10 per batch. Each full batch is written at once;
+		// the 5 left wait for the delay.
+		{"a full batch is written at once", 10 * 8, []step{
+			{"write", 25, 2, 3},
+			{"fire", 0, 3, 3},
+		}},
+		{"Flush writes what waits", 1 << 20, []step{
+			{"write", 5, 0, 1},
+			{"flush", 0, 1, 1},
+			{"fire", 0, 1, 1},
+		}},
+		{"nothing to write, no write", 1 << 20, []step{
+			{"flush", 0, 0, 0},
+			{"fire", 0, 0, 0},
+		}},
+		{"a line after a written batch waits for its own delay", 1 << 20, []step{
+			{"write", 1, 0, 1},
+			{"fire", 0, 1, 1},
+			{"write", 1, 1, 2},
+			{"fire", 0, 2, 2},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := &recordingWriter{}
-			w := newBatchWriter(out, tt.delay, tt.max)
+			timers := &manualTimers{}
+			w := newBatchWriter(out, delay, tt.max)
+			w.schedule = timers.schedule
 			var want strings.Builder
-			for i := range tt.lines {
-				line := fmt.Sprintf("line%03d\n", i)
-				want.WriteString(line)
-				if n, err := w.Write([]byte(line)); n != len(line) || err != nil {
-					t.Fatalf("Write = %d, %v", n, err)
+			lines := 0
+			for i, s := range tt.steps {
+				switch s.do {
+				case "write":
+					for range s.n {
+						line := fmt.Sprintf("line%03d\n", lines)
+						lines++
+						want.WriteString(line)
+						if n, err := w.Write([]byte(line)); n != len(line) || err != nil {
+							t.Fatalf("Write = %d, %v", n, err)
+						}
+					}
+				case "flush":
+					w.Flush()
+				case "fire":
+					timers.fire()
+				}
+				if got := len(out.snapshot()); got != s.writes {
+					t.Errorf("step %d (%s %d): %d writes, want %d", i, s.do, s.n, got, s.writes)
+				}
+				if got := timers.scheduled(); len(got) != s.timers {
+					t.Errorf("step %d (%s %d): %d timers scheduled, want %d", i, s.do, s.n, len(got), s.timers)
 				}
 			}
-			if tt.flush {
-				w.Flush()
-			} else if tt.delay < time.Hour {
-				time.Sleep(3 * tt.delay)
+			for _, d := range timers.scheduled() {
+				if d != delay {
+					t.Errorf("a flush scheduled after %v, want the delay %v", d, delay)
+				}
 			}
-			got := out.snapshot()
-			if len(got) != tt.wantWrites {
-				t.Errorf("%d writes, want %d", len(got), tt.wantWrites)
-			}
-			if tt.delay == time.Hour && !tt.flush {
-				w.Flush() // the rest, to compare the whole stream
-				got = out.snapshot()
-			}
-			if s := strings.Join(got, ""); s != want.String() {
+			if s := strings.Join(out.snapshot(), ""); s != want.String() {
 				t.Errorf("stream = %q, want %q", s, want.String())
 			}
 		})
+	}
+}
+
+// TestBatchWriterWritesAfterItsDelay: with the real timer, a lone line
+// reaches the output without a Flush. It polls, so a loaded machine only
+// makes it slower, never wrong.
+func TestBatchWriterWritesAfterItsDelay(t *testing.T) {
+	out := &recordingWriter{}
+	w := newBatchWriter(out, time.Millisecond, 1<<20)
+	if _, err := w.Write([]byte("lone\n")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(out.snapshot()) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a lone line was not written within 10 s of its 1 ms delay")
+		}
+	}
+	if got := out.snapshot(); len(got) != 1 || got[0] != "lone\n" {
+		t.Errorf("writes %q, want one of the lone line", got)
 	}
 }
 

@@ -91,7 +91,24 @@ func TestListener(t *testing.T) {
 	go func() { served <- unit.Serve() }()
 
 	f.waitFor(t, "live", liveIs(true))
-	time.Sleep(100 * time.Millisecond) // a few quiet spells
+	// A few quiet spells, each ended by a ping, before the notifications:
+	// waited for on Postgres's side (each ping is a new query_start of
+	// the listening backend), so a loaded machine cannot make the test
+	// pass without any ping having happened.
+	pinged := map[time.Time]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(pinged) < 3; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the listener pinged %d times in 10 s of 20 ms quiet spells", len(pinged))
+		}
+		var at []time.Time
+		if err := db.Raw(`SELECT query_start FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'moreid listen test_changes' AND query = '-- ping'`).Scan(&at).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range at {
+			pinged[a] = true
+		}
+	}
 	for _, q := range []string{
 		"SELECT pg_notify('test_changes', 'alice')",
 		"SELECT pg_notify('other_channel', 'ignored')",

@@ -153,12 +153,22 @@ func TestGetConfirmation(t *testing.T) {
 			return uca
 		}, apierr.InvalidCode},
 		{"expired UCA", func(t *testing.T) string {
-			state := e.authorize(t, keyA)
-			if err := e.rdb.PExpire(context.Background(), e.prefix+"state:{"+secret.Hash(state)+"}", 50*time.Millisecond).Err(); err != nil {
+			// The UCA is created first and only then given a short life,
+			// so no call has to beat its expiry (shortening the state's
+			// life to 50 ms first made CreateUCA fail on a loaded machine);
+			// the test then waits for Redis to have expired it, however
+			// long that takes. "The UCA never outlives its state" covers
+			// the lifetime a UCA takes from its state.
+			uca := e.createUCA(t, keyA, e.authorize(t, keyA))
+			ctx, key := context.Background(), e.prefix+"uca:"+secret.Hash(uca)
+			if err := e.rdb.PExpire(ctx, key, time.Millisecond).Err(); err != nil {
 				t.Fatal(err)
 			}
-			uca := e.createUCA(t, keyA, state)
-			time.Sleep(100 * time.Millisecond)
+			for deadline := time.Now().Add(10 * time.Second); e.rdb.Exists(ctx, key).Val() != 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("Redis kept a UCA 10 s past its 1 ms lifetime")
+				}
+			}
 			return uca
 		}, apierr.InvalidCode},
 		{"missing UCA", func(*testing.T) string { return "" }, apierr.InvalidRequest},
