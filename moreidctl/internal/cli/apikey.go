@@ -19,6 +19,7 @@ import (
 var apikeyCreate = &command{
 	group: "apikey", name: "create",
 	synopsis: "apikey create --name NAME [--whitelist IP_OR_CIDR[,...]] [--no-password-login]",
+	summary:  "Issue an API key, shown only this once.",
 	help: `Issue an API key. The key is printed alone on the last line, and only this once.
   --name NAME                   the application's name, shown to users (required)
   --whitelist IP_OR_CIDR[,...]  client IPs allowed to use the key (default: any)
@@ -28,19 +29,25 @@ var apikeyCreate = &command{
 var apikeyList = &command{
 	group: "apikey", name: "list",
 	synopsis: "apikey list [--json]",
+	summary:  "List every API key, revoked ones included.",
 	help: `List every API key, revoked ones included, oldest first.
-  --json    print a JSON array of {id, name, prefix, whitelist, created_at, revoked}`,
+  --json    print a JSON array of {id, name, prefix, whitelist, password_login,
+            created_at, revoked}`,
 }
 
 var apikeyRevoke = &command{
 	group: "apikey", name: "revoke",
 	synopsis: "apikey revoke KEY_ID",
-	help:     `Revoke an API key for good (KEY_ID is the number shown by 'apikey list').`,
+	summary:  "Revoke an API key for good.",
+	help: `Revoke an API key for good (KEY_ID is the number shown by 'apikey list').
+Revoking a key that is already revoked changes nothing, says so and exits 0:
+the key is refused either way, which is what a retried script wants.`,
 }
 
 var apikeyWhitelist = &command{
 	group: "apikey", name: "whitelist",
 	synopsis: "apikey whitelist KEY_ID --set IP_OR_CIDR[,...]",
+	summary:  "Replace an API key's IP whitelist.",
 	help: `Replace an API key's IP whitelist.
   --set IP_OR_CIDR[,...]   the new whitelist (required); --set "" clears it, allowing any IP`,
 }
@@ -111,8 +118,11 @@ type keyJSON struct {
 	Name      string   `json:"name"`
 	Prefix    string   `json:"prefix"`
 	Whitelist []string `json:"whitelist"`
-	CreatedAt string   `json:"created_at"`
-	Revoked   bool     `json:"revoked"`
+	// PasswordLogin is false for a key restricted to the safe login flow
+	// (apikey create --no-password-login).
+	PasswordLogin bool   `json:"password_login"`
+	CreatedAt     string `json:"created_at"`
+	Revoked       bool   `json:"revoked"`
 }
 
 func runAPIKeyList(ctx context.Context, e *env, args []string) error {
@@ -149,12 +159,13 @@ func runAPIKeyList(ctx context.Context, e *env, args []string) error {
 				wl = []string{}
 			}
 			out = append(out, keyJSON{
-				ID:        k.GetId(),
-				Name:      k.GetName(),
-				Prefix:    k.GetPrefix(),
-				Whitelist: wl,
-				CreatedAt: timestamp(k.GetCreatedAt().AsTime(), k.GetCreatedAt() != nil),
-				Revoked:   k.GetRevokedAt() != nil,
+				ID:            k.GetId(),
+				Name:          k.GetName(),
+				Prefix:        k.GetPrefix(),
+				Whitelist:     wl,
+				PasswordLogin: k.GetPasswordLogin(),
+				CreatedAt:     timestamp(k.GetCreatedAt().AsTime(), k.GetCreatedAt() != nil),
+				Revoked:       k.GetRevokedAt() != nil,
 			})
 		}
 		b, err := json.MarshalIndent(out, "", "  ")
@@ -199,14 +210,41 @@ func runAPIKeyRevoke(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The service's revocation is idempotent and keeps the first time, so
+	// its answer alone cannot tell "revoked now" from "was revoked": the key
+	// is looked up first. Comparing revoked_at with this machine's clock
+	// would depend on the skew between it and Postgres. A concurrent
+	// revocation between the two calls is reported as this one's, which
+	// is harmless: the key ends up revoked either way.
 	var k *apikeyv1.APIKey
+	already := false
 	err = call(ctx, s, apikeyTarget(s), fmt.Sprintf("revoke API key %d", id), func(ctx context.Context, conn *grpc.ClientConn) error {
-		resp, err := apikeyv1.NewAPIKeyAdminServiceClient(conn).RevokeAPIKey(ctx, &apikeyv1.RevokeAPIKeyRequest{Id: id})
+		admin := apikeyv1.NewAPIKeyAdminServiceClient(conn)
+		list, err := admin.ListAPIKeys(ctx, &apikeyv1.ListAPIKeysRequest{})
+		if err != nil {
+			return err
+		}
+		for _, known := range list.GetApiKeys() {
+			if known.GetId() == id && known.GetRevokedAt() != nil {
+				k, already = known, true
+				return nil
+			}
+		}
+		resp, err := admin.RevokeAPIKey(ctx, &apikeyv1.RevokeAPIKeyRequest{Id: id})
 		k = resp.GetApiKey()
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	// Exit 0 either way: the operator asked for the key to be unusable and
+	// it is. Exit 1 means "the operation failed", which would have scripts
+	// and incident runbooks treat a key that is refused everywhere as
+	// still live.
+	if already {
+		fmt.Fprintf(e.stdout, "API key %d (%s, %s) was already revoked at %s; nothing changed\n",
+			k.GetId(), oneLine(k.GetName()), k.GetPrefix(), timestamp(k.GetRevokedAt().AsTime(), true))
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "revoked API key %d (%s, %s)\n", k.GetId(), oneLine(k.GetName()), k.GetPrefix())
 	return nil

@@ -15,28 +15,33 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/moreline/moreid/platform/audit"
 	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
 )
 
-// Limits of ListAuditEvents (platform/audit): the service refuses more.
+// The limits of ListAuditEvents are the service's own (platform/audit), so
+// that the CLI refuses exactly what the service would.
 const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 1000
+	defaultAuditLimit = audit.DefaultListLimit
+	maxAuditLimit     = audit.MaxListLimit
 )
 
 var auditList = &command{
 	group: "audit", name: "list",
-	synopsis: "audit list [--user ID] [--since DURATION] [--json]",
+	synopsis: "audit list [--user ID] [--since DURATION] [--limit N] [--json]",
+	summary:  "List the audit trail, newest first.",
 	help: `List the audit trail (sign-ins, codes and tokens issued, revocations, key
 and user changes), newest first.
   --user ID          only the events of this user
   --since DURATION   only events of the last DURATION: 15m, 24h, 7d, 1d12h
-  --limit N          at most N events (default 100, at most 1000)
+  --limit N          at most N events, the newest (default ` + strconv.Itoa(defaultAuditLimit) + `, at most ` + strconv.Itoa(maxAuditLimit) + `)
   --json             print a JSON array of {time, event, outcome, count,
                      last_time, user_id, api_key_id, client_ip, component,
                      request_id, detail}
 Repeated failures of one subject within a minute are one row: COUNT says
-how many, time is the first and last_time the last.`,
+how many, time is the first and last_time the last.
+The services write the trail in batches, a fraction of a second apart: a list
+run right after a change may not show it yet.`,
 }
 
 func init() { auditList.run = runAuditList }

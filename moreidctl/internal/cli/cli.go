@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -25,19 +26,21 @@ const (
 	exitUsage   = 2
 )
 
-// Environment variables and their defaults (docs/ARCHITECTURE.md).
+// Environment variables and their defaults (docs/ARCHITECTURE.md). The
+// admin addresses are the services' own definitions (platform/grpcx), so
+// the CLI dials by default where a service listens by default.
 const (
-	envUserAdminAddr   = "MOREID_USER_ADMIN_ADDR"
-	envAPIKeyAdminAddr = "MOREID_APIKEY_ADMIN_ADDR"
-	envAuthAdminAddr   = "MOREID_AUTH_ADMIN_ADDR"
+	envUserAdminAddr   = grpcx.EnvUserAdminAddr
+	envAPIKeyAdminAddr = grpcx.EnvAPIKeyAdminAddr
+	envAuthAdminAddr   = grpcx.EnvAuthAdminAddr
 	envTimeout         = "MOREID_CTL_TIMEOUT"
 	envCert            = "MOREID_CTL_CERT"
 	envKey             = "MOREID_CTL_KEY"
 	envCA              = "MOREID_CTL_CA"
 
-	defaultUserAdminAddr   = "127.0.0.1:9191"
-	defaultAPIKeyAdminAddr = "127.0.0.1:9192"
-	defaultAuthAdminAddr   = "127.0.0.1:9190"
+	defaultUserAdminAddr   = grpcx.DefaultUserAdminAddr
+	defaultAPIKeyAdminAddr = grpcx.DefaultAPIKeyAdminAddr
+	defaultAuthAdminAddr   = grpcx.DefaultAuthAdminAddr
 	defaultTimeout         = 10 * time.Second
 )
 
@@ -45,8 +48,12 @@ const (
 type command struct {
 	group, name string
 	synopsis    string // the line shown in the usage listing
-	help        string // what it does, and its flags
-	run         func(ctx context.Context, e *env, args []string) error
+	// summary is the command's one line in the listing of every command: a
+	// whole sentence, since the listing cannot wrap help's first line
+	// without cutting it mid-sentence.
+	summary string
+	help    string // what it does, and its flags
+	run     func(ctx context.Context, e *env, args []string) error
 }
 
 func (c *command) path() string { return c.group + " " + c.name }
@@ -175,11 +182,16 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	global.StringVar(&e.cert, "cert", "", "")
 	global.StringVar(&e.key, "key", "", "")
 	global.StringVar(&e.ca, "ca", "", "")
+	showVersion := global.Bool("version", false, "")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return &helpRequest{}
 		}
-		return usagef(nil, "%s", err)
+		return usagef(nil, "%s", flagError(err, "moreidctl --help"))
+	}
+	if *showVersion {
+		fmt.Fprintln(e.stdout, versionLine(readBuildInfo()))
+		return nil
 	}
 	args = global.Args()
 	if len(args) == 0 {
@@ -228,12 +240,13 @@ func mainUsage() string {
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  moreidctl %s\n", c.synopsis)
 	}
-	b.WriteString("  moreidctl help\n\nCommands:\n")
+	b.WriteString("  moreidctl help\n  moreidctl --version\n\nCommands:\n")
 	for _, c := range commands {
-		first, _, _ := strings.Cut(c.help, "\n")
-		fmt.Fprintf(&b, "  %-20s %s\n", c.path(), first)
+		fmt.Fprintf(&b, "  %-20s %s\n", c.path(), c.summary)
 	}
-	fmt.Fprintf(&b, "  %-20s %s\n", "help", "Print this listing ('moreidctl COMMAND SUBCOMMAND -h' for one command).")
+	fmt.Fprintf(&b, "  %-20s %s\n", "help", "Print this listing.")
+	fmt.Fprintf(&b, "  %-20s %s\n", "--version", "Print the version moreidctl was built from.")
+	b.WriteString("'moreidctl COMMAND SUBCOMMAND --help' prints one command's flags.\n")
 	fmt.Fprintf(&b, `
 TLS flags, before the command (moreidctl --cert F --key F --ca F user ...):
 a suite with TLS admits only operator certificates; without them moreidctl
@@ -247,7 +260,7 @@ Environment:
   %-26s API-key admin listener (default %s)
   %-26s auth admin listener (default %s)
   %-26s time limit of one command (default %s)
-  %-26s owner of the audit trail, for audit prune only (no default)
+  %-26s audit prune: the trail's owner (no default)
 
 Exit status: 0 success, 1 the operation failed, 2 usage error.
 `, envCert, envKey, envCA, envUserAdminAddr, defaultUserAdminAddr, envAPIKeyAdminAddr, defaultAPIKeyAdminAddr,
@@ -267,7 +280,7 @@ func parseFlags(cmd *command, fs *flag.FlagSet, args []string) ([]string, error)
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, &helpRequest{cmd: cmd}
 			}
-			return nil, usagef(cmd, "%s", err)
+			return nil, usagef(cmd, "%s", flagError(err, "moreidctl "+cmd.path()+" --help"))
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -291,4 +304,30 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 		}
 	})
 	return found
+}
+
+// flagErrorForms are the errors of the flag package that name a flag, in its
+// single-dash spelling ("-jsn"), with the wording moreidctl uses instead: the
+// flags are documented as --name, and an operator who mistyped one should
+// read it back the way the help writes it.
+var flagErrorForms = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`^flag provided but not defined: -+(.*)$`), "unknown flag --$1"},
+	{regexp.MustCompile(`^flag needs an argument: -+(.*)$`), "flag --$1 needs a value"},
+	{regexp.MustCompile(`^(invalid (?:boolean )?value ".*" for)(?: flag)? -+([^:]*)(: .*)?$`), "$1 flag --$2$3"},
+}
+
+// flagError rewords a flag parsing error in the --flag style and points to
+// the help that lists the flags (help is the command line that prints it).
+func flagError(err error, help string) string {
+	msg := err.Error()
+	for _, f := range flagErrorForms {
+		if f.re.MatchString(msg) {
+			msg = f.re.ReplaceAllString(msg, f.repl)
+			break
+		}
+	}
+	return fmt.Sprintf("%s (see '%s')", msg, help)
 }

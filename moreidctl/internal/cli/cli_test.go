@@ -81,7 +81,7 @@ func TestUserCreate(t *testing.T) {
 			name:       "a password flag does not exist",
 			args:       []string{"user", "create", "--user-id", "dave", "--username", "Dave", "--email", "d@example.com", "--password=" + password},
 			wantCode:   2,
-			wantStderr: []string{"flag provided but not defined: -password", "Usage:"},
+			wantStderr: []string{"unknown flag --password (see 'moreidctl user create --help')", "Usage:"},
 		},
 		{
 			name:       "missing --email",
@@ -199,7 +199,7 @@ func TestAPIKeyCreate(t *testing.T) {
 			name:       "flag needs a value",
 			args:       []string{"apikey", "create", "--name"},
 			wantCode:   2,
-			wantStderr: []string{"flag needs an argument: -name"},
+			wantStderr: []string{"flag --name needs a value"},
 		},
 	}
 	for _, tt := range tests {
@@ -257,7 +257,7 @@ func seedKeys(t *testing.T, s *suite) []string {
 	t.Helper()
 	for _, args := range [][]string{
 		{"apikey", "create", "--name", "Open"},
-		{"apikey", "create", "--name", "Office", "--whitelist", "192.168.1.0/24,2001:db8::1"},
+		{"apikey", "create", "--name", "Office", "--whitelist", "192.168.1.0/24,2001:db8::1", "--no-password-login"},
 		{"apikey", "create", "--name", "Old"},
 		{"apikey", "revoke", "3"},
 	} {
@@ -295,7 +295,7 @@ func TestAPIKeyListJSON(t *testing.T) {
 		if len(items) != 3 {
 			t.Fatalf("%d items, want 3", len(items))
 		}
-		wantFields := []string{"created_at", "id", "name", "prefix", "revoked", "whitelist"}
+		wantFields := []string{"created_at", "id", "name", "password_login", "prefix", "revoked", "whitelist"}
 		wantWhitelist := [][]any{{}, {"192.168.1.0/24", "2001:db8::1"}, {}}
 		for i, it := range items {
 			var fields []string
@@ -322,6 +322,10 @@ func TestAPIKeyListJSON(t *testing.T) {
 			ts, _ := it["created_at"].(string)
 			if at, err := time.Parse(time.RFC3339, ts); err != nil || !at.Equal(baseTime.Add(time.Duration(i+1)*time.Minute)) {
 				t.Errorf("item %d created_at = %#v, want RFC 3339 of the creation time", i, it["created_at"])
+			}
+			// Only Office was created with --no-password-login.
+			if pl, ok := it["password_login"].(bool); !ok || pl != (i != 1) {
+				t.Errorf("item %d password_login = %#v, want %v", i, it["password_login"], i != 1)
 			}
 			if r, ok := it["revoked"].(bool); !ok || r != (i == 2) {
 				t.Errorf("item %d revoked = %#v", i, it["revoked"])
@@ -356,7 +360,7 @@ func TestAPIKeyListTable(t *testing.T) {
 		}
 		want := [][]string{
 			{"1", "Open", secrets[0][:11], "any IP", "on", "2026-03-01T08:01:00Z", "active"},
-			{"2", "Office", secrets[1][:11], "192.168.1.0/24,2001:db8::1", "active"},
+			{"2", "Office", secrets[1][:11], "192.168.1.0/24,2001:db8::1", "off", "active"},
 			{"3", "Old", secrets[2][:11], "revoked 2026-03-01T09:00:00Z"},
 		}
 		for i, cells := range want {
@@ -378,39 +382,58 @@ func TestAPIKeyListTable(t *testing.T) {
 }
 
 func TestAPIKeyRevoke(t *testing.T) {
+	list := &apikeyv1.ListAPIKeysRequest{}
 	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string
-		wantStderr []string
-		wantSent   proto.Message
+		name        string
+		revokeFirst bool // key 1 is revoked before the command runs
+		args        []string
+		wantCode    int
+		wantStdout  string
+		wantStderr  []string
+		wantSent    []proto.Message
 	}{
 		{
 			name:       "revokes",
 			args:       []string{"apikey", "revoke", "1"},
 			wantStdout: "revoked API key 1 (Demo, PREFIX)\n",
-			wantSent:   &apikeyv1.RevokeAPIKeyRequest{Id: 1},
+			wantSent:   []proto.Message{list, &apikeyv1.RevokeAPIKeyRequest{Id: 1}},
+		},
+		{
+			// Idempotent: the key is refused either way, so a retried
+			// script succeeds, but the operator is told nothing changed
+			// and when the key was revoked, instead of "revoked" again.
+			name:        "already revoked",
+			revokeFirst: true,
+			args:        []string{"apikey", "revoke", "1"},
+			wantStdout:  "API key 1 (Demo, PREFIX) was already revoked at 2026-03-01T09:00:00Z; nothing changed\n",
+			wantSent:    []proto.Message{list},
 		},
 		{
 			name:       "unknown id",
 			args:       []string{"apikey", "revoke", "42"},
 			wantCode:   1,
 			wantStderr: []string{"moreidctl: revoke API key 42: API密钥不存在 (not_found)\n"},
-			wantSent:   &apikeyv1.RevokeAPIKeyRequest{Id: 42},
+			wantSent:   []proto.Message{list, &apikeyv1.RevokeAPIKeyRequest{Id: 42}},
 		},
 		{name: "missing KEY_ID", args: []string{"apikey", "revoke"}, wantCode: 2, wantStderr: []string{"KEY_ID is required", "Usage:\n  moreidctl apikey revoke KEY_ID"}},
 		{name: "KEY_ID not a number", args: []string{"apikey", "revoke", "abc"}, wantCode: 2, wantStderr: []string{`KEY_ID must be a positive number`, `"abc"`, "Usage:"}},
 		{name: "KEY_ID zero", args: []string{"apikey", "revoke", "0"}, wantCode: 2, wantStderr: []string{`KEY_ID must be a positive number`}},
 		{name: "KEY_ID negative", args: []string{"apikey", "revoke", "--", "-3"}, wantCode: 2, wantStderr: []string{`KEY_ID must be a positive number`, `"-3"`}},
 		{name: "two ids", args: []string{"apikey", "revoke", "1", "2"}, wantCode: 2, wantStderr: []string{`unexpected argument "2"`}},
-		{name: "unknown flag", args: []string{"apikey", "revoke", "1", "--force"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -force"}},
+		{name: "unknown flag", args: []string{"apikey", "revoke", "1", "--force"}, wantCode: 2, wantStderr: []string{"unknown flag --force"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSuite(t)
 			if got := run(t, s.env, "", "apikey", "create", "--name", "Demo"); got.code != 0 {
 				t.Fatalf("create: %s", got.stderr)
+			}
+			before := 1 // the create
+			if tt.revokeFirst {
+				if got := run(t, s.env, "", "apikey", "revoke", "1"); got.code != 0 {
+					t.Fatalf("first revoke: %s", got.stderr)
+				}
+				before = len(s.keys.received())
 			}
 			got := run(t, s.env, "", tt.args...)
 			if got.code != tt.wantCode {
@@ -424,11 +447,8 @@ func TestAPIKeyRevoke(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, got.stderr)
 				}
 			}
-			calls := s.keys.received()[1:] // after the create
-			switch {
-			case tt.wantSent == nil && len(calls) != 0:
-				t.Errorf("service called: %v", calls)
-			case tt.wantSent != nil && (len(calls) != 1 || !proto.Equal(calls[0], tt.wantSent)):
+			calls := s.keys.received()[before:]
+			if !slices.EqualFunc(calls, tt.wantSent, proto.Equal) {
 				t.Errorf("service received %v, want exactly %v", calls, tt.wantSent)
 			}
 			if tt.wantCode == 0 && s.keys.keys[0].GetRevokedAt() == nil {
@@ -522,8 +542,9 @@ func TestUsage(t *testing.T) {
 		"moreidctl apikey list [--json]",
 		"moreidctl apikey revoke KEY_ID",
 		"moreidctl apikey whitelist KEY_ID --set IP_OR_CIDR[,...]",
-		"moreidctl audit list [--user ID] [--since DURATION] [--json]",
+		"moreidctl audit list [--user ID] [--since DURATION] [--limit N] [--json]",
 		"moreidctl help",
+		"moreidctl --version",
 	}
 	tests := []struct {
 		name       string
@@ -541,7 +562,7 @@ func TestUsage(t *testing.T) {
 		{name: "missing subcommand", args: []string{"apikey"}, wantCode: 2, wantStderr: "create, list, revoke, whitelist", fullUsage: true},
 		{name: "missing user subcommand", args: []string{"user"}, wantCode: 2, wantStderr: "create, disable, enable, revoke-tokens", fullUsage: true},
 		{name: "unknown subcommand", args: []string{"user", "delete"}, wantCode: 2, wantStderr: `unknown command "user delete"`, fullUsage: true},
-		{name: "unknown flag", args: []string{"apikey", "list", "--yaml"}, wantCode: 2, wantStderr: "flag provided but not defined: -yaml"},
+		{name: "unknown flag", args: []string{"apikey", "list", "--yaml"}, wantCode: 2, wantStderr: "unknown flag --yaml (see 'moreidctl apikey list --help')"},
 		{name: "stray argument", args: []string{"apikey", "list", "all"}, wantCode: 2, wantStderr: `unexpected argument "all"`},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@ const envOwnerDSN = "MOREID_POSTGRES_OWNER_DSN"
 var auditPrune = &command{
 	group: "audit", name: "prune",
 	synopsis: "audit prune --before DATE [--dry-run]",
+	summary:  "Drop whole months of the audit trail before a date.",
 	help: `Drop the months of the audit trail that end on or before DATE, oldest first:
 whole monthly partitions (UTC), never single rows. The month holding DATE
 and every later one are kept; a DATE in the future is refused.

@@ -76,7 +76,7 @@ func TestOperatorTLS(t *testing.T) {
 		{"a stranger's certificate", base, flags(pki.Stranger), 1, "operators' CA"},
 		{"a certificate without its key", base, []string{"--cert", pki.Operator.Cert, "--ca", pki.CA}, 1, "together"},
 		{"an unreadable key", base, []string{"--cert", pki.Operator.Cert, "--key", pki.Operator.Key + ".missing", "--ca", pki.CA}, 1, "no such file"},
-		{"a bad global flag", base, []string{"--certificate", "x"}, 2, "flag provided but not defined"},
+		{"a bad global flag", base, []string{"--certificate", "x"}, 2, "unknown flag --certificate"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ const maxPasswordLine = 4096
 var userCreate = &command{
 	group: "user", name: "create",
 	synopsis: "user create --user-id ID --username NAME --email EMAIL --password-stdin",
+	summary:  "Create a user (the password on standard input).",
 	help: `Create a user. The password is the first line of standard input.
   --user-id ID        the login name the user types (required)
   --username NAME     the display name (required)
@@ -35,6 +36,7 @@ Example: printf '%s\n' "$PASSWORD" | moreidctl user create --user-id alice --use
 var userDisable = &command{
 	group: "user", name: "disable",
 	synopsis: "user disable USER_ID",
+	summary:  "Disable a user and revoke their access tokens.",
 	help: `Disable a user and revoke every access token they hold.
 A disabled user cannot sign in nor change their profile. The user is disabled
 through the user admin listener first, then their tokens are revoked through
@@ -46,6 +48,7 @@ disabled (auth refuses a disabled user's tokens anyway); run
 var userEnable = &command{
 	group: "user", name: "enable",
 	synopsis: "user enable USER_ID",
+	summary:  "Re-enable a disabled user.",
 	help: `Re-enable a disabled user, who can then sign in again.
 Tokens revoked while the user was disabled stay revoked.`,
 }
@@ -53,6 +56,7 @@ Tokens revoked while the user was disabled stay revoked.`,
 var userRevokeTokens = &command{
 	group: "user", name: "revoke-tokens",
 	synopsis: "user revoke-tokens USER_ID",
+	summary:  "Revoke every access token of a user.",
 	help: `Revoke every access token of a user at once, and print how many were live.
 The user can still sign in and obtain new tokens (see 'user disable').`,
 }

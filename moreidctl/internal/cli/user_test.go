@@ -124,7 +124,7 @@ func TestUserDisableEnableRevoke(t *testing.T) {
 		{name: "disable without USER_ID", args: []string{"user", "disable"}, wantCode: 2, wantStderr: []string{"USER_ID is required", "Usage:\n  moreidctl user disable USER_ID"}},
 		{name: "enable with blank USER_ID", args: []string{"user", "enable", " "}, wantCode: 2, wantStderr: []string{"USER_ID is required", "Usage:\n  moreidctl user enable USER_ID"}},
 		{name: "revoke-tokens with two ids", args: []string{"user", "revoke-tokens", "alice", "bob"}, wantCode: 2, wantStderr: []string{`unexpected argument "bob"`, "Usage:\n  moreidctl user revoke-tokens USER_ID"}},
-		{name: "disable with a flag", args: []string{"user", "disable", "alice", "--force"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -force"}},
+		{name: "disable with a flag", args: []string{"user", "disable", "alice", "--force"}, wantCode: 2, wantStderr: []string{"unknown flag --force (see 'moreidctl user disable --help')"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

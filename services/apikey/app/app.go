@@ -40,7 +40,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		PostgresDSN: pgdb.DSN(r),
 		OwnerDSN:    pgdb.OwnerDSN(r),
 		Addr:        r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
-		AdminAddr:   r.String("MOREID_APIKEY_ADMIN_ADDR", "127.0.0.1:9192"),
+		AdminAddr:   r.String(grpcx.EnvAPIKeyAdminAddr, grpcx.DefaultAPIKeyAdminAddr),
 		Drain:       run.DrainTimeout(r),
 	}
 	s.PgTimeout = pgdb.Timeout(r)

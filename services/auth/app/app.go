@@ -66,7 +66,7 @@ type Settings struct {
 func ReadSettings(r *config.Reader) (Settings, error) {
 	s := Settings{
 		Addr:       r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
-		AdminAddr:  r.String("MOREID_AUTH_ADMIN_ADDR", "127.0.0.1:9190"),
+		AdminAddr:  r.String(grpcx.EnvAuthAdminAddr, grpcx.DefaultAuthAdminAddr),
 		UserAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
 		APIKeyAddr: r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		RedisURL:   r.String("MOREID_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -51,7 +51,7 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 		DSN:           pgdb.DSN(r),
 		OwnerDSN:      pgdb.OwnerDSN(r),
 		Addr:          r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
-		AdminAddr:     r.String("MOREID_USER_ADMIN_ADDR", "127.0.0.1:9191"),
+		AdminAddr:     r.String(grpcx.EnvUserAdminAddr, grpcx.DefaultUserAdminAddr),
 		DefaultAvatar: r.String("MOREID_DEFAULT_AVATAR_URL", DefaultAvatar),
 		Argon2: user.Params{
 			MemoryKiB: uint32(r.Int("MOREID_ARGON2_MEMORY_KIB", 47104, 8)),
