@@ -57,6 +57,9 @@ type Edge struct {
 	// Failed records the error kind of an answer (for the access log).
 	// Optional.
 	Failed func(r *http.Request, k apierr.Kind)
+	// Fault records a failed backend call that is the edge's own fault
+	// (auth not reached), for the one ERROR line of it. Optional.
+	Fault func(r *http.Request, err error)
 }
 
 // Page serves the confirmation page.
