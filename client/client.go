@@ -27,7 +27,9 @@ import (
 	"github.com/moreline/moreid/proto/wire"
 )
 
-// APIKeyMetadata is the gRPC metadata key that carries the API key.
+// APIKeyMetadata is the gRPC metadata key that carries the API key: the wire
+// contract's wire.APIKey, named here for the client's callers so they need
+// not import proto/wire as well.
 const APIKeyMetadata = wire.APIKey
 
 // Client talks to Moreid's auth service. It is safe for concurrent use;
