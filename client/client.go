@@ -24,10 +24,13 @@ import (
 
 	"github.com/moreline/moreid/platform/grpcx"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
-// APIKeyMetadata is the gRPC metadata key that carries the API key.
-const APIKeyMetadata = "x-api-key"
+// APIKeyMetadata is the gRPC metadata key that carries the API key: the wire
+// contract's wire.APIKey, named here for the client's callers so they need
+// not import proto/wire as well.
+const APIKeyMetadata = wire.APIKey
 
 // Client talks to Moreid's auth service. It is safe for concurrent use;
 // make one per process and Close it on shutdown.

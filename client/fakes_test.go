@@ -15,6 +15,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // The fakes are small in-memory stand-ins for auth's AuthService and
@@ -81,7 +82,7 @@ func (f *fakeAuth) next(prefix string) string {
 // every call with its metadata and refuses calls without the right key.
 func (f *fakeAuth) checkKey(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	keys := md.Get("x-api-key")
+	keys := md.Get(wire.APIKey)
 	svc, name, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
 	method := svc[strings.LastIndex(svc, ".")+1:] + "/" + name
 	f.mu.Lock()
@@ -116,7 +117,7 @@ func (f *fakeAuth) methods() []string {
 
 func keyOf(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
-	return md.Get("x-api-key")[0]
+	return md.Get(wire.APIKey)[0]
 }
 
 func (f *fakeAuth) Authorize(context.Context, *authv1.AuthorizeRequest) (*authv1.AuthorizeResponse, error) {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"image/png"
 	"io"
 	"os"
@@ -29,6 +27,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // chromiumPath is Debian's chromium, which .ci/run installs when missing.
@@ -122,7 +121,7 @@ func TestSafeLoginInBrowser(t *testing.T) {
 			if strings.Count(code, placeholder) != 1 {
 				t.Fatalf("the user/update example has no %s line", placeholder)
 			}
-			return strings.Replace(code, placeholder, `user_cookie = "moreid_session=`+value+`"`, 1)
+			return strings.Replace(code, placeholder, `user_cookie = "`+wire.SessionCookie+`=`+value+`"`, 1)
 		}
 		username := func() string {
 			a := app.do(t, "POST", "/api/oauth/user/info", map[string]string{"user_id": "testid"})
@@ -181,14 +180,14 @@ func TestSafeLoginInBrowser(t *testing.T) {
 		// nor through ConfirmationService itself.
 		session := sessionCookie(t, ctx, s.BaseURL)
 		expectError(t, newClient(s.BaseURL, "").do(t, "POST", "/api/oauth/generate_login_code", map[string]string{"uca": uca},
-			"Cookie", "moreid_session="+session, "X-Csrf-Token", csrfToken(session)), 409, "invalid_code")
+			"Cookie", wire.SessionCookie+"="+session, "X-Csrf-Token", wire.CSRFToken(session)), 409, "invalid_code")
 		conn, err := grpcx.Dial(s.Env["MOREID_AUTH_ADDR"])
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
 		gctx := metadata.AppendToOutgoingContext(timeout(t, context.Background()),
-			"x-moreid-session", session, "x-csrf-token", csrfToken(session))
+			wire.Session, session, wire.CSRF, wire.CSRFToken(session))
 		_, err = authv1.NewConfirmationServiceClient(conn).GenerateLoginCode(gctx, &authv1.GenerateLoginCodeRequest{Uca: uca})
 		if st := status.Convert(err); st.Code() != codes.Aborted || apierr.FromStatus(st).Kind != apierr.InvalidCode {
 			t.Errorf("GenerateLoginCode for a denied UCA: %v, want ABORTED invalid_code", err)
@@ -281,7 +280,7 @@ func sessionCookie(t *testing.T, ctx context.Context, base string) string {
 		t.Fatal(err)
 	}
 	for _, c := range res.Cookies {
-		if c.Name != "moreid_session" {
+		if c.Name != wire.SessionCookie {
 			continue
 		}
 		if !c.HTTPOnly || c.SameSite != network.CookieSameSiteLax || c.Path != "/" {
@@ -291,12 +290,6 @@ func sessionCookie(t *testing.T, ctx context.Context, base string) string {
 	}
 	t.Fatalf("the browser has no moreid_session cookie for %s", base)
 	return ""
-}
-
-// csrfToken is the session's CSRF token as docs/ARCHITECTURE.md derives it.
-func csrfToken(session string) string {
-	sum := sha256.Sum256([]byte("moreid-csrf:" + session))
-	return hex.EncodeToString(sum[:])[:32]
 }
 
 // capture screenshots the viewport and checks the page fits the phone's

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/metadata"
+
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // apiClient speaks to the gateway as a third-party app does.
@@ -23,7 +25,7 @@ type apiClient struct {
 // grpcContext is ctx carrying the client's key in the x-api-key metadata,
 // for calls to AuthService and TokenService over gRPC.
 func (c *apiClient) grpcContext(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "x-api-key", c.key)
+	return metadata.AppendToOutgoingContext(ctx, wire.APIKey, c.key)
 }
 
 func newClient(base, key string) *apiClient {

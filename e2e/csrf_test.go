@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/e2e/harness"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // TestSignInFormRefusesPlantedCSRFPair is finding 12 of issue 11: someone
@@ -46,7 +47,7 @@ func TestSignInFormRefusesPlantedCSRFPair(t *testing.T) {
 				t.Fatalf("planted pair: status %d, want 403:\n%s", got.Status, got.Body)
 			}
 			for _, ck := range victim.hc.Jar.Cookies(page) {
-				if ck.Name == "moreid_session" {
+				if ck.Name == wire.SessionCookie {
 					t.Fatal("a planted pair opened a session")
 				}
 			}

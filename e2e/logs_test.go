@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moreline/moreid/e2e/harness"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // TestLogsHoldNoSecrets runs both sign-in flows and the calls around them
@@ -78,7 +79,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	keep("access token (safe flow)", safeTok.str("access_token"))
 	session := person.session(t)
 	keep("session cookie", session)
-	keep("session's CSRF token", csrfToken(session))
+	keep("session's CSRF token", wire.CSRFToken(session))
 	base, err := url.Parse(s.BaseURL)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// generate_login_code over REST with the session and its CSRF token.
 	state, uca = app.startSafeLogin(t)
 	gen := newClient(s.BaseURL, "").do(t, "POST", "/api/oauth/generate_login_code", map[string]string{"uca": uca},
-		"Cookie", "moreid_session="+session, "X-Csrf-Token", csrfToken(session))
+		"Cookie", wire.SessionCookie+"="+session, "X-Csrf-Token", wire.CSRFToken(session))
 	expectSuccess(t, gen, "生成登录码成功")
 	safe = post("/api/oauth/login_safe", map[string]string{"state": state, "login_code": gen.str("login_code")})
 	expectSuccess(t, safe, "登录成功，授权码已生成")
@@ -102,7 +103,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// user/update with the session cookie.
 	state = app.authorize(t)
 	expectSuccess(t, post("/api/oauth/user/update", map[string]string{
-		"user_id": "alice", "state": state, "cookie": "moreid_session=" + session, "username": "Alice Updated",
+		"user_id": "alice", "state": state, "cookie": wire.SessionCookie + "=" + session, "username": "Alice Updated",
 	}), "用户信息更新成功")
 	keep("state of user/update", state)
 

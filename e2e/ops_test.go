@@ -17,6 +17,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/grpcx"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 func listKeys(t *testing.T, s *harness.Suite) []map[string]any {
@@ -181,7 +182,7 @@ func TestGRPCFlow(t *testing.T) {
 	auth := authv1.NewAuthServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, "x-api-key", f.app.key)
+	ctx = metadata.AppendToOutgoingContext(ctx, wire.APIKey, f.app.key)
 
 	st, err := auth.Authorize(ctx, &authv1.AuthorizeRequest{})
 	if err != nil {

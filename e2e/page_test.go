@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/html/atom"
 
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // This file plays the person on the confirmation page without a browser: a
@@ -209,7 +210,7 @@ func (c *pageClient) session(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for _, ck := range c.hc.Jar.Cookies(u) {
-		if ck.Name == "moreid_session" {
+		if ck.Name == wire.SessionCookie {
 			return ck.Value
 		}
 	}

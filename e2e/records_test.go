@@ -13,6 +13,7 @@ import (
 	"github.com/moreline/moreid/e2e/harness"
 	"github.com/moreline/moreid/platform/grpcx"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // A redeemed code replayed by another app, 64 times at once, is as if it
@@ -66,7 +67,7 @@ func TestRevokedKeyEndsItsTokens(t *testing.T) {
 	active := func(tok string) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		ctx = metadata.AppendToOutgoingContext(ctx, "x-api-key", app.key)
+		ctx = metadata.AppendToOutgoingContext(ctx, wire.APIKey, app.key)
 		r, err := tokens.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tok})
 		if status.Code(err) == codes.Unauthenticated {
 			// Introspection answers only its caller's key: a revoked key

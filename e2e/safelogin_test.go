@@ -11,6 +11,7 @@ import (
 
 	"github.com/moreline/moreid/e2e/harness"
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // TestSafeLogin drives the safe login over HTTP only: the app's calls with
@@ -77,14 +78,14 @@ func TestSafeLogin(t *testing.T) {
 		generate := func(headers ...string) answer {
 			return page.do(t, "POST", "/api/oauth/generate_login_code", map[string]string{"uca": uca}, headers...)
 		}
-		expectError(t, generate("Cookie", "moreid_session="+session), 403, "csrf_failed")
-		expectError(t, generate("X-Csrf-Token", csrfToken(session)), 401, "unauthenticated")
-		a := generate("Cookie", "moreid_session="+session, "X-Csrf-Token", csrfToken(session))
+		expectError(t, generate("Cookie", wire.SessionCookie+"="+session), 403, "csrf_failed")
+		expectError(t, generate("X-Csrf-Token", wire.CSRFToken(session)), 401, "unauthenticated")
+		a := generate("Cookie", wire.SessionCookie+"="+session, "X-Csrf-Token", wire.CSRFToken(session))
 		expectSuccess(t, a, "生成登录码成功")
 		if !loginCodeFormat.MatchString(a.str("login_code")) {
 			t.Fatalf("login_code %q", a.str("login_code"))
 		}
-		expectError(t, generate("Cookie", "moreid_session="+session, "X-Csrf-Token", csrfToken(session)), 409, "invalid_code")
+		expectError(t, generate("Cookie", wire.SessionCookie+"="+session, "X-Csrf-Token", wire.CSRFToken(session)), 409, "invalid_code")
 		expectSuccess(t, app.do(t, "POST", "/api/oauth/login_safe", map[string]string{"state": state, "login_code": a.str("login_code")}), "登录成功，授权码已生成")
 	})
 

@@ -243,3 +243,84 @@ func kindOfStatus(st *status.Status) Kind {
 	}
 	return Internal
 }
+
+// Reason is the Kind a Moreid service put in st, and whether st was made by
+// one (it carries Moreid's ErrorInfo). A status without it was made by gRPC
+// or grpc-gateway (the service was not reached or not understood).
+func Reason(st *status.Status) (Kind, bool) {
+	if st == nil {
+		return "", false
+	}
+	if info := errorInfo(st); info != nil {
+		return Kind(info.GetReason()), true
+	}
+	return "", false
+}
+
+// FromTransport is the error of a call to another Moreid service, as its
+// caller returns it: a Moreid status passes through unchanged (its message
+// and retry hint reach the client, and its origin has logged it), anything
+// else (connection refused, deadline, a foreign status) becomes Unavailable
+// or Internal here, with err as the logged cause.
+func FromTransport(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return Wrap(Internal, err)
+	}
+	if _, moreid := Reason(st); moreid {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return Wrap(Unavailable, err)
+	default:
+		return Wrap(Internal, err)
+	}
+}
+
+// IsFault reports whether err is a fault of Moreid (Internal, Unavailable)
+// rather than a refusal of the caller's request.
+func IsFault(err error) bool {
+	k := KindOf(err)
+	return k == Internal || k == Unavailable
+}
+
+// OriginatedHere reports whether err is a fault of the component that holds
+// it, not one a downstream Moreid service already answered (and logged):
+// an *Error, or any error that is not a Moreid status. It decides which one
+// component logs a fault at ERROR, so one failure is one ERROR line across
+// the suite.
+func OriginatedHere(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return true
+	}
+	if st, ok := status.FromError(err); ok {
+		_, moreid := Reason(st)
+		return !moreid
+	}
+	return true
+}
+
+// byHTTP is the Kind of the answers grpc-gateway makes itself from an HTTP
+// status alone (routing errors, unparsable requests).
+var byHTTP = map[int]Kind{
+	http.StatusBadRequest:       InvalidRequest,
+	http.StatusNotFound:         NotFound,
+	http.StatusMethodNotAllowed: MethodNotAllowed,
+}
+
+// KindOfHTTP is the Kind of an answer known only by its HTTP status;
+// Internal for a status Moreid does not answer that way.
+func KindOfHTTP(httpStatus int) Kind {
+	if k, ok := byHTTP[httpStatus]; ok {
+		return k
+	}
+	return Internal
+}

@@ -81,7 +81,10 @@ func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 }
 
 // accessLogInterceptor logs one line per call: method, outcome, latency.
-// Successes are debug, client mistakes info, faults errors.
+// Successes are debug, client mistakes info, faults warn: the one ERROR line
+// of a fault is errorInterceptor's, in the component where it originated,
+// so one failure behind auth and the gateway is one ERROR line, not one per
+// hop and per interceptor.
 func accessLogInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -101,7 +104,7 @@ func accessLogInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 		st := status.Convert(err)
 		attrs = append(attrs, "code", st.Code().String(), "error", string(apierr.FromStatus(st).Kind))
 		if k := apierr.FromStatus(st).Kind; k == apierr.Internal || k == apierr.Unavailable {
-			log.Error("rpc", attrs...)
+			log.Warn("rpc", attrs...)
 		} else {
 			log.Info("rpc", attrs...)
 		}
@@ -123,16 +126,23 @@ func recoverInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // errorInterceptor is the one place where domain errors become gRPC
-// statuses. The cause of an internal error is logged here and dropped from
-// the answer.
+// statuses. The cause of a fault is logged here, at ERROR, and dropped from
+// the answer; a fault a downstream Moreid service answered is only passed
+// on (debug): that service logged it with its cause, and a second ERROR
+// line per hop would count one failure several times.
 func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 		resp, err := next(ctx, req)
 		if err == nil {
 			return resp, nil
 		}
-		if k := apierr.KindOf(err); k == apierr.Internal || k == apierr.Unavailable {
-			log.Error("rpc failure", "request_id", logging.RequestID(ctx), "method", info.FullMethod, "cause", err.Error())
+		if apierr.IsFault(err) {
+			attrs := []any{"request_id", logging.RequestID(ctx), "method", info.FullMethod, "cause", err.Error()}
+			if apierr.OriginatedHere(err) {
+				log.Error("rpc failure", attrs...)
+			} else {
+				log.Debug("rpc failure passed on", attrs...)
+			}
 		}
 		return nil, apierr.ToStatus(err).Err()
 	}

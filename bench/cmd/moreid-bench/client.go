@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // restClient calls the REST gateway (or a baseline) as a client app would:
@@ -106,7 +107,7 @@ func newRPC(addr, key string) (*rpcClient, error) {
 		auth:    authv1.NewAuthServiceClient(conn),
 		confirm: authv1.NewConfirmationServiceClient(conn),
 		tokens:  authv1.NewTokenServiceClient(conn),
-		keyMD:   metadata.Pairs("x-api-key", key),
+		keyMD:   metadata.Pairs(wire.APIKey, key),
 	}, nil
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/platform/testenv"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 type config struct {
@@ -257,7 +258,7 @@ func (b *bench) setup(ctx context.Context) {
 	if err != nil {
 		e.Fatalf("sign in on the confirmation service: %v", err)
 	}
-	b.sessionMD = metadata.Pairs("x-moreid-session", si.GetSession(), "x-csrf-token", si.GetCsrfToken())
+	b.sessionMD = metadata.Pairs(wire.Session, si.GetSession(), wire.CSRF, si.GetCsrfToken())
 	c, err := b.newCode(cctx)
 	if err != nil {
 		e.Fatalf("%v", err)

@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // fakeAuth is a deterministic AuthService: the user_id of a Login picks the
@@ -45,7 +44,7 @@ func (f *fakeAuth) record(ctx context.Context) error {
 	f.mu.Lock()
 	f.md = md.Copy()
 	f.mu.Unlock()
-	if len(md.Get("x-api-key")) == 0 {
+	if len(md.Get(wire.APIKey)) == 0 {
 		return apierr.New(apierr.InvalidAPIKey)
 	}
 	return nil
@@ -268,12 +267,6 @@ const (
 // testCSRFKey signs the sign-in forms of every test gateway.
 var testCSRFKey = []byte("test-csrf-key-0123456789abcdefghijklmnop")
 
-// csrfOf derives a session's CSRF token as auth does (docs/ARCHITECTURE.md).
-func csrfOf(session string) string {
-	sum := sha256.Sum256([]byte("moreid-csrf:" + session))
-	return hex.EncodeToString(sum[:])[:32]
-}
-
 var alice = &authv1.User{Id: 1, Username: "Alice", UserId: "alice", Email: "alice@example.com"}
 
 // fakeConfirmation is a ConfirmationService with one user (alice), one
@@ -312,11 +305,11 @@ func (f *fakeConfirmation) spend(uca string) {
 
 // session checks the session and CSRF metadata of a state-changing call.
 func session(md metadata.MD, csrf bool) error {
-	s := first(md, "x-moreid-session")
+	s := first(md, wire.Session)
 	if s != aliceSession {
 		return apierr.New(apierr.Unauthenticated)
 	}
-	if csrf && first(md, "x-csrf-token") != csrfOf(s) {
+	if csrf && first(md, wire.CSRF) != wire.CSRFToken(s) {
 		return apierr.New(apierr.CSRFFailed)
 	}
 	return nil
@@ -329,7 +322,7 @@ func (f *fakeConfirmation) GetConfirmation(ctx context.Context, req *authv1.GetC
 	}
 	res := &authv1.GetConfirmationResponse{AppName: appName, ExpiresIn: 540}
 	if session(md, false) == nil {
-		res.User, res.CsrfToken = alice, csrfOf(aliceSession)
+		res.User, res.CsrfToken = alice, wire.CSRFToken(aliceSession)
 	}
 	return res, nil
 }
@@ -347,7 +340,7 @@ func (f *fakeConfirmation) SignIn(ctx context.Context, req *authv1.SignInRequest
 	case req.GetUserId() != "alice" || req.GetPassword() != alicePass:
 		return nil, apierr.New(apierr.InvalidCredentials)
 	}
-	return &authv1.SignInResponse{Session: aliceSession, CsrfToken: csrfOf(aliceSession), ExpiresIn: 86400, User: alice}, nil
+	return &authv1.SignInResponse{Session: aliceSession, CsrfToken: wire.CSRFToken(aliceSession), ExpiresIn: 86400, User: alice}, nil
 }
 
 func (f *fakeConfirmation) GenerateLoginCode(ctx context.Context, req *authv1.GenerateLoginCodeRequest) (*authv1.GenerateLoginCodeResponse, error) {

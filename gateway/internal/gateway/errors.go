@@ -30,8 +30,14 @@ type body struct {
 func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	var hs *runtime.HTTPStatusError
 	if errors.As(err, &hs) {
-		writeKind(w, r, kindOfHTTP(hs.HTTPStatus))
+		writeKind(w, r, apierr.KindOfHTTP(hs.HTTPStatus))
 		return
+	}
+	if apierr.IsFault(err) && apierr.OriginatedHere(err) {
+		// Auth not reached or not understood: the fault is the gateway's
+		// own, and its access line is where it is logged at ERROR. A fault
+		// auth answered was logged where it happened.
+		noteCause(r, err)
 	}
 	writeDetails(w, r, apierr.FromStatus(status.Convert(err)))
 }
@@ -39,19 +45,7 @@ func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 // handleRoutingError answers unknown paths (404), wrong methods on known
 // paths (405) and unroutable request targets (400).
 func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	writeKind(w, r, kindOfHTTP(httpStatus))
-}
-
-func kindOfHTTP(httpStatus int) apierr.Kind {
-	switch httpStatus {
-	case http.StatusBadRequest:
-		return apierr.InvalidRequest
-	case http.StatusNotFound:
-		return apierr.NotFound
-	case http.StatusMethodNotAllowed:
-		return apierr.MethodNotAllowed
-	}
-	return apierr.Internal
+	writeKind(w, r, apierr.KindOfHTTP(httpStatus))
 }
 
 func writeKind(w http.ResponseWriter, r *http.Request, k apierr.Kind) {

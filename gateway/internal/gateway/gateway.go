@@ -53,7 +53,7 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 	if err := authv1.RegisterTokenServiceHandlerClient(ctx, mux, authv1.NewTokenServiceClient(auth)); err != nil {
 		return nil, fmt.Errorf("gateway: register TokenService: %w", err)
 	}
-	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind}, csrfKey, log)
+	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind, Fault: noteCause}, csrfKey, log)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: confirmation page: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 const apiKey = "ml_" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -345,10 +346,10 @@ func TestMetadata(t *testing.T) {
 	}
 	md := b.auth.lastMD()
 	want := map[string][]string{
-		"x-api-key":          {apiKey},
-		"authorization":      {"Bearer token_abc"},
-		"x-request-id":       {"req-42.a_b"},
-		"x-moreid-client-ip": {"127.0.0.1"},
+		wire.APIKey:     {apiKey},
+		"authorization": {"Bearer token_abc"},
+		"x-request-id":  {"req-42.a_b"},
+		wire.ClientIP:   {"127.0.0.1"},
 	}
 	for k, v := range want {
 		if got := md.Get(k); !reflect.DeepEqual(got, v) {
@@ -416,8 +417,8 @@ func TestClientIPMetadata(t *testing.T) {
 				t.Fatalf("status %d: %s", r.status, r.raw)
 			}
 			md := b.auth.lastMD()
-			if got := md.Get(ClientIPKey); !reflect.DeepEqual(got, []string{tt.want}) {
-				t.Fatalf("%s = %q, want %s", ClientIPKey, got, tt.want)
+			if got := md.Get(wire.ClientIP); !reflect.DeepEqual(got, []string{tt.want}) {
+				t.Fatalf("%s = %q, want %s", wire.ClientIP, got, tt.want)
 			}
 			if got := md.Get("x-forwarded-for"); len(got) != 0 {
 				t.Fatalf("x-forwarded-for reached the backend: %q", got)

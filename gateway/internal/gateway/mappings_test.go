@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // TestNewMappings sends every mapping added for safe login and the token
@@ -25,48 +26,48 @@ func TestNewMappings(t *testing.T) {
 	}{
 		{
 			name:  "user/update with a session cookie field",
-			rq:    request{method: "POST", path: "/api/oauth/user/update", body: `{"user_id":"alice","state":"s","cookie":"moreid_session=x","username":"A"}`},
+			rq:    request{method: "POST", path: "/api/oauth/user/update", body: `{"user_id":"alice","state":"s","cookie":"` + wire.SessionCookie + `=x","username":"A"}`},
 			calls: &b.auth.called, method: "UpdateUser", message: "用户信息更新成功",
-			md: map[string]string{"x-api-key": apiKey},
+			md: map[string]string{wire.APIKey: apiKey},
 		},
 		{
 			name: "user/update with a Bearer token",
 			rq: request{method: "POST", path: "/api/oauth/user/update", body: `{"user_id":"alice","state":"s","bio":"b"}`,
 				headers: map[string]string{"Authorization": "Bearer " + goodToken}},
 			calls: &b.auth.called, method: "UpdateUser", message: "用户信息更新成功",
-			md: map[string]string{"x-api-key": apiKey, "authorization": "Bearer " + goodToken},
+			md: map[string]string{wire.APIKey: apiKey, "authorization": "Bearer " + goodToken},
 		},
 		{
 			name:  "ucaoncecode",
 			rq:    request{method: "POST", path: "/api/oauth/ucaoncecode", body: `{"state":"s"}`},
 			calls: &b.auth.called, method: "CreateUCA", message: "获取一次性确认码成功",
-			md: map[string]string{"x-api-key": apiKey},
+			md: map[string]string{wire.APIKey: apiKey},
 		},
 		{
 			name: "generate_login_code needs no API key: session cookie and CSRF header",
 			rq: request{method: "POST", path: "/api/oauth/generate_login_code", body: `{"uca":"uca_mapping"}`, headers: map[string]string{
-				"X-API-Key": "", "Cookie": "other=1; moreid_session=" + aliceSession, "X-CSRF-Token": csrfOf(aliceSession)}},
+				"X-API-Key": "", "Cookie": "other=1; " + wire.SessionCookie + "=" + aliceSession, "X-CSRF-Token": wire.CSRFToken(aliceSession)}},
 			calls: &b.confirm.called, method: "GenerateLoginCode", message: "生成登录码成功",
-			md: map[string]string{"x-moreid-session": aliceSession, "x-csrf-token": csrfOf(aliceSession), "x-api-key": "",
-				"x-moreid-client-ip": "127.0.0.1"},
+			md: map[string]string{wire.Session: aliceSession, wire.CSRF: wire.CSRFToken(aliceSession), wire.APIKey: "",
+				wire.ClientIP: "127.0.0.1"},
 		},
 		{
 			name:  "login_safe",
 			rq:    request{method: "POST", path: "/api/oauth/login_safe", body: `{"state":"s","login_code":"` + loginCode + `"}`},
 			calls: &b.auth.called, method: "LoginSafe", message: "登录成功，授权码已生成",
-			md: map[string]string{"x-api-key": apiKey, "x-moreid-session": ""},
+			md: map[string]string{wire.APIKey: apiKey, wire.Session: ""},
 		},
 		{
 			name:  "GET token/user",
 			rq:    request{method: "GET", path: "/api/oauth/token/user", headers: map[string]string{"Authorization": "Bearer " + goodToken}},
 			calls: &b.auth.called, method: "GetTokenUser", message: "获取用户信息成功",
-			md: map[string]string{"x-api-key": apiKey, "authorization": "Bearer " + goodToken},
+			md: map[string]string{wire.APIKey: apiKey, "authorization": "Bearer " + goodToken},
 		},
 		{
 			name:  "GET userinfo",
 			rq:    request{method: "GET", path: "/api/oauth/userinfo", headers: map[string]string{"X-API-Key": "", "Authorization": "Bearer " + goodToken}},
 			calls: &b.tokens.called, method: "GetUserinfo", message: "获取用户信息成功",
-			md: map[string]string{"authorization": "Bearer " + goodToken, "x-api-key": ""},
+			md: map[string]string{"authorization": "Bearer " + goodToken, wire.APIKey: ""},
 		},
 	}
 	for _, tt := range tests {
@@ -111,10 +112,10 @@ func TestNewMappings(t *testing.T) {
 			return request{method: "POST", path: "/api/oauth/generate_login_code", body: `{"uca":"uca_errors"}`, headers: h}
 		}
 		assertError(t, send(t, srv, gen(nil)), 401, apierr.Unauthenticated, "")
-		assertError(t, send(t, srv, gen(map[string]string{"Cookie": "moreid_session=" + aliceSession})), 403, apierr.CSRFFailed, "")
-		assertError(t, send(t, srv, gen(map[string]string{"Cookie": "moreid_session=" + aliceSession, "X-CSRF-Token": "wrong"})), 403, apierr.CSRFFailed, "")
+		assertError(t, send(t, srv, gen(map[string]string{"Cookie": wire.SessionCookie + "=" + aliceSession})), 403, apierr.CSRFFailed, "")
+		assertError(t, send(t, srv, gen(map[string]string{"Cookie": wire.SessionCookie + "=" + aliceSession, "X-CSRF-Token": "wrong"})), 403, apierr.CSRFFailed, "")
 		r := send(t, srv, request{method: "POST", path: "/api/oauth/generate_login_code", body: `{"uca":"uca_used"}`,
-			headers: map[string]string{"Cookie": "moreid_session=" + aliceSession, "X-CSRF-Token": csrfOf(aliceSession)}})
+			headers: map[string]string{"Cookie": wire.SessionCookie + "=" + aliceSession, "X-CSRF-Token": wire.CSRFToken(aliceSession)}})
 		assertError(t, r, 409, apierr.InvalidCode, "")
 	})
 }
@@ -162,9 +163,9 @@ func TestSessionNeverLogged(t *testing.T) {
 	var logs logBuffer
 	srv := startGateway(t, b.conn, nil, newJSONLogger(&logs))
 	send(t, srv, request{method: "POST", path: "/api/oauth/generate_login_code", body: `{"uca":"uca_logged"}`,
-		headers: map[string]string{"Cookie": "moreid_session=" + aliceSession, "X-CSRF-Token": csrfOf(aliceSession)}})
+		headers: map[string]string{"Cookie": wire.SessionCookie + "=" + aliceSession, "X-CSRF-Token": wire.CSRFToken(aliceSession)}})
 	waitLogLine(t, &logs, "/api/oauth/generate_login_code")
-	for _, s := range []string{aliceSession, csrfOf(aliceSession), loginCode} {
+	for _, s := range []string{aliceSession, wire.CSRFToken(aliceSession), loginCode} {
 		if strings.Contains(logs.String(), s) {
 			t.Errorf("log contains secret %q", s)
 		}

@@ -12,14 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/proto/wire"
 )
-
-// ClientIPKey is the metadata key carrying the client address the gateway
-// computed (SPEC section 5). AuthService believes it only from peers inside
-// MOREID_GATEWAY_CIDRS, and the gateway is the only component that sets it.
-const ClientIPKey = "x-moreid-client-ip"
 
 // newMux is the one place where the grpc-gateway ServeMux is configured.
 func newMux() *runtime.ServeMux {
@@ -55,9 +50,9 @@ func newMux() *runtime.ServeMux {
 func incomingHeader(key string) (string, bool) {
 	switch textproto.CanonicalMIMEHeaderKey(key) {
 	case "X-Api-Key":
-		return "x-api-key", true
+		return wire.APIKey, true
 	case "X-Csrf-Token":
-		return page.CSRFKey, true
+		return wire.CSRF, true
 	case logging.RequestIDHeader:
 		return logging.MetadataKey, true
 	}
@@ -70,7 +65,7 @@ func dropHeader(string) (string, bool) { return "", false }
 // replace header-derived ones, so the cleaned request id wins over the raw
 // header, and the x-forwarded-for / x-forwarded-host that grpc-gateway
 // derives from client headers (client-supplied hops first) are replaced by
-// nothing: the one address the backend may use is ClientIPKey.
+// nothing: the one address the backend may use is wire.ClientIP.
 func annotate(_ context.Context, r *http.Request) metadata.MD {
 	md := requestMD(r)
 	md["x-forwarded-for"] = nil
@@ -85,11 +80,11 @@ func annotate(_ context.Context, r *http.Request) metadata.MD {
 func requestMD(r *http.Request) metadata.MD {
 	md := metadata.MD{}
 	if info := infoFrom(r.Context()); info != nil {
-		md.Set(ClientIPKey, info.clientIP.String())
+		md.Set(wire.ClientIP, info.clientIP.String())
 		md.Set(logging.MetadataKey, info.id)
 	}
-	if c, err := r.Cookie(page.SessionCookie); err == nil && c.Value != "" {
-		md.Set(page.SessionKey, c.Value)
+	if c, err := r.Cookie(wire.SessionCookie); err == nil && c.Value != "" {
+		md.Set(wire.Session, c.Value)
 	}
 	return md
 }

@@ -25,6 +25,7 @@ type requestInfo struct {
 	clientIP netip.Addr
 	proxied  bool        // the TCP peer is a trusted proxy
 	kind     apierr.Kind // set when an error answer is written
+	cause    string      // set when the answer is a fault of the gateway's own
 }
 
 type infoKey struct{}
@@ -91,6 +92,10 @@ func observe(log *slog.Logger, trusted []netip.Prefix, routes map[string]bool, n
 			if info.kind != "" {
 				attrs = append(attrs, slog.String("error", string(info.kind)))
 			}
+			if info.cause != "" {
+				level = slog.LevelError
+				attrs = append(attrs, slog.String("cause", info.cause))
+			}
 			log.LogAttrs(r.Context(), level, "http", attrs...)
 		}()
 
@@ -127,6 +132,15 @@ func secure(r *http.Request) bool {
 func noteKind(r *http.Request, k apierr.Kind) {
 	if info := infoFrom(r.Context()); info != nil {
 		info.kind = k
+	}
+}
+
+// noteCause records that the answer is a fault that originated in the
+// gateway (auth unreachable), so the access line logs it at ERROR with its
+// cause: the transport's text, which holds addresses but no request data.
+func noteCause(r *http.Request, err error) {
+	if info := infoFrom(r.Context()); info != nil {
+		info.cause = err.Error()
 	}
 }
 

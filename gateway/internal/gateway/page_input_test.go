@@ -7,6 +7,7 @@ import (
 
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // TestPageUnsendableInput covers what FuzzConfirmationPage found: values
@@ -17,7 +18,7 @@ import (
 func TestPageUnsendableInput(t *testing.T) {
 	b := startBackend(t)
 	srv := startGateway(t, b.conn, nil, discard())
-	csrf := csrfOf(aliceSession)
+	csrf := wire.CSRFToken(aliceSession)
 	tests := []struct {
 		name   string
 		target string     // GET when form is nil
@@ -37,7 +38,7 @@ func TestPageUnsendableInput(t *testing.T) {
 			// The sign-in form's double-submit cookie, so that a login gets
 			// past the CSRF check when its token matches.
 			br.c.Jar.SetCookies(br.pageURL(), []*http.Cookie{{Name: "moreid_csrf", Value: csrf, Path: page.Path}})
-			br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: page.SessionCookie, Value: aliceSession, Path: "/"}})
+			br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: wire.SessionCookie, Value: aliceSession, Path: "/"}})
 			b.confirm.record(t.Context(), "none")
 
 			var p htmlPage

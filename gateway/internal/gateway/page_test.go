@@ -20,6 +20,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/ipset"
+	"github.com/moreline/moreid/proto/wire"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -300,7 +301,7 @@ func TestPageFlow(t *testing.T) {
 	if csrf == nil || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode || csrf.Secure {
 		t.Fatalf("moreid_csrf cookie %+v, want HttpOnly, SameSite=Lax, not Secure over plain HTTP", csrf)
 	}
-	if _, md := b.confirm.last(); first(md, "x-moreid-client-ip") != "127.0.0.1" || first(md, "x-request-id") == "" {
+	if _, md := b.confirm.last(); first(md, wire.ClientIP) != "127.0.0.1" || first(md, "x-request-id") == "" {
 		t.Fatalf("GetConfirmation metadata %v lacks client IP or request id", md)
 	}
 
@@ -314,7 +315,7 @@ func TestPageFlow(t *testing.T) {
 		if got := text(p.mustID(t, "error-message")); got != "用户ID或密码错误" {
 			t.Fatalf("error message %q", got)
 		}
-		if p.setCookie("moreid_session") != nil || br.cookie("moreid_session") != "" {
+		if p.setCookie(wire.SessionCookie) != nil || br.cookie(wire.SessionCookie) != "" {
 			t.Fatal("a failed sign-in set a session")
 		}
 		if got := attr(p.mustID(t, "user_id"), "value"); got != "alice" {
@@ -335,12 +336,12 @@ func TestPageFlow(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.header.Get("Location") != page.Path+"?uca="+uca {
 		t.Fatalf("sign-in answered %d Location %q, want 303 to the page", p.status, p.header.Get("Location"))
 	}
-	sess := p.setCookie("moreid_session")
+	sess := p.setCookie(wire.SessionCookie)
 	if sess == nil || sess.Value != aliceSession || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode ||
 		sess.Path != "/" || sess.MaxAge != 86400 || sess.Secure {
 		t.Fatalf("moreid_session cookie %+v", sess)
 	}
-	if _, md := b.confirm.last(); first(md, "x-moreid-session") != "" {
+	if _, md := b.confirm.last(); first(md, wire.Session) != "" {
 		t.Fatal("SignIn got a session it did not need")
 	}
 
@@ -360,7 +361,7 @@ func TestPageFlow(t *testing.T) {
 	if !strings.Contains(text(confirm.mustID(t, "signed-in")), "alice") {
 		t.Fatal("confirm page does not say who is signed in")
 	}
-	if _, md := b.confirm.last(); first(md, "x-moreid-session") != aliceSession {
+	if _, md := b.confirm.last(); first(md, wire.Session) != aliceSession {
 		t.Fatalf("GetConfirmation did not get the session cookie: %v", md)
 	}
 
@@ -377,7 +378,7 @@ func TestPageFlow(t *testing.T) {
 		t.Fatal("no countdown of the code's 300 s")
 	}
 	method, md := b.confirm.last()
-	if method != "GenerateLoginCode" || first(md, "x-csrf-token") != csrfOf(aliceSession) || first(md, "x-moreid-session") != aliceSession {
+	if method != "GenerateLoginCode" || first(md, wire.CSRF) != wire.CSRFToken(aliceSession) || first(md, wire.Session) != aliceSession {
 		t.Fatalf("%s with metadata %v", method, md)
 	}
 
@@ -412,14 +413,14 @@ func TestPageFlow(t *testing.T) {
 	t.Run("expired session on confirm leads to the sign-in form", func(t *testing.T) {
 		const other = "uca_expired000000"
 		p := br.get(other)
-		br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: "moreid_session", Value: "sess_expired", Path: "/"}})
+		br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: wire.SessionCookie, Value: "sess_expired", Path: "/"}})
 		again := br.submit(p, "confirm", nil)
 		assertPageBasics(t, again)
 		if again.status != http.StatusUnauthorized {
 			t.Fatalf("status %d, want 401", again.status)
 		}
 		again.mustID(t, "login")
-		if c := again.setCookie("moreid_session"); c == nil || c.MaxAge >= 0 {
+		if c := again.setCookie(wire.SessionCookie); c == nil || c.MaxAge >= 0 {
 			t.Fatalf("dead session cookie not cleared: %+v", c)
 		}
 	})
@@ -541,11 +542,11 @@ func TestPageCSRF(t *testing.T) {
 			return form
 		}},
 		{name: "confirm with a wrong token", setup: func(br *browser) url.Values {
-			br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: "moreid_session", Value: aliceSession, Path: "/"}})
+			br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: wire.SessionCookie, Value: aliceSession, Path: "/"}})
 			return url.Values{"action": {"confirm"}, "uca": {"uca_csrf5"}, "csrf_token": {"wrong"}}
 		}},
 		{name: "deny without a token", setup: func(br *browser) url.Values {
-			br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: "moreid_session", Value: aliceSession, Path: "/"}})
+			br.c.Jar.SetCookies(br.base, []*http.Cookie{{Name: wire.SessionCookie, Value: aliceSession, Path: "/"}})
 			return url.Values{"action": {"deny"}, "uca": {"uca_csrf6"}}
 		}},
 	}
@@ -557,7 +558,7 @@ func TestPageCSRF(t *testing.T) {
 			if p.status != http.StatusForbidden {
 				t.Fatalf("status %d, want 403:\n%s", p.status, p.body)
 			}
-			if p.setCookie("moreid_session") != nil || p.byID("login-code") != nil {
+			if p.setCookie(wire.SessionCookie) != nil || p.byID("login-code") != nil {
 				t.Fatal("a forged form had an effect")
 			}
 			if got := text(p.mustID(t, "error-message")); got != "页面已过期，请刷新后重试" {
@@ -631,7 +632,7 @@ func TestPageSameOrigin(t *testing.T) {
 				return
 			}
 			assertPageBasics(t, p)
-			if p.status != http.StatusForbidden || p.setCookie("moreid_session") != nil {
+			if p.status != http.StatusForbidden || p.setCookie(wire.SessionCookie) != nil {
 				t.Fatalf("status %d, want 403 and no session", p.status)
 			}
 		})
@@ -685,7 +686,7 @@ func TestPageSecureCookies(t *testing.T) {
 				req.Header.Set(k, v)
 			}
 			p = br.do(req)
-			sess := p.setCookie("moreid_session")
+			sess := p.setCookie(wire.SessionCookie)
 			if p.status != http.StatusSeeOther || sess == nil || sess.Secure != tt.secure || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode {
 				t.Fatalf("status %d, moreid_session %+v, want Secure=%v", p.status, sess, tt.secure)
 			}
@@ -730,7 +731,7 @@ func TestPageSecretsNotLogged(t *testing.T) {
 	if line["status"] == nil {
 		t.Fatalf("log line %v", line)
 	}
-	for _, s := range []string{alicePass, aliceSession, csrfOf(aliceSession), uca, loginCode} {
+	for _, s := range []string{alicePass, aliceSession, wire.CSRFToken(aliceSession), uca, loginCode} {
 		if strings.Contains(logs.String(), s) {
 			t.Errorf("log contains secret %q", s)
 		}

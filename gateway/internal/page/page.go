@@ -33,23 +33,15 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // Path is where the page is served (the documented URL).
 const Path = "/api/oauth/user_confirmation"
 
-// Names shared with the gateway's JSON mux, which reads the same cookie for
-// /api/oauth/generate_login_code.
-const (
-	// SessionCookie holds the web session secret (HttpOnly).
-	SessionCookie = "moreid_session"
-	// SessionKey is the gRPC metadata key of the web session.
-	SessionKey = "x-moreid-session"
-	// CSRFKey is the gRPC metadata key of the session's CSRF token.
-	CSRFKey = "x-csrf-token"
-	// csrfCookie is the double-submit cookie of the sign-in form.
-	csrfCookie = "moreid_csrf"
-)
+// csrfCookie is the double-submit cookie of the sign-in form, the page's own
+// (the session cookie and the metadata keys are the wire contract, proto/wire).
+const csrfCookie = "moreid_csrf"
 
 // maxFormBytes bounds a posted form, as the JSON API bounds its bodies.
 const maxFormBytes = 64 << 10
@@ -65,6 +57,9 @@ type Edge struct {
 	// Failed records the error kind of an answer (for the access log).
 	// Optional.
 	Failed func(r *http.Request, k apierr.Kind)
+	// Fault records a failed backend call that is the edge's own fault
+	// (auth not reached), for the one ERROR line of it. Optional.
+	Fault func(r *http.Request, err error)
 }
 
 // Page serves the confirmation page.
@@ -212,7 +207,7 @@ func (p *Page) login(w http.ResponseWriter, r *http.Request, uca string) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: res.GetSession(), Path: "/",
+		Name: wire.SessionCookie, Value: res.GetSession(), Path: "/",
 		MaxAge: int(res.GetExpiresIn()), HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: p.edge.Secure(r),
 	})
@@ -248,7 +243,7 @@ func (p *Page) deny(w http.ResponseWriter, r *http.Request, uca string) {
 func (p *Page) sessionFailure(w http.ResponseWriter, r *http.Request, uca string, err error) {
 	if d := details(err); d.Kind == apierr.Unauthenticated {
 		p.note(r, d.Kind)
-		p.clearCookie(w, r, SessionCookie, "/")
+		p.clearCookie(w, r, wire.SessionCookie, "/")
 		// GetConfirmation must not see the dead session either.
 		r.Header.Del("Cookie")
 		p.signInAgain(w, r, uca, http.StatusUnauthorized, "登录已过期，请重新登录。", "")
@@ -300,7 +295,7 @@ func (p *Page) clearCookie(w http.ResponseWriter, r *http.Request, name, path st
 func (p *Page) call(r *http.Request, csrf string) context.Context {
 	md := p.edge.Metadata(r)
 	if csrf != "" {
-		md.Set(CSRFKey, csrf)
+		md.Set(wire.CSRF, csrf)
 	}
 	return metadata.NewOutgoingContext(r.Context(), md)
 }

@@ -108,6 +108,9 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, code int, v *view)
 
 // fail answers a failed backend call with the error page of its kind.
 func (p *Page) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if p.edge.Fault != nil && apierr.IsFault(err) && apierr.OriginatedHere(err) {
+		p.edge.Fault(r, err)
+	}
 	d := details(err)
 	if d.RetryAfter != "" {
 		w.Header().Set("Retry-After", d.RetryAfter)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -55,7 +54,7 @@ func explain(what string, t target, timeout time.Duration, withTLS bool, err err
 	if !ok {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if reason := moreidReason(st); reason != "" {
+	if reason, moreid := apierr.Reason(st); moreid {
 		return fmt.Errorf("%s: %s (%s)", what, st.Message(), reason)
 	}
 	switch st.Code() {
@@ -74,14 +73,4 @@ func explain(what string, t target, timeout time.Duration, withTLS bool, err err
 	default:
 		return fmt.Errorf("%s: %s failed: %s (%s)", what, t.service, st.Message(), st.Code())
 	}
-}
-
-// moreidReason is the error kind of a status made by a Moreid service.
-func moreidReason(st *status.Status) string {
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == apierr.Domain {
-			return info.GetReason()
-		}
-	}
-	return ""
 }

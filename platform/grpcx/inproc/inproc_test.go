@@ -17,6 +17,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/inproc"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // fakeUsers records what its handler saw and answers from its table.
@@ -65,7 +66,7 @@ func TestInvoke(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			conn, fake := newConn(t)
-			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-moreid-client-ip", "203.0.113.9")
+			ctx := metadata.AppendToOutgoingContext(context.Background(), wire.ClientIP, "203.0.113.9")
 			req := &userv1.GetUserRequest{UserId: tt.userID}
 			resp, err := userv1.NewUserServiceClient(conn).GetUser(ctx, req)
 			st := status.Convert(err)
@@ -81,7 +82,7 @@ func TestInvoke(t *testing.T) {
 			if resp.GetUser().GetUsername() != "alice" {
 				t.Fatalf("reply = %v", resp)
 			}
-			if got := fake.seenMD.Get("x-moreid-client-ip"); len(got) != 1 || got[0] != "203.0.113.9" {
+			if got := fake.seenMD.Get(wire.ClientIP); len(got) != 1 || got[0] != "203.0.113.9" {
 				t.Fatalf("incoming metadata = %v", fake.seenMD)
 			}
 			if a, ok := fake.seenPeer.(*net.TCPAddr); !ok || !a.IP.IsLoopback() {

@@ -7,6 +7,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // maxUCA caps the uca field; a real UCA has 20 characters.
@@ -69,7 +70,7 @@ func (s *Service) GetConfirmation(ctx context.Context, session, uca string) (Con
 	case user.Disabled:
 		return c, nil
 	}
-	c.User, c.CSRF = &user, CSRFToken(session)
+	c.User, c.CSRF = &user, wire.CSRFToken(session)
 	return c, nil
 }
 
@@ -119,7 +120,7 @@ func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in 
 	if err != nil {
 		return SignedIn{}, err
 	}
-	return SignedIn{Session: session, CSRF: CSRFToken(session), ExpiresIn: seconds(s.ttl.Session), User: user}, nil
+	return SignedIn{Session: session, CSRF: wire.CSRFToken(session), ExpiresIn: seconds(s.ttl.Session), User: user}, nil
 }
 
 // GenerateLoginCode is the signed-in user's confirmation: it consumes the UCA

@@ -2,30 +2,18 @@ package oauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"strings"
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/proto/wire"
 )
-
-// SessionCookie is the name of the web session cookie (ARCHITECTURE "Web
-// sessions").
-const SessionCookie = "moreid_session"
 
 const (
 	sessionPrefix = "sess_"
 	sessionLen    = len(sessionPrefix) + 43
 )
-
-// CSRFToken is the CSRF token of a session: derived from the session secret,
-// so it needs no storage and only the session's holder can know it.
-func CSRFToken(session string) string {
-	sum := sha256.Sum256([]byte("moreid-csrf:" + session))
-	return hex.EncodeToString(sum[:])[:32]
-}
 
 // newSession opens a web session for user and returns its secret.
 func (s *Service) newSession(ctx context.Context, user User) (string, error) {
@@ -69,7 +57,7 @@ func (s *Service) sessionWithCSRF(ctx context.Context, session, csrf string) (Us
 	if err != nil {
 		return User{}, err
 	}
-	if csrf == "" || !secret.Equal(CSRFToken(session), csrf) {
+	if csrf == "" || !secret.Equal(wire.CSRFToken(session), csrf) {
 		return User{}, apierr.New(apierr.CSRFFailed)
 	}
 	return user, nil
@@ -96,7 +84,7 @@ func SessionFromCookie(v string) string {
 		return ""
 	}
 	for _, c := range cookies {
-		if c.Name == SessionCookie {
+		if c.Name == wire.SessionCookie {
 			return c.Value
 		}
 	}

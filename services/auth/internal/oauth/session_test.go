@@ -11,17 +11,8 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
+	"github.com/moreline/moreid/proto/wire"
 )
-
-func TestCSRFToken(t *testing.T) {
-	// hex(sha256("moreid-csrf:sess_abc"))[:32], computed independently.
-	if got := CSRFToken("sess_abc"); got != "d433a627c60b71fb01d1a184c74e4245" {
-		t.Fatalf("CSRFToken = %s", got)
-	}
-	if CSRFToken("sess_abd") == CSRFToken("sess_abc") {
-		t.Fatal("two sessions share a CSRF token")
-	}
-}
 
 func TestSessionFromCookie(t *testing.T) {
 	sess := "sess_" + strings.Repeat("A", 43)
@@ -30,12 +21,12 @@ func TestSessionFromCookie(t *testing.T) {
 	}{
 		{"bare value", sess, sess},
 		{"bare value with spaces", "  " + sess + " ", sess},
-		{"name=value", "moreid_session=" + sess, sess},
-		{"whole cookie header", "theme=dark; moreid_session=" + sess + "; lang=zh", sess},
-		{"moreid_session wins over a session-shaped other cookie", "other=sess_" + strings.Repeat("B", 43) + "; moreid_session=" + sess, sess},
+		{"name=value", wire.SessionCookie + "=" + sess, sess},
+		{"whole cookie header", "theme=dark; " + wire.SessionCookie + "=" + sess + "; lang=zh", sess},
+		{"moreid_session wins over a session-shaped other cookie", "other=sess_" + strings.Repeat("B", 43) + "; " + wire.SessionCookie + "=" + sess, sess},
 		{"the document's session=value form", "session=" + sess, sess},
 		{"no session among cookies", "theme=dark; lang=zh", ""},
-		{"empty moreid_session", "moreid_session=", ""},
+		{"empty moreid_session", wire.SessionCookie + "=", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,18 +1,14 @@
 // Package remote adapts the gRPC clients of the user and API-key services to
 // the small interfaces the auth flows depend on. Their verdicts (statuses
 // carrying a Moreid ErrorInfo, such as invalid_credentials or not_found)
-// pass through unchanged; transport failures become apierr kinds so that no
-// dial detail reaches a client.
+// pass through unchanged; transport failures become apierr kinds (apierr.FromTransport) so that
+// no dial detail reaches a client.
 package remote
 
 import (
 	"context"
 	"errors"
 	"time"
-
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
@@ -42,7 +38,7 @@ func (u Users) VerifyPassword(ctx context.Context, userID, password string) (oau
 	defer cancel()
 	r, err := u.client.VerifyPassword(ctx, &userv1.VerifyPasswordRequest{UserId: userID, Password: password})
 	if err != nil {
-		return oauth.User{}, passThrough(err)
+		return oauth.User{}, apierr.FromTransport(err)
 	}
 	return user(r.GetUser()), nil
 }
@@ -53,7 +49,7 @@ func (u Users) GetUser(ctx context.Context, userID string) (oauth.User, error) {
 	defer cancel()
 	r, err := u.client.GetUser(ctx, &userv1.GetUserRequest{UserId: userID})
 	if err != nil {
-		return oauth.User{}, passThrough(err)
+		return oauth.User{}, apierr.FromTransport(err)
 	}
 	return user(r.GetUser()), nil
 }
@@ -64,7 +60,7 @@ func (u Users) UpdateProfile(ctx context.Context, userID string, c oauth.Profile
 	defer cancel()
 	r, err := u.client.UpdateProfile(ctx, &userv1.UpdateProfileRequest{UserId: userID, Username: c.Username, Bio: c.Bio})
 	if err != nil {
-		return oauth.User{}, passThrough(err)
+		return oauth.User{}, apierr.FromTransport(err)
 	}
 	return user(r.GetUser()), nil
 }
@@ -95,7 +91,7 @@ func (k Keys) ValidateKey(ctx context.Context, key, clientIP string) (*apikeyv1.
 	defer cancel()
 	r, err := k.client.ValidateKey(ctx, &apikeyv1.ValidateKeyRequest{Key: key, ClientIp: clientIP})
 	if err != nil {
-		return nil, passThrough(err)
+		return nil, apierr.FromTransport(err)
 	}
 	if r.GetApiKey() == nil {
 		return nil, apierr.Wrap(apierr.Internal, errEmptyKey)
@@ -109,7 +105,7 @@ func (k Keys) CheckKey(ctx context.Context, id int64) (*apikeyv1.APIKey, error) 
 	defer cancel()
 	r, err := k.client.CheckKey(ctx, &apikeyv1.CheckKeyRequest{Id: id})
 	if err != nil {
-		return nil, passThrough(err)
+		return nil, apierr.FromTransport(err)
 	}
 	if r.GetApiKey() == nil {
 		return nil, apierr.Wrap(apierr.Internal, errEmptyKey)
@@ -141,24 +137,3 @@ func (a ActiveKeys) KeyActive(ctx context.Context, keyID int64) (bool, error) {
 }
 
 var errEmptyKey = errors.New("apikey service answered without a key record")
-
-// passThrough returns a Moreid status as it is and turns anything else
-// (connection refused, deadline, a foreign status) into unavailable or
-// internal, keeping it as the logged cause.
-func passThrough(err error) error {
-	st, ok := status.FromError(err)
-	if !ok {
-		return apierr.Wrap(apierr.Internal, err)
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == apierr.Domain {
-			return err
-		}
-	}
-	switch st.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return apierr.Wrap(apierr.Unavailable, err)
-	default:
-		return apierr.Wrap(apierr.Internal, err)
-	}
-}

@@ -15,21 +15,18 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/ipset"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
-)
-
-// Metadata keys the interceptor reads.
-const (
-	APIKeyMetadata   = "x-api-key"
-	ClientIPMetadata = "x-moreid-client-ip"
 )
 
 var (
 	authMethodPrefix = "/" + authv1.AuthService_ServiceDesc.ServiceName + "/"
 	// The auth service's own services: AuthService, ConfirmationService,
 	// TokenService (not health).
-	ownMethodPrefix = "/moreid.auth.v1."
+	// The prefix comes from the generated descriptor, so renaming the proto
+	// package cannot leave this check matching nothing.
+	ownMethodPrefix = "/" + string(authv1.File_moreid_auth_v1_auth_proto.Package()) + "."
 	// keyedTokenMethods are the TokenService calls about a token on behalf
 	// of an app: they answer only about the caller key's own tokens (RFC
 	// 7662 section 2.1 wants the introspecting party authenticated).
@@ -67,7 +64,7 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix, gatewayNam
 		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) && !keyedTokenMethods[info.FullMethod] {
 			return next(ctx, req)
 		}
-		key := incoming(ctx, APIKeyMetadata)
+		key := incoming(ctx, wire.APIKey)
 		if key == "" {
 			return nil, apierr.New(apierr.InvalidAPIKey)
 		}
@@ -94,7 +91,7 @@ func clientIP(ctx context.Context, gateways []netip.Prefix, gatewayNames []strin
 		// Anyone else's claim about the client IP is ignored.
 		return peerIP, nil
 	}
-	vals := metadata.ValueFromIncomingContext(ctx, ClientIPMetadata)
+	vals := metadata.ValueFromIncomingContext(ctx, wire.ClientIP)
 	switch len(vals) {
 	case 0:
 		// An internal caller inside the gateway ranges calling directly.

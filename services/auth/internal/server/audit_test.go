@@ -11,8 +11,8 @@ import (
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/audit/audittest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
-	"github.com/moreline/moreid/services/auth/internal/server"
 )
 
 func TestAuditEvents(t *testing.T) {
@@ -80,7 +80,7 @@ func TestAuditEvents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := as(t, "", server.ClientIPMetadata, ip, server.SessionMetadata, s.GetSession(), server.CSRFMetadata, s.GetCsrfToken())
+			b := as(t, "", wire.ClientIP, ip, wire.Session, s.GetSession(), wire.CSRF, s.GetCsrfToken())
 			g, err := e.conf.GenerateLoginCode(b, &authv1.GenerateLoginCodeRequest{Uca: uca})
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +109,7 @@ func TestAuditEvents(t *testing.T) {
 			other := e.accessToken(t, keyA, aliceID, alicePass)
 			keep(tok, other)
 			rec.Take()
-			ctx := as(t, keyB, server.ClientIPMetadata, ip, server.AuthorizationMetadata, "Bearer "+tok)
+			ctx := as(t, keyB, wire.ClientIP, ip, wire.Authorization, "Bearer "+tok)
 			if _, err := e.auth.UpdateUser(ctx, &authv1.UpdateUserRequest{UserId: aliceID, State: e.authorize(t, keyB), Bio: ptr("new bio")}); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 )
 
@@ -21,7 +22,7 @@ type Confirmation struct {
 
 // GetConfirmation implements ConfirmationService.
 func (c *Confirmation) GetConfirmation(ctx context.Context, req *authv1.GetConfirmationRequest) (*authv1.GetConfirmationResponse, error) {
-	conf, err := c.flows.GetConfirmation(ctx, incoming(ctx, SessionMetadata), req.GetUca())
+	conf, err := c.flows.GetConfirmation(ctx, incoming(ctx, wire.Session), req.GetUca())
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func (c *Confirmation) SignIn(ctx context.Context, req *authv1.SignInRequest) (*
 
 // GenerateLoginCode implements ConfirmationService.
 func (c *Confirmation) GenerateLoginCode(ctx context.Context, req *authv1.GenerateLoginCodeRequest) (*authv1.GenerateLoginCodeResponse, error) {
-	code, expiresIn, err := c.flows.GenerateLoginCode(ctx, incoming(ctx, SessionMetadata), incoming(ctx, CSRFMetadata), req.GetUca())
+	code, expiresIn, err := c.flows.GenerateLoginCode(ctx, incoming(ctx, wire.Session), incoming(ctx, wire.CSRF), req.GetUca())
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +53,7 @@ func (c *Confirmation) GenerateLoginCode(ctx context.Context, req *authv1.Genera
 
 // DenyConfirmation implements ConfirmationService.
 func (c *Confirmation) DenyConfirmation(ctx context.Context, req *authv1.DenyConfirmationRequest) (*authv1.DenyConfirmationResponse, error) {
-	if err := c.flows.DenyConfirmation(ctx, incoming(ctx, SessionMetadata), incoming(ctx, CSRFMetadata), req.GetUca()); err != nil {
+	if err := c.flows.DenyConfirmation(ctx, incoming(ctx, wire.Session), incoming(ctx, wire.CSRF), req.GetUca()); err != nil {
 		return nil, err
 	}
 	return &authv1.DenyConfirmationResponse{Success: true, Message: msgDenied}, nil

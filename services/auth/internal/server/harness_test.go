@@ -35,6 +35,7 @@ import (
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
+	"github.com/moreline/moreid/proto/wire"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 	"github.com/moreline/moreid/services/auth/internal/redisstore"
@@ -424,7 +425,7 @@ func as(t *testing.T, key string, kv ...string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	if key != "" {
-		kv = append([]string{server.APIKeyMetadata, key}, kv...)
+		kv = append([]string{wire.APIKey, key}, kv...)
 	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
@@ -576,7 +577,7 @@ func (e *env) signIn(t *testing.T, uca, userID, password string) *authv1.SignInR
 // the session and the CSRF token as metadata.
 func browser(t *testing.T, s *authv1.SignInResponse) context.Context {
 	t.Helper()
-	return as(t, "", server.SessionMetadata, s.GetSession(), server.CSRFMetadata, s.GetCsrfToken())
+	return as(t, "", wire.Session, s.GetSession(), wire.CSRF, s.GetCsrfToken())
 }
 
 // generate confirms uca in session s and returns the login code.

@@ -5,13 +5,8 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/metadata"
-)
 
-// Metadata keys of the browser-facing and token calls.
-const (
-	SessionMetadata       = "x-moreid-session"
-	CSRFMetadata          = "x-csrf-token"
-	AuthorizationMetadata = "authorization"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // incoming is the first non-empty value of key in the call's metadata. It
@@ -29,7 +24,7 @@ func incoming(ctx context.Context, key string) string {
 // bearer is the access token of an "authorization: Bearer ..." metadata
 // entry; "" when there is none (the flows then answer as for no token).
 func bearer(ctx context.Context) string {
-	v := incoming(ctx, AuthorizationMetadata)
+	v := incoming(ctx, wire.Authorization)
 	scheme, token, ok := strings.Cut(v, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""

@@ -9,7 +9,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
-	"github.com/moreline/moreid/services/auth/internal/server"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // A redeemed code presented again revokes its token only when the same
@@ -80,7 +80,7 @@ func TestRevokedKeyEndsItsTokens(t *testing.T) {
 	if !e.active(t, keyB, tokB) {
 		t.Fatal("another key's token was ended too")
 	}
-	if _, err := e.auth.GetTokenUser(as(t, keyB, server.AuthorizationMetadata, "Bearer "+tokB), &authv1.GetTokenUserRequest{}); err != nil {
+	if _, err := e.auth.GetTokenUser(as(t, keyB, wire.Authorization, "Bearer "+tokB), &authv1.GetTokenUserRequest{}); err != nil {
 		t.Fatalf("another key's token user: %v", err)
 	}
 }
@@ -134,7 +134,7 @@ func (e *env) tokenRefused(t *testing.T, token string) bool {
 		return false
 	}
 	bearer := func(key string) context.Context {
-		return as(t, key, server.AuthorizationMetadata, "Bearer "+token)
+		return as(t, key, wire.Authorization, "Bearer "+token)
 	}
 	_, err := e.tokens.GetUserinfo(bearer(""), &authv1.GetUserinfoRequest{})
 	if err == nil {

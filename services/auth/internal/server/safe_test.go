@@ -12,8 +12,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
-	"github.com/moreline/moreid/services/auth/internal/oauth"
-	"github.com/moreline/moreid/services/auth/internal/server"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 var (
@@ -99,10 +98,10 @@ func TestGetConfirmation(t *testing.T) {
 		{"without a session", func(t *testing.T) context.Context { return as(t, "") }, ""},
 		{"with a session", func(t *testing.T) context.Context { return browser(t, alice) }, aliceID},
 		{"with a forged session", func(t *testing.T) context.Context {
-			return as(t, "", server.SessionMetadata, "sess_"+secret.New("", 43, secret.Alphanumeric))
+			return as(t, "", wire.Session, "sess_"+secret.New("", 43, secret.Alphanumeric))
 		}, ""},
 		{"with a malformed session", func(t *testing.T) context.Context {
-			return as(t, "", server.SessionMetadata, "garbage")
+			return as(t, "", wire.Session, "garbage")
 		}, ""},
 		{"with a disabled user's session", func(t *testing.T) context.Context {
 			bob := e.session(t, bobID, bobPass)
@@ -190,7 +189,7 @@ func TestSignIn(t *testing.T) {
 		{"opens a session of the configured lifetime", func(t *testing.T) {
 			uca := e.createUCA(t, keyA, e.authorize(t, keyA))
 			r := e.signIn(t, uca, aliceID, alicePass)
-			if !sessionFormat.MatchString(r.GetSession()) || r.GetCsrfToken() != oauth.CSRFToken(r.GetSession()) ||
+			if !sessionFormat.MatchString(r.GetSession()) || r.GetCsrfToken() != wire.CSRFToken(r.GetSession()) ||
 				r.GetExpiresIn() != int32(sessionTTL/time.Second) || r.GetUser().GetUserId() != aliceID || r.GetUser().GetEmail() != aliceEmail {
 				t.Fatalf("SignIn = %+v", r)
 			}
@@ -276,20 +275,20 @@ func TestGenerateLoginCode(t *testing.T) {
 	}{
 		{"without a session", func(t *testing.T) context.Context { return as(t, "") }, apierr.Unauthenticated},
 		{"without a session but with a CSRF token", func(t *testing.T) context.Context {
-			return as(t, "", server.CSRFMetadata, alice.GetCsrfToken())
+			return as(t, "", wire.CSRF, alice.GetCsrfToken())
 		}, apierr.Unauthenticated},
 		{"with a forged session", func(t *testing.T) context.Context {
 			forged := "sess_" + secret.New("", 43, secret.Alphanumeric)
-			return as(t, "", server.SessionMetadata, forged, server.CSRFMetadata, oauth.CSRFToken(forged))
+			return as(t, "", wire.Session, forged, wire.CSRF, wire.CSRFToken(forged))
 		}, apierr.Unauthenticated},
 		{"without a CSRF token", func(t *testing.T) context.Context {
-			return as(t, "", server.SessionMetadata, alice.GetSession())
+			return as(t, "", wire.Session, alice.GetSession())
 		}, apierr.CSRFFailed},
 		{"with a wrong CSRF token", func(t *testing.T) context.Context {
-			return as(t, "", server.SessionMetadata, alice.GetSession(), server.CSRFMetadata, secret.New("", 32, secret.Hex))
+			return as(t, "", wire.Session, alice.GetSession(), wire.CSRF, secret.New("", 32, secret.Hex))
 		}, apierr.CSRFFailed},
 		{"with another session's CSRF token", func(t *testing.T) context.Context {
-			return as(t, "", server.SessionMetadata, alice.GetSession(), server.CSRFMetadata, bob.GetCsrfToken())
+			return as(t, "", wire.Session, alice.GetSession(), wire.CSRF, bob.GetCsrfToken())
 		}, apierr.CSRFFailed},
 		{"for a disabled user", func(t *testing.T) context.Context {
 			e.users.setDisabled(bobID, true)

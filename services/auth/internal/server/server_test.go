@@ -16,7 +16,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx/tlstest"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
-	"github.com/moreline/moreid/services/auth/internal/server"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 func TestPasswordFlow(t *testing.T) {
@@ -312,10 +312,10 @@ func TestAPIKey(t *testing.T) {
 		want apierr.Kind
 	}{
 		{"missing x-api-key", as(t, ""), apierr.InvalidAPIKey},
-		{"empty x-api-key", as(t, "", server.APIKeyMetadata, ""), apierr.InvalidAPIKey},
+		{"empty x-api-key", as(t, "", wire.APIKey, ""), apierr.InvalidAPIKey},
 		{"unknown key", as(t, "ml_"+secret.New("", 64, secret.Hex)), apierr.InvalidAPIKey},
-		{"client IP outside the whitelist", as(t, keyListed, server.ClientIPMetadata, "198.51.100.1"), apierr.IPNotAllowed},
-		{"malformed client IP from the gateway", as(t, keyA, server.ClientIPMetadata, "not-an-ip"), apierr.InvalidRequest},
+		{"client IP outside the whitelist", as(t, keyListed, wire.ClientIP, "198.51.100.1"), apierr.IPNotAllowed},
+		{"malformed client IP from the gateway", as(t, keyA, wire.ClientIP, "not-an-ip"), apierr.InvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,7 +326,7 @@ func TestAPIKey(t *testing.T) {
 		})
 	}
 	t.Run("client IP inside the whitelist", func(t *testing.T) {
-		if _, err := e.auth.Authorize(as(t, keyListed, server.ClientIPMetadata, "203.0.113.9"), &authv1.AuthorizeRequest{}); err != nil {
+		if _, err := e.auth.Authorize(as(t, keyListed, wire.ClientIP, "203.0.113.9"), &authv1.AuthorizeRequest{}); err != nil {
 			t.Fatalf("Authorize: %v", err)
 		}
 	})
@@ -355,7 +355,7 @@ func TestClientIP(t *testing.T) {
 			e := newEnv(t, options{gateways: tt.gateways})
 			var md []string
 			if tt.header != "" {
-				md = []string{server.ClientIPMetadata, tt.header}
+				md = []string{wire.ClientIP, tt.header}
 			}
 			if _, err := e.auth.Authorize(as(t, keyA, md...), &authv1.AuthorizeRequest{}); err != nil {
 				t.Fatalf("Authorize: %v", err)
@@ -367,7 +367,7 @@ func TestClientIP(t *testing.T) {
 	}
 	t.Run("whitelist is not bypassed by a forged header from outside", func(t *testing.T) {
 		e := newEnv(t, options{gateways: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-		_, err := e.auth.Authorize(as(t, keyListed, server.ClientIPMetadata, "203.0.113.9"), &authv1.AuthorizeRequest{})
+		_, err := e.auth.Authorize(as(t, keyListed, wire.ClientIP, "203.0.113.9"), &authv1.AuthorizeRequest{})
 		wantErr(t, err, apierr.IPNotAllowed)
 	})
 }
@@ -527,7 +527,7 @@ func TestClientIPNeedsTheGatewayCertificate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			auth := authv1.NewAuthServiceClient(e.dialTLS(t, tt.pair))
-			_, err := auth.Authorize(as(t, keyListed, server.ClientIPMetadata, "203.0.113.9"), &authv1.AuthorizeRequest{})
+			_, err := auth.Authorize(as(t, keyListed, wire.ClientIP, "203.0.113.9"), &authv1.AuthorizeRequest{})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("Authorize: %v", err)

@@ -12,8 +12,8 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
+	"github.com/moreline/moreid/proto/wire"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
-	"github.com/moreline/moreid/services/auth/internal/server"
 )
 
 // Client IPs as the gateway reports them.
@@ -25,7 +25,7 @@ const (
 // from is a context of key with the gateway's client IP metadata.
 func from(t *testing.T, key, ip string) context.Context {
 	t.Helper()
-	return as(t, key, server.ClientIPMetadata, ip)
+	return as(t, key, wire.ClientIP, ip)
 }
 
 func (e *env) loginFrom(t *testing.T, ip, userID, password, state string) error {

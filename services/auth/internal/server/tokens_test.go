@@ -14,7 +14,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
-	"github.com/moreline/moreid/services/auth/internal/server"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 func TestIntrospectToken(t *testing.T) {
@@ -107,7 +107,7 @@ func TestTokenUser(t *testing.T) {
 	e := newEnv(t, options{})
 	tokA := e.accessToken(t, keyA, aliceID, alicePass)
 	withBearer := func(t *testing.T, key, value string) context.Context {
-		return as(t, key, server.AuthorizationMetadata, value)
+		return as(t, key, wire.Authorization, value)
 	}
 	revoked := e.accessToken(t, keyA, aliceID, alicePass)
 	if _, err := e.tokens.RevokeToken(as(t, keyA), &authv1.RevokeTokenRequest{Token: revoked}); err != nil {
@@ -339,7 +339,7 @@ func TestTokenServiceAnswersOnlyTheCallersKey(t *testing.T) {
 			}
 		}
 		stillActive(t)
-		if _, err := e.tokens.GetUserinfo(as(t, "", server.AuthorizationMetadata, "Bearer "+tokA), &authv1.GetUserinfoRequest{}); err != nil {
+		if _, err := e.tokens.GetUserinfo(as(t, "", wire.Authorization, "Bearer "+tokA), &authv1.GetUserinfoRequest{}); err != nil {
 			t.Fatalf("userinfo after another key's revocations: %v", err)
 		}
 	})

@@ -8,7 +8,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
-	"github.com/moreline/moreid/services/auth/internal/server"
+	"github.com/moreline/moreid/proto/wire"
 )
 
 func ptr(s string) *string { return &s }
@@ -22,7 +22,7 @@ func TestUpdateUser(t *testing.T) {
 	bobToken := e.accessToken(t, keyA, bobID, bobPass)
 	stateB := e.authorize(t, keyB)
 	bearer := func(t *testing.T, tok string) context.Context {
-		return as(t, keyA, server.AuthorizationMetadata, "Bearer "+tok)
+		return as(t, keyA, wire.Authorization, "Bearer "+tok)
 	}
 
 	accepted := []struct {
@@ -31,12 +31,12 @@ func TestUpdateUser(t *testing.T) {
 		ctx    func(t *testing.T) context.Context
 	}{
 		{"bare session value", alice, nil},
-		{"moreid_session=value", "moreid_session=" + alice, nil},
-		{"a whole cookie header", "theme=dark; moreid_session=" + alice + "; lang=zh", nil},
+		{"moreid_session=value", wire.SessionCookie + "=" + alice, nil},
+		{"a whole cookie header", "theme=dark; " + wire.SessionCookie + "=" + alice + "; lang=zh", nil},
 		{"the document's session=value form", "session=" + alice, nil},
 		{"Bearer token of this key", "", func(t *testing.T) context.Context { return bearer(t, aliceToken) }},
 		{"lower-case bearer scheme", "", func(t *testing.T) context.Context {
-			return as(t, keyA, server.AuthorizationMetadata, "bearer "+aliceToken)
+			return as(t, keyA, wire.Authorization, "bearer "+aliceToken)
 		}},
 	}
 	for i, tt := range accepted {
@@ -92,7 +92,7 @@ func TestUpdateUser(t *testing.T) {
 			return &authv1.UpdateUserRequest{UserId: aliceID, State: s, Bio: ptr("x"), Cookie: "sess_" + secret.New("", 43, secret.Alphanumeric)}
 		}, apierr.Unauthenticated, true},
 		{"cookie header without a session", nil, func(s string) *authv1.UpdateUserRequest {
-			return &authv1.UpdateUserRequest{UserId: aliceID, State: s, Bio: ptr("x"), Cookie: "theme=dark; moreid_session="}
+			return &authv1.UpdateUserRequest{UserId: aliceID, State: s, Bio: ptr("x"), Cookie: "theme=dark; " + wire.SessionCookie + "="}
 		}, apierr.Unauthenticated, true},
 		{"another user's session", nil, func(s string) *authv1.UpdateUserRequest {
 			return &authv1.UpdateUserRequest{UserId: aliceID, State: s, Bio: ptr("x"), Cookie: bob}

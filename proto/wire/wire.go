@@ -1,0 +1,40 @@
+// Package wire is Moreid's wire contract beside the generated code: the gRPC
+// metadata keys, the web session cookie and the CSRF derivation that the
+// gateway, the auth service, the Go client and the tests must agree on. It
+// lives in the proto module (hand-written, outside gen/, which is
+// regenerated) because the Go client may depend on proto alone.
+package wire
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// gRPC metadata keys (lower case, as gRPC carries them).
+const (
+	// APIKey carries the calling app's API key.
+	APIKey = "x-api-key"
+	// ClientIP carries the client address the gateway computed (SPEC
+	// section 5). AuthService believes it only from gateway peers.
+	ClientIP = "x-moreid-client-ip"
+	// Session carries the web session secret, read by the gateway from
+	// SessionCookie.
+	Session = "x-moreid-session"
+	// CSRF carries the session's CSRF token (the X-CSRF-Token header).
+	CSRF = "x-csrf-token"
+	// Authorization carries "Bearer <access token>".
+	Authorization = "authorization"
+)
+
+// SessionCookie is the name of the web session cookie (ARCHITECTURE "Web
+// sessions").
+const SessionCookie = "moreid_session"
+
+// CSRFToken is the CSRF token of a web session: derived from the session
+// secret, so it needs no storage and only the session's holder can know it.
+// Auth issues and checks it; the gateway's and the suite's tests use this
+// function rather than a copy, so a change here cannot leave a fake behind.
+func CSRFToken(session string) string {
+	sum := sha256.Sum256([]byte("moreid-csrf:" + session))
+	return hex.EncodeToString(sum[:])[:32]
+}
