@@ -48,7 +48,9 @@ func readmeBlocks(t *testing.T, readme, heading string) []string {
 //   - `make run &` is dropped: the harness runs the suite (on ports of its
 //     own, with a database and Redis keyspace of its own) and has waited
 //     until it is ready. The README's wait loop still runs, against it.
-//   - localhost:8080 becomes the harness's gateway address.
+//   - localhost:8080 becomes the harness's gateway address, and
+//     localhost:9191 and :9192 (the admin listeners the wait loop probes)
+//     the harness's.
 //   - bin/moreidctl stays as written: the block runs in a directory whose
 //     bin/moreidctl is the harness's build, with the suite's environment
 //     exported, so it talks to this suite as it would to `make run`'s.
@@ -76,7 +78,13 @@ func TestReadmeWalkthroughs(t *testing.T) {
 	if err := os.Symlink(harness.Bin(t, "moreidctl"), filepath.Join(dir, "bin", "moreidctl")); err != nil {
 		t.Fatal(err)
 	}
-	gateway := strings.TrimPrefix(s.BaseURL, "http://")
+	// make run's default addresses, as the README writes them, and the
+	// harness's.
+	addrs := map[string]string{
+		"localhost:8080": strings.TrimPrefix(s.BaseURL, "http://"),
+		"localhost:9191": s.Env["MOREID_USER_ADMIN_ADDR"],
+		"localhost:9192": s.Env["MOREID_APIKEY_ADMIN_ADDR"],
+	}
 
 	tests := []struct {
 		section string
@@ -109,7 +117,7 @@ func TestReadmeWalkthroughs(t *testing.T) {
 	for _, tc := range tests {
 		var out string
 		for _, block := range readmeBlocks(t, readme, tc.section) {
-			out += runBlock(t, dir, s.Environ(), rewriteBlock(t, block, tc.dropped, gateway, s.DSN))
+			out += runBlock(t, dir, s.Environ(), rewriteBlock(t, block, tc.dropped, addrs, s.DSN))
 		}
 		for _, w := range tc.want {
 			if !documented(w).MatchString(out) {
@@ -121,7 +129,7 @@ func TestReadmeWalkthroughs(t *testing.T) {
 
 // rewriteBlock makes a README block run against the harness's suite (see
 // TestReadmeWalkthroughs for what and why).
-func rewriteBlock(t *testing.T, block string, dropped []string, gateway, ownerDSN string) string {
+func rewriteBlock(t *testing.T, block string, dropped []string, addrs map[string]string, ownerDSN string) string {
 	t.Helper()
 	var kept []string
 	found := map[string]bool{}
@@ -142,7 +150,9 @@ func rewriteBlock(t *testing.T, block string, dropped []string, gateway, ownerDS
 		}
 	}
 	script := strings.Join(kept, "\n")
-	script = strings.ReplaceAll(script, "localhost:8080", gateway)
+	for from, to := range addrs {
+		script = strings.ReplaceAll(script, from, to)
+	}
 	script = strings.ReplaceAll(script, "postgres://postgres@127.0.0.1:5432/moreid?sslmode=disable", ownerDSN)
 	return script
 }
