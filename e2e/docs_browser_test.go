@@ -47,10 +47,10 @@ func TestAPIDocsOnPhone(t *testing.T) {
 			[...document.querySelectorAll("section.op h2 .path")].flatMap(p => {
 				// Every word of the path (the text between slashes) must
 				// sit on one line, whatever the markup inside .path.
-				const words = [], text = p.textContent;
+				const text = p.textContent;
 				const walker = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
 				const nodes = []; for (let n; (n = walker.nextNode());) nodes.push(n);
-				let bad = [];
+				const bad = [];
 				for (const n of nodes) {
 					let start = 0;
 					for (const w of n.data.split("/")) {
