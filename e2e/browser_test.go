@@ -93,6 +93,26 @@ func TestSafeLoginInBrowser(t *testing.T) {
 		if !loginCodeFormat.MatchString(code) {
 			t.Fatalf("#login-code shows %q, want 10 characters of %q", code, secret.LoginCode)
 		}
+		// The countdown below the copy button must not touch it (it did:
+		// the button's margin was the only space and it is above it).
+		gap, err := chromedp.Run(timeout(t, ctx), chromedp.Evaluate[float64](
+			`document.querySelector("#copy + .timer").getBoundingClientRect().top - document.querySelector("#copy").getBoundingClientRect().bottom`))
+		if err != nil || gap < 8 {
+			t.Errorf("the time-left line is %v px below the copy button (%v), want at least 8", gap, err)
+		}
+		// The favicon the page links loads under the page's own CSP (an
+		// image the CSP refused would fire onerror, not onload).
+		icon, err := chromedp.Run(timeout(t, ctx), chromedp.Evaluate[string](`new Promise(resolve => {
+			const link = document.querySelector('link[rel="icon"]');
+			if (!link) { resolve("no link rel=icon"); return; }
+			const img = new Image();
+			img.onload = () => resolve(img.naturalWidth > 0 ? "" : "an empty image");
+			img.onerror = () => resolve("the icon " + link.href + " does not load");
+			img.src = link.href;
+		})`, chromedp.EvalAwaitPromise))
+		if err != nil || icon != "" {
+			t.Errorf("favicon: %s (%v)", icon, err)
+		}
 		screenshot(t, ctx, "code")
 
 		// The person types the code into the app's prompt (getpass reads

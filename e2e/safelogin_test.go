@@ -89,6 +89,47 @@ func TestSafeLogin(t *testing.T) {
 		expectSuccess(t, app.do(t, "POST", "/api/oauth/login_safe", map[string]string{"state": state, "login_code": a.str("login_code")}), "登录成功，授权码已生成")
 	})
 
+	t.Run("generate_login_code with an API key takes only the UCA's own, valid key", func(t *testing.T) {
+		// The newest upstream document lists X-API-Key on every endpoint:
+		// a key sent must not be ignored, and another app's key must not
+		// confirm (nor reveal) this app's UCA.
+		other := s.CreateKey(t, "Other app")
+		person := newPageClient(t, s.BaseURL)
+		// The session is the person's, good for any UCA: each row below
+		// gets a fresh one.
+		_, first := app.startSafeLogin(t)
+		if p := person.signIn(t, first, "alice", alicePassword); p.byID("confirm") == nil {
+			t.Fatalf("no button#confirm after signing in (status %d):\n%s", p.Status, p.Body)
+		}
+		session := person.session(t)
+		signedIn := []string{"Cookie", "moreid_session=" + session, "X-Csrf-Token", csrfToken(session)}
+		generate := func(key, uca string) answer {
+			return newClient(s.BaseURL, key).do(t, "POST", "/api/oauth/generate_login_code", map[string]string{"uca": uca}, signedIn...)
+		}
+		for _, tt := range []struct {
+			name, key string
+			status    int
+			reason    string
+		}{
+			{"no key, as the page sends", "", 200, ""},
+			{"an invalid key", "mk_" + strings.Repeat("x", 40), 401, "invalid_api_key"},
+			{"another app's key", other, 409, "invalid_code"},
+			{"the UCA's own key", app.key, 200, ""},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				state, uca := app.startSafeLogin(t)
+				a := generate(tt.key, uca)
+				if tt.status != 200 {
+					expectError(t, a, tt.status, tt.reason)
+					// A refusal leaves the UCA to its own app.
+					a = generate(app.key, uca)
+				}
+				expectSuccess(t, a, "生成登录码成功")
+				expectSuccess(t, app.do(t, "POST", "/api/oauth/login_safe", map[string]string{"state": state, "login_code": a.str("login_code")}), "登录成功，授权码已生成")
+			})
+		}
+	})
+
 	t.Run("32 concurrent login_safe with one login code give one code", func(t *testing.T) {
 		state, loginCode := app.safeLoginCode(t, "alice", alicePassword)
 		const n = 32

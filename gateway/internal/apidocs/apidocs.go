@@ -55,8 +55,9 @@ func New() (*Docs, error) {
 		return nil, fmt.Errorf("apidocs: %w", err)
 	}
 	tmpl, err := template.New("docs").Funcs(template.FuncMap{
-		"style": func() template.CSS { return template.CSS(docsCSS) },
-		"lower": strings.ToLower,
+		"style":     func() template.CSS { return template.CSS(docsCSS) },
+		"lower":     strings.ToLower,
+		"breakable": breakable,
 	}).Parse(docsTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("apidocs: parse template: %w", err)
@@ -208,7 +209,7 @@ func build(raw []byte) (*reference, error) {
 					out.Fields = sw.fields("", *resp.Schema, 0)
 				}
 				for _, h := range resp.Headers {
-					out.Headers = append(out.Headers, field{Name: h.Key, Type: h.Value.Type, Description: h.Value.Description})
+					out.Headers = append(out.Headers, field{Name: headerName(h.Key), Type: h.Value.Type, Description: h.Value.Description})
 				}
 				if ex, ok := resp.Examples["application/json"]; ok {
 					var pretty bytes.Buffer
@@ -254,6 +255,32 @@ func (sw *swagger) fields(prefix string, s swSchema, depth int) []field {
 		}
 	}
 	return out
+}
+
+// breakable is path escaped, with a line-break opportunity after each slash:
+// on a phone a long path wraps between its segments, not inside a word.
+func breakable(path string) template.HTML {
+	var b strings.Builder
+	for i, seg := range strings.SplitAfter(path, "/") {
+		if i > 0 && seg != "" {
+			b.WriteString("<wbr>")
+		}
+		b.WriteString(template.HTMLEscapeString(seg))
+	}
+	return template.HTML(b.String())
+}
+
+// headerSpellings are the header names whose registered spelling is not
+// Go's canonical form, which the generator writes (RFC 9110 spells
+// WWW-Authenticate so).
+var headerSpellings = map[string]string{"Www-Authenticate": "WWW-Authenticate"}
+
+// headerName is a response header's name as the RFCs spell it.
+func headerName(name string) string {
+	if s, ok := headerSpellings[http.CanonicalHeaderKey(name)]; ok {
+		return s
+	}
+	return name
 }
 
 func typeName(t, format string) string {

@@ -76,13 +76,17 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 			}
 		case page.Path:
 			pageHandler.ServeHTTP(w, r)
+		case page.FaviconPath:
+			if readOnly(w, r) {
+				page.Favicon(w, r)
+			}
 		default:
 			api.ServeHTTP(w, r)
 		}
 	})
 	// Metrics are labelled by route from this fixed set, never by the raw
 	// path, so clients cannot grow the number of series.
-	known := map[string]bool{"/healthz": true, "/readyz": true, apidocs.SpecPath: true, apidocs.DocsPath: true, page.Path: true}
+	known := map[string]bool{"/healthz": true, "/readyz": true, apidocs.SpecPath: true, apidocs.DocsPath: true, page.Path: true, page.FaviconPath: true}
 	for _, p := range docs.Paths() {
 		known[p] = true
 	}

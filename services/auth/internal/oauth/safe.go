@@ -125,7 +125,10 @@ func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in 
 
 // GenerateLoginCode is the signed-in user's confirmation: it consumes the UCA
 // and returns a login code bound to the UCA's state and key and to the user.
-func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca string) (code string, expiresIn int32, err error) {
+// keyID is the caller's validated API key, 0 when none was sent; a key that
+// is not the UCA's own gets invalid_code, as if the UCA did not exist, so
+// another app learns nothing about UCAs it did not create.
+func (s *Service) GenerateLoginCode(ctx context.Context, keyID int64, session, csrf, uca string) (code string, expiresIn int32, err error) {
 	if err := required(field{"uca", uca, maxUCA}); err != nil {
 		return "", 0, err
 	}
@@ -146,6 +149,10 @@ func (s *Service) GenerateLoginCode(ctx context.Context, session, csrf, uca stri
 	rec, err = s.liveUCA(ctx, uca)
 	if err != nil {
 		return "", 0, err
+	}
+	if keyID != 0 && rec.KeyID != keyID {
+		// Left untaken: the UCA's own app and the page can still use it.
+		return "", 0, apierr.New(apierr.InvalidCode)
 	}
 	code = newLoginCode()
 	codeHash := secret.Hash(code)

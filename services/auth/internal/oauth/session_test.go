@@ -51,7 +51,7 @@ func TestSafeValidation(t *testing.T) {
 		{"create uca without state", func() error { _, err := s.CreateUCA(ctx, key, ""); return err }},
 		{"confirmation without uca", func() error { _, err := s.GetConfirmation(ctx, "", ""); return err }},
 		{"sign in without uca", func() error { _, err := s.SignIn(ctx, "", "u", "p"); return err }},
-		{"generate without uca", func() error { _, _, err := s.GenerateLoginCode(ctx, "s", "c", ""); return err }},
+		{"generate without uca", func() error { _, _, err := s.GenerateLoginCode(ctx, 0, "s", "c", ""); return err }},
 		{"deny without uca", func() error { return s.DenyConfirmation(ctx, "s", "c", "") }},
 		{"login safe without state", func() error { _, _, err := s.LoginSafe(ctx, key, "", "abcdefghij"); return err }},
 		{"update without anything to change", func() error {

@@ -35,11 +35,21 @@ var (
 		authv1.TokenService_IntrospectToken_FullMethodName: true,
 		authv1.TokenService_RevokeToken_FullMethodName:     true,
 	}
+	// optionalKeyMethods take no key, but a key that is sent must be
+	// valid: the newest upstream document lists X-API-Key on every
+	// endpoint, and an app that sends one must not have it silently
+	// ignored (an invalid or revoked key would otherwise look accepted).
+	// The method itself then checks that the key is the UCA's own.
+	optionalKeyMethods = map[string]bool{
+		authv1.ConfirmationService_GenerateLoginCode_FullMethodName: true,
+	}
 )
 
 // KeyInterceptor admits an AuthService call, and TokenService's
 // IntrospectToken and RevokeToken, only with an API key that keys accepts
 // for the caller's client IP, and puts the key's record in the context.
+// ConfirmationService's GenerateLoginCode is keyless, but a key sent with
+// it is checked the same way and put in the context.
 // Every call of the auth service's own services (the keyless
 // ConfirmationService and GetUserinfo too) gets the client IP in its
 // context, for the brute-force limits and the audit trail. Other services
@@ -61,10 +71,13 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix, gatewayNam
 			return nil, err
 		}
 		ctx = oauth.WithClientIP(ctx, ip.String())
-		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) && !keyedTokenMethods[info.FullMethod] {
+		key := incoming(ctx, wire.APIKey)
+		if optionalKeyMethods[info.FullMethod] && key == "" {
 			return next(ctx, req)
 		}
-		key := incoming(ctx, wire.APIKey)
+		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) && !keyedTokenMethods[info.FullMethod] && !optionalKeyMethods[info.FullMethod] {
+			return next(ctx, req)
+		}
 		if key == "" {
 			return nil, apierr.New(apierr.InvalidAPIKey)
 		}

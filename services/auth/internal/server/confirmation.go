@@ -14,7 +14,9 @@ const (
 )
 
 // Confirmation implements authv1.ConfirmationServiceServer. It takes no API
-// key: the UCA, the session metadata and the CSRF token protect it.
+// key: the UCA, the session metadata and the CSRF token protect it. A key
+// sent with GenerateLoginCode is validated by KeyInterceptor and must be the
+// UCA's own.
 type Confirmation struct {
 	authv1.UnimplementedConfirmationServiceServer
 	flows *oauth.Service
@@ -44,7 +46,11 @@ func (c *Confirmation) SignIn(ctx context.Context, req *authv1.SignInRequest) (*
 
 // GenerateLoginCode implements ConfirmationService.
 func (c *Confirmation) GenerateLoginCode(ctx context.Context, req *authv1.GenerateLoginCodeRequest) (*authv1.GenerateLoginCodeResponse, error) {
-	code, expiresIn, err := c.flows.GenerateLoginCode(ctx, incoming(ctx, wire.Session), incoming(ctx, wire.CSRF), req.GetUca())
+	var keyID int64 // no key sent: the page's own call
+	if k, ok := KeyFromContext(ctx); ok {
+		keyID = k.GetId()
+	}
+	code, expiresIn, err := c.flows.GenerateLoginCode(ctx, keyID, incoming(ctx, wire.Session), incoming(ctx, wire.CSRF), req.GetUca())
 	if err != nil {
 		return nil, err
 	}
