@@ -102,7 +102,7 @@ func TestSafeLogin(t *testing.T) {
 			t.Fatalf("no button#confirm after signing in (status %d):\n%s", p.Status, p.Body)
 		}
 		session := person.session(t)
-		signedIn := []string{"Cookie", "moreid_session=" + session, "X-Csrf-Token", csrfToken(session)}
+		signedIn := []string{"Cookie", wire.SessionCookie + "=" + session, "X-Csrf-Token", wire.CSRFToken(session)}
 		generate := func(key, uca string) answer {
 			return newClient(s.BaseURL, key).do(t, "POST", "/api/oauth/generate_login_code", map[string]string{"uca": uca}, signedIn...)
 		}
