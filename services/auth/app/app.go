@@ -108,7 +108,7 @@ func names(list string) []string {
 // App is the wired auth service.
 type App struct {
 	api    *server.Server
-	keys   grpc.UnaryServerInterceptor
+	keys   []grpc.UnaryServerInterceptor
 	trail  *audit.Writer
 	health *grpcx.Health
 	audit  auditv1.AuditAdminServiceServer
@@ -141,9 +141,8 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	store := redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout)
 	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
 	return &App{
-		api: server.New(flows),
-		keys: then(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...),
-			server.KeyRateInterceptor(oauth.NewKeyRate(store, cfg.KeyRate, time.Now))),
+		api:   server.New(flows),
+		keys:  keyChecks(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...), store, cfg.KeyRate),
 		trail: trail,
 		// Ready means Redis answers: with user or apikey down (Postgres
 		// down), auth still redeems issued codes and serves tokens, so
@@ -160,19 +159,19 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 	}, nil
 }
 
-// then runs first, then second, as one interceptor.
-func then(first, second grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		return first(ctx, req, info, func(ctx context.Context, req any) (any, error) {
-			return second(ctx, req, info, next)
-		})
+// keyChecks is the API-key check, followed by the per-key rate limit only
+// when one is set: a limit that is off costs the hot path nothing.
+func keyChecks(check grpc.UnaryServerInterceptor, store *redisstore.Store, perSecond int) []grpc.UnaryServerInterceptor {
+	if perSecond <= 0 {
+		return []grpc.UnaryServerInterceptor{check}
 	}
+	return []grpc.UnaryServerInterceptor{check, server.KeyRateInterceptor(oauth.NewKeyRate(store, perSecond, time.Now))}
 }
 
-// KeyInterceptor is the API-key check (and the per-key rate limit) the
-// public services must be served behind: pass it as the extra interceptor of grpcx.ServerOptions or
-// grpcx.UnaryChain.
-func (a *App) KeyInterceptor() grpc.UnaryServerInterceptor { return a.keys }
+// KeyInterceptors are the API-key check (and the per-key rate limit, when
+// set) the public services must be served behind: pass them as the extra
+// interceptors of grpcx.ServerOptions or grpcx.UnaryChain.
+func (a *App) KeyInterceptors() []grpc.UnaryServerInterceptor { return a.keys }
 
 // Register registers the public services (AuthService, ConfirmationService,
 // TokenService) and health on r, which must run KeyInterceptor.

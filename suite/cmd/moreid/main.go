@@ -119,7 +119,7 @@ func serve(log *slog.Logger) error {
 		return err
 	}
 	defer auth.Close()
-	authIn := inproc.NewServer(grpcx.UnaryChain(authLog, auth.KeyInterceptor()))
+	authIn := inproc.NewServer(grpcx.UnaryChain(authLog, auth.KeyInterceptors()...))
 	auth.Register(authIn)
 
 	httpSrv, err := gatewayapp.NewServer(authIn.Conn(), cfg.gateway, gwLog)
@@ -143,7 +143,7 @@ func serve(log *slog.Logger) error {
 		svc               grpcx.Service
 		extra             []grpc.UnaryServerInterceptor
 	}{
-		{"auth", cfg.auth.Addr, cfg.auth.AdminAddr, authLog, auth, []grpc.UnaryServerInterceptor{auth.KeyInterceptor()}},
+		{"auth", cfg.auth.Addr, cfg.auth.AdminAddr, authLog, auth, auth.KeyInterceptors()},
 		{"user", cfg.user.Addr, cfg.user.AdminAddr, userLog, users, nil},
 		{"apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, keysLog, keys, nil},
 	} {

@@ -65,7 +65,7 @@ func serve(log *slog.Logger) error {
 	// The public listener: AuthService behind the key interceptor, the
 	// keyless ConfirmationService and TokenService; the admin listener:
 	// operator RPCs, never mapped by the gateway.
-	listeners, err := grpcx.Listeners(log, "auth", cfg.Addr, cfg.AdminAddr, sec, a, a.KeyInterceptor())
+	listeners, err := grpcx.Listeners(log, "auth", cfg.Addr, cfg.AdminAddr, sec, a, a.KeyInterceptors()...)
 	if err != nil {
 		return err
 	}

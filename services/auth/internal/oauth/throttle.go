@@ -14,7 +14,7 @@ import (
 )
 
 // Limits are the brute-force limits of SPEC section 5, counted in Redis and
-// so shared by every instance (README "Security", notes/h1.md):
+// so shared by every instance (README "Brute-force policy"):
 //
 //   - PerUser wrong passwords per (user_id, client address) per window:
 //     then that address is refused for that user until its window ends.
@@ -256,9 +256,10 @@ func waitEnded(err error) error {
 
 // settle ends an attempt: a failure (wrong password or login code) keeps
 // its places as counted failures, and may burn its state; anything else
-// gives them back. A failure that cannot be counted is the request's error
-// (the attempt's places lapse with their lease); a release that fails is
-// only logged: the answer stands and the places lapse all the same.
+// gives them back. A failure that cannot be counted is the request's error;
+// a release that fails is only logged: the answer stands. Either way the
+// store keeps trying to give the places back (redisstore dropLater), and
+// their lease ends them at the latest.
 func (s *Service) settle(ctx context.Context, a *attempt, failed bool) error {
 	defer a.unlock()
 	// Settled even when the request was cancelled meanwhile.
