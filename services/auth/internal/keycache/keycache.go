@@ -114,10 +114,8 @@ func (c *Cache) CheckKey(ctx context.Context, keyID int64) (*apikeyv1.APIKey, er
 // one query, not one per request.
 func (c *Cache) answer(ctx context.Context, id string, ask func(context.Context) (*apikeyv1.APIKey, error)) (*apikeyv1.APIKey, error) {
 	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
+	e, ok, fresh := c.lookup(id, now)
+	if fresh {
 		return e.key, e.err
 	}
 
@@ -147,13 +145,11 @@ func (c *Cache) answer(ctx context.Context, id string, ask func(context.Context)
 // fetch asks for a new answer for id and records it; it runs once per flight.
 func (c *Cache) fetch(ctx context.Context, id string, ask func(context.Context) (*apikeyv1.APIKey, error)) (*apikeyv1.APIKey, error) {
 	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
 	// A caller that missed just before the previous flight recorded its
 	// answer starts a flight of its own; that answer serves it without
 	// another call.
-	if ok && now.Before(e.expires) {
+	e, ok, fresh := c.lookup(id, now)
+	if fresh {
 		return e.key, e.err
 	}
 
@@ -189,6 +185,15 @@ func (c *Cache) fetch(ctx context.Context, id string, ask func(context.Context) 
 	}
 	c.entries[id] = ne
 	return k, err
+}
+
+// lookup returns id's entry, whether there is one, and whether it may
+// still be served as it is at now.
+func (c *Cache) lookup(id string, now time.Time) (e entry, ok, fresh bool) {
+	c.mu.Lock()
+	e, ok = c.entries[id]
+	c.mu.Unlock()
+	return e, ok, ok && now.Before(e.expires)
 }
 
 // makeRoom keeps the map under its bound: entries of no further use go
