@@ -13,12 +13,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"gorm.io/gorm"
 
 	"github.com/moreline/moreid/platform/logging"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // Defaults of a Writer; see the Options below.
@@ -51,12 +50,6 @@ const (
 	maxRequestID = 64
 	maxDetail    = 512
 )
-
-var droppedTotal = promauto.NewCounter(prometheus.CounterOpts{
-	Name: "moreid_audit_dropped_total",
-	Help: "Audit events lost: the in-memory queue was full (Postgres slow or down for long), " +
-		"Postgres refused a batch as invalid, or events were still queued when the shutdown drain deadline passed.",
-})
 
 // row is an Event as stored. Like Event it has no field that could carry a
 // secret: the writer adds only time, component and request id.
@@ -91,6 +84,7 @@ type options struct {
 	minBackoff, maxBackoff time.Duration
 	window                 time.Duration
 	now                    func() time.Time
+	tel                    *telemetry.Telemetry
 }
 
 // QueueSize bounds the events held in memory while they wait for Postgres
@@ -118,6 +112,10 @@ func Backoff(first, max time.Duration) Option {
 // two rows per distinct subject and window instead of one per request;
 // every success is still a row of its own, at once.
 func AggregateWindow(d time.Duration) Option { return func(o *options) { o.window = d } }
+
+// Metrics counts lost events in tel's moreid_audit_dropped_total (default:
+// not counted, only Dropped).
+func Metrics(tel *telemetry.Telemetry) Option { return func(o *options) { o.tel = tel } }
 
 // Clock replaces time.Now for the events' times and the aggregation
 // windows; for tests.
@@ -242,7 +240,7 @@ func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 
 func (w *Writer) lose(n int) {
 	w.dropped.Add(uint64(n))
-	droppedTotal.Add(float64(n))
+	w.opts.tel.AuditDropped(n)
 }
 
 // Unit runs the insert loop in a run.Group. Put it after the listeners

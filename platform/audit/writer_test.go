@@ -15,11 +15,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/peer"
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/telemetry/telemetrytest"
 )
 
 // fakeStore is an inserter that fails its first failures calls with err,
@@ -102,13 +102,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func droppedCounter(t *testing.T) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := droppedTotal.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+// droppedMetric is a Telemetry of the test's own, as the Metrics option of
+// a writer, and what its moreid_audit_dropped_total says.
+func droppedMetric(t *testing.T) (Option, func() float64) {
+	tel, reg := telemetrytest.New(t)
+	return Metrics(tel), func() float64 { return reg.Counter("moreid_audit_dropped_total") }
 }
 
 func record(w *Writer, names ...string) {
@@ -217,9 +215,9 @@ func TestFlushInterval(t *testing.T) {
 // TestInvalidBatchDropped: a batch Postgres refuses as invalid data is
 // dropped and counted instead of blocking every later event.
 func TestInvalidBatchDropped(t *testing.T) {
-	before := droppedCounter(t)
+	metrics, dropped := droppedMetric(t)
 	store := &fakeStore{failures: 1, err: &pgconn.PgError{Code: "22021", Message: "invalid byte sequence for encoding"}}
-	w := newWriter(store, "test", nil, FlushInterval(time.Millisecond))
+	w := newWriter(store, "test", nil, FlushInterval(time.Millisecond), metrics)
 	w.after = func(time.Duration) <-chan time.Time { t.Error("an invalid batch was retried"); return nil }
 	serve(t, w)
 	record(w, "refused")
@@ -229,8 +227,8 @@ func TestInvalidBatchDropped(t *testing.T) {
 	if w.Dropped() != 1 {
 		t.Errorf("Dropped() = %d, want 1", w.Dropped())
 	}
-	if d := droppedCounter(t) - before; d != 1 {
-		t.Errorf("moreid_audit_dropped_total grew by %v, want 1", d)
+	if d := dropped(); d != 1 {
+		t.Errorf("moreid_audit_dropped_total = %v, want 1", d)
 	}
 }
 
@@ -256,10 +254,10 @@ func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 // dropped, counted (per writer and in the Prometheus counter) and warned
 // about once, and the queued ones are still written.
 func TestQueueFull(t *testing.T) {
-	before := droppedCounter(t)
+	metrics, dropped := droppedMetric(t)
 	logs := &countingHandler{}
 	store := &fakeStore{}
-	w := newWriter(store, "test", slog.New(logs), QueueSize(3), FlushInterval(time.Hour))
+	w := newWriter(store, "test", slog.New(logs), QueueSize(3), FlushInterval(time.Hour), metrics)
 
 	all := names("e", 10)
 	done := make(chan struct{})
@@ -273,8 +271,8 @@ func TestQueueFull(t *testing.T) {
 	if w.Dropped() != 7 {
 		t.Errorf("Dropped() = %d, want 7", w.Dropped())
 	}
-	if d := droppedCounter(t) - before; d != 7 {
-		t.Errorf("moreid_audit_dropped_total grew by %v, want 7", d)
+	if d := dropped(); d != 7 {
+		t.Errorf("moreid_audit_dropped_total = %v, want 7", d)
 	}
 	logs.mu.Lock()
 	if len(logs.warns) != 1 || !strings.Contains(logs.warns[0], "queue full") {

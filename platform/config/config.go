@@ -16,9 +16,15 @@ import (
 )
 
 // Reader reads typed settings from the environment, remembering errors.
+// A process uses one Reader for every component it runs and calls Err
+// once, after reading all of them: start-up then names every bad setting.
 type Reader struct {
 	lookup func(string) (string, bool)
 	errs   []error
+	// failed names the variables with an error already: components of one
+	// process read some of the same ones (MOREID_DRAIN_TIMEOUT), and one
+	// bad value is one error, not one per reader of it.
+	failed map[string]bool
 }
 
 // FromEnv reads the process environment.
@@ -37,8 +43,23 @@ func (r *Reader) raw(name string) (string, bool) {
 	return strings.TrimSpace(v), true
 }
 
-func (r *Reader) fail(name, v string, err error) {
-	r.errs = append(r.errs, fmt.Errorf("%s=%q: %w", name, v, err))
+// Fail records that the variable name, set to value, is wrong: for checks
+// that are not one typed read (a bound across two variables, a file that
+// does not load). Pass "" for the value of a secret: the error then names
+// the variable only. A variable's first error is kept, later ones dropped.
+func (r *Reader) Fail(name, value string, err error) {
+	if r.failed[name] {
+		return
+	}
+	if r.failed == nil {
+		r.failed = map[string]bool{}
+	}
+	r.failed[name] = true
+	if value == "" {
+		r.errs = append(r.errs, fmt.Errorf("%s: %w", name, err))
+		return
+	}
+	r.errs = append(r.errs, fmt.Errorf("%s=%q: %w", name, value, err))
 }
 
 // String returns the variable or def when unset or empty.
@@ -63,7 +84,7 @@ func (r *Reader) Flag(name string) bool {
 	case "0", "false":
 		return false
 	}
-	r.fail(name, v, fmt.Errorf("want 1 or 0"))
+	r.Fail(name, v, fmt.Errorf("want 1 or 0"))
 	return false
 }
 
@@ -78,7 +99,7 @@ func (r *Reader) Int(name string, def, min int) int {
 		err = fmt.Errorf("must be at least %d", min)
 	}
 	if err != nil {
-		r.fail(name, v, err)
+		r.Fail(name, v, err)
 		return def
 	}
 	return n
@@ -99,7 +120,7 @@ func (r *Reader) Duration(name string, def time.Duration) time.Duration {
 		err = errors.New("must be positive")
 	}
 	if err != nil {
-		r.fail(name, v, err)
+		r.Fail(name, v, err)
 		return def
 	}
 	return d
@@ -113,7 +134,7 @@ func (r *Reader) Prefixes(name string, def []netip.Prefix) []netip.Prefix {
 	}
 	out, err := ipset.ParseList(v)
 	if err != nil {
-		r.fail(name, v, err)
+		r.Fail(name, v, err)
 		return def
 	}
 	return out

@@ -47,14 +47,14 @@ func NewHealth(probes map[string]Probe) *Health { return &Health{probes: probes}
 // through its own health service, see ServiceProbe). They are not part of
 // the readiness: each Check of the empty name probes them in the
 // background and reports their state in moreid_downstream_up{component,
-// downstream} and a log line when it changes; a Check of one of their names
-// answers for it.
-func (h *Health) Downstream(component string, log *slog.Logger, probes map[string]Probe) *Health {
+// downstream} (recorded by tel) and a log line when it changes; a Check of
+// one of their names answers for it.
+func (h *Health) Downstream(component string, log *slog.Logger, tel *telemetry.Telemetry, probes map[string]Probe) *Health {
 	if h.downstream == nil {
 		h.downstream = map[string]*watch{}
 	}
 	for name, p := range probes {
-		h.downstream[name] = &watch{probe: p, report: newReporter(component, name, log)}
+		h.downstream[name] = &watch{probe: p, report: newReporter(component, name, log, tel)}
 	}
 	return h
 }
@@ -137,10 +137,10 @@ func (w *watch) observe() {
 
 // newReporter records a downstream component's state in the gauge and logs
 // each change (not each probe).
-func newReporter(component, downstream string, log *slog.Logger) func(error) {
+func newReporter(component, downstream string, log *slog.Logger, tel *telemetry.Telemetry) func(error) {
 	var last atomic.Int32 // 0 unknown, 1 up, 2 down
 	return func(err error) {
-		telemetry.DownstreamUp(component, downstream, err == nil)
+		tel.DownstreamUp(component, downstream, err == nil)
 		state := int32(1)
 		if err != nil {
 			state = 2
@@ -175,9 +175,9 @@ func ServiceProbe(client healthpb.HealthClient) Probe {
 // when the component's health service answers at all, SERVING or not, so
 // that the callee's own readiness does not cascade into the caller's. What
 // the component answered is reported as a downstream state (see
-// Downstream) of component.
-func ConnectionProbe(component, downstream string, log *slog.Logger, client healthpb.HealthClient) Probe {
-	report := newReporter(component, downstream, log)
+// Downstream) of component, recorded by tel.
+func ConnectionProbe(component, downstream string, log *slog.Logger, tel *telemetry.Telemetry, client healthpb.HealthClient) Probe {
+	report := newReporter(component, downstream, log, tel)
 	return func(ctx context.Context) error {
 		r, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -15,6 +14,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry/telemetrytest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -38,8 +38,9 @@ func TestHealthReadinessIsOwnDependenciesOnly(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			tel, reg := telemetrytest.New(t)
 			h := grpcx.NewHealth(map[string]grpcx.Probe{"redis": probe(tc.own)}).
-				Downstream("auth-test", slog.New(slog.DiscardHandler), map[string]grpcx.Probe{"user": probe(tc.downstream)})
+				Downstream("auth-test", slog.New(slog.DiscardHandler), tel, map[string]grpcx.Probe{"user": probe(tc.downstream)})
 			ctx := context.Background()
 			want := func(service string, serving bool) {
 				t.Helper()
@@ -59,7 +60,7 @@ func TestHealthReadinessIsOwnDependenciesOnly(t *testing.T) {
 			if tc.downReady {
 				wantGauge = 1
 			}
-			if g := downstreamUp(t, "auth-test", "user"); g != wantGauge {
+			if g := reg.Gauge("moreid_downstream_up", "component", "auth-test", "downstream", "user"); g != wantGauge {
 				t.Fatalf("moreid_downstream_up = %v, want %v", g, wantGauge)
 			}
 		})
@@ -76,44 +77,19 @@ func TestConnectionProbe(t *testing.T) {
 	notServing := healthpb.NewHealthClient(grpctest.Dial(t, grpctest.Serve(t, srv)))
 	nobody := healthpb.NewHealthClient(grpctest.Dial(t, testenv.FreeAddr(t)))
 	log := slog.New(slog.DiscardHandler)
+	tel, reg := telemetrytest.New(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := grpcx.ConnectionProbe("gw-test", "auth", log, notServing)(ctx); err != nil {
+	if err := grpcx.ConnectionProbe("gw-test", "auth", log, tel, notServing)(ctx); err != nil {
 		t.Fatalf("auth answering NOT_SERVING: %v, want ready", err)
 	}
-	if g := downstreamUp(t, "gw-test", "auth"); g != 0 {
+	if g := reg.Gauge("moreid_downstream_up", "component", "gw-test", "downstream", "auth"); g != 0 {
 		t.Fatalf("moreid_downstream_up = %v, want 0 (auth not serving)", g)
 	}
-	if err := grpcx.ConnectionProbe("gw-test", "auth", log, nobody)(ctx); err == nil {
+	if err := grpcx.ConnectionProbe("gw-test", "auth", log, tel, nobody)(ctx); err == nil {
 		t.Fatal("nothing listening: ready, want an error")
 	}
-}
-
-// downstreamUp reads moreid_downstream_up{component, downstream} from the
-// default registry, where every component's metrics live.
-func downstreamUp(t *testing.T, component, downstream string) float64 {
-	t.Helper()
-	families, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "moreid_downstream_up" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["component"] == component && labels["downstream"] == downstream {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no moreid_downstream_up{component=%q,downstream=%q}", component, downstream)
-	return 0
 }
 
 // TestHealthFailsFirstAtShutdown: once its unit is quiesced (SIGTERM), a

@@ -27,12 +27,13 @@ import (
 
 // ServerOptions returns the options every Moreid gRPC server uses. The
 // interceptors run in order: metrics, request id, access log, panic recovery, error
-// mapping, then extra (for instance the API-key check of AuthService).
-func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
+// mapping, then extra (for instance the API-key check of AuthService). tel
+// records and traces the calls (nil: neither).
+func ServerOptions(log *slog.Logger, tel *telemetry.Telemetry, extra ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
 	return append([]grpc.ServerOption{
 		// Chained, not grpc.UnaryInterceptor: interceptors passed in other
 		// options before these ones stay outermost.
-		grpc.ChainUnaryInterceptor(UnaryChain(log, extra...)),
+		grpc.ChainUnaryInterceptor(UnaryChain(log, tel, extra...)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Connections are recycled every few minutes so that clients
 		// re-resolve DNS and spread onto replicas added by a scale-up.
@@ -41,20 +42,24 @@ func ServerOptions(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) []grp
 		// A fixed pool of stream workers instead of a goroutine per call:
 		// the profiles showed 7-10% of auth's CPU in growing fresh stacks.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-	}, telemetry.GRPCServerOptions()...)
+	}, tel.GRPCServerOptions()...)
 }
 
 // UnaryChain is the server interceptor chain of ServerOptions as one
 // interceptor, so that in-process calls (package inproc) run exactly the
 // checks and mappings a network call does.
-func UnaryChain(log *slog.Logger, extra ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	chain := append([]grpc.UnaryServerInterceptor{
-		telemetry.UnaryServerInterceptor,
+func UnaryChain(log *slog.Logger, tel *telemetry.Telemetry, extra ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	var chain []grpc.UnaryServerInterceptor
+	if m := tel.UnaryServerInterceptor(); m != nil {
+		chain = append(chain, m)
+	}
+	chain = append(chain,
 		requestIDInterceptor,
 		accessLogInterceptor(log),
 		recoverInterceptor(log),
 		errorInterceptor(log),
-	}, extra...)
+	)
+	chain = append(chain, extra...)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		return chain[0](ctx, req, info, chainFrom(chain, 1, info, handler))
 	}
@@ -150,14 +155,15 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 
 // DialOptions are the client options for calls between Moreid components:
 // plaintext (Security.DialOptions, passed to Dial after these, switches to
-// mutual TLS), request id propagated, keepalive.
+// mutual TLS), request id propagated, keepalive. Tracing is the caller's
+// to add (Telemetry.GRPCDialOptions): a client outside the suite has none.
 func DialOptions() []grpc.DialOption {
-	return append([]grpc.DialOption{
+	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(propagateRequestID),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-	}, telemetry.GRPCDialOptions()...)
+	}
 }
 
 // Dial connects (lazily) to a Moreid component at target, e.g.
@@ -191,8 +197,9 @@ type Service interface {
 // each with the transport sec gives it (mutual TLS, operators only on the
 // admin one), and returns them as run units, public first. When sec names a
 // health address for the component, a third, plaintext server there
-// answers grpc.health.v1 alone (the public listener's answer).
-func Listeners(log *slog.Logger, name, addr, adminAddr string, sec *Security, svc Service, extra ...grpc.UnaryServerInterceptor) ([]run.Unit, error) {
+// answers grpc.health.v1 alone (the public listener's answer). tel records
+// and traces the calls of all of them.
+func Listeners(log *slog.Logger, tel *telemetry.Telemetry, name, addr, adminAddr string, sec *Security, svc Service, extra ...grpc.UnaryServerInterceptor) ([]run.Unit, error) {
 	publicCreds, err := sec.serverOption(name+" listener", addr, false)
 	if err != nil {
 		return nil, err
@@ -203,9 +210,9 @@ func Listeners(log *slog.Logger, name, addr, adminAddr string, sec *Security, sv
 	}
 	// Each server's callers are followed for its shutdown (run.GRPC).
 	publicCallers, adminCallers := run.NewCallers(), run.NewCallers()
-	public := grpc.NewServer(append(ServerOptions(log, extra...), append(creds(publicCreds), grpc.StatsHandler(publicCallers))...)...)
+	public := grpc.NewServer(append(ServerOptions(log, tel, extra...), append(creds(publicCreds), grpc.StatsHandler(publicCallers))...)...)
 	svc.Register(public)
-	admin := grpc.NewServer(append(ServerOptions(log), append(creds(adminCreds), grpc.StatsHandler(adminCallers))...)...)
+	admin := grpc.NewServer(append(ServerOptions(log, tel), append(creds(adminCreds), grpc.StatsHandler(adminCallers))...)...)
 	svc.RegisterAdmin(admin)
 	publicUnit, err := run.GRPC(name, addr, public, publicCallers)
 	if err != nil {
@@ -219,7 +226,7 @@ func Listeners(log *slog.Logger, name, addr, adminAddr string, sec *Security, sv
 	units := []run.Unit{publicUnit, adminUnit}
 	if healthAddr := sec.health[name]; healthAddr != "" {
 		healthCallers := run.NewCallers()
-		health := grpc.NewServer(append(ServerOptions(log), grpc.StatsHandler(healthCallers))...)
+		health := grpc.NewServer(append(ServerOptions(log, tel), grpc.StatsHandler(healthCallers))...)
 		svc.Register(healthOnly{health})
 		u, err := run.GRPC(name+"-health", healthAddr, health, healthCallers)
 		if err != nil {

@@ -52,7 +52,7 @@ func (audit) ListAuditEvents(context.Context, *auditv1.ListAuditEventsRequest) (
 // returns their addresses: public, admin, then health when configured.
 func serve(t *testing.T, sec *grpcx.Security) []string {
 	t.Helper()
-	units, err := grpcx.Listeners(slog.New(slog.DiscardHandler), "auth", "127.0.0.1:0", "127.0.0.1:0", sec, component{})
+	units, err := grpcx.Listeners(slog.New(slog.DiscardHandler), nil, "auth", "127.0.0.1:0", "127.0.0.1:0", sec, component{})
 	if err != nil {
 		t.Fatalf("Listeners: %v", err)
 	}
@@ -238,7 +238,7 @@ func TestPlaintextRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			units, err := grpcx.Listeners(slog.New(slog.DiscardHandler), "user", tt.public, tt.admin, security(t, tt.env), component{})
+			units, err := grpcx.Listeners(slog.New(slog.DiscardHandler), nil, "user", tt.public, tt.admin, security(t, tt.env), component{})
 			for _, u := range units {
 				u.Stop(context.Background())
 			}

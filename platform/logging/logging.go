@@ -5,10 +5,11 @@ package logging
 
 import (
 	"context"
+	"errors"
 	"log/slog"
-	"os"
 	"strings"
 
+	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/secret"
 )
 
@@ -19,14 +20,31 @@ const RequestIDHeader = "X-Request-Id"
 // MetadataKey is RequestIDHeader as gRPC metadata.
 const MetadataKey = "x-request-id"
 
-// New returns a JSON logger for the named component, at the level given by
-// MOREID_LOG_LEVEL (debug, info, warn, error; default info), writing to stderr
-// in batches (call Flush before exiting).
-func New(component string) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.TrimSpace(os.Getenv("MOREID_LOG_LEVEL")))); err != nil {
-		level = slog.LevelInfo
+// EnvLevel is the variable Level reads.
+const EnvLevel = "MOREID_LOG_LEVEL"
+
+// Level reads MOREID_LOG_LEVEL: debug, info, warn or error, in any case
+// (default info). Anything else is a configuration error, not info: a
+// typo must not hide the debug lines someone turned on to find a fault.
+func Level(r *config.Reader) slog.Level {
+	v := r.String(EnvLevel, "info")
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
 	}
+	r.Fail(EnvLevel, v, errors.New("want debug, info, warn or error"))
+	return slog.LevelInfo
+}
+
+// New returns a JSON logger for the named component at level (see Level),
+// writing to stderr in batches (call Flush before exiting).
+func New(component string, level slog.Level) *slog.Logger {
 	h := slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	return slog.New(h).With("component", component)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/pgdb"
-	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
+	"github.com/moreline/moreid/platform/telemetry/telemetrytest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -19,7 +19,17 @@ import (
 func TestBoundOnAHungPostgres(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	const conns, burst = 2, 8
-	db := pgdbtest.Open(t, testenv.PostgresOn(t, pg.URL), conns)
+	tel, reg := telemetrytest.New(t)
+	db, err := pgdb.Open(context.Background(), testenv.PostgresOn(t, pg.URL), pgdb.Options{MaxOpenConns: conns, Telemetry: tel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	storeErrors := func() int { return int(reg.Counter("moreid_store_errors_total", "store", "postgres")) }
 	const bound = 500 * time.Millisecond
 	query := func() error {
 		ctx, cancel := pgdb.Bound(context.Background(), db, bound)
@@ -32,6 +42,9 @@ func TestBoundOnAHungPostgres(t *testing.T) {
 	}
 	if err := query(); err != nil {
 		t.Fatal(err)
+	}
+	if n := storeErrors(); n != 0 {
+		t.Fatalf("moreid_store_errors_total{store=postgres} = %d after a successful call, want 0", n)
 	}
 
 	pg.Pause(t)
@@ -54,6 +67,9 @@ func TestBoundOnAHungPostgres(t *testing.T) {
 			if took[i] > bound+time.Second {
 				t.Errorf("round %d call %d: failed after %s, want about %s", round, i, took[i].Round(time.Millisecond), bound)
 			}
+		}
+		if n, want := storeErrors(), (round+1)*burst; n != want {
+			t.Errorf("moreid_store_errors_total{store=postgres} = %d after round %d, want %d (one per failed call)", n, round, want)
 		}
 		t.Logf("round %d: %d calls on a frozen Postgres, slowest failed after %s (bound %s)", round, burst, slowest(took).Round(time.Millisecond), bound)
 	}

@@ -25,6 +25,7 @@ type Listener struct {
 	onNotify func(payload string)
 	onLive   func(live bool)
 	log      *slog.Logger
+	tel      *telemetry.Telemetry
 
 	// Quiet is how long to wait for a notification before pinging the
 	// server; Retry is the pause between reconnection attempts.
@@ -36,11 +37,12 @@ type Listener struct {
 }
 
 // NewListener returns a listener on channel of the database at dsn (a
-// postgres:// URL). Serve it with Unit.
-func NewListener(dsn, channel string, onNotify func(string), onLive func(bool), log *slog.Logger) *Listener {
+// postgres:// URL), whose state tel records in moreid_postgres_listener_live
+// (nil: not recorded). Serve it with Unit.
+func NewListener(dsn, channel string, onNotify func(string), onLive func(bool), log *slog.Logger, tel *telemetry.Telemetry) *Listener {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Listener{
-		dsn: dsn, channel: channel, onNotify: onNotify, onLive: onLive, log: log,
+		dsn: dsn, channel: channel, onNotify: onNotify, onLive: onLive, log: log, tel: tel,
 		Quiet: 10 * time.Second, Retry: time.Second,
 		ctx: ctx, stop: stop, done: make(chan struct{}),
 	}
@@ -75,8 +77,8 @@ func (l *Listener) serve() error {
 }
 
 func (l *Listener) setLive(live bool) {
+	l.tel.ListenerLive(l.channel, live)
 	l.onLive(live)
-	telemetry.ListenerLive(l.channel, live)
 }
 
 // listen runs one connection's life: connect, LISTEN, go live, deliver

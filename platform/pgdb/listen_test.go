@@ -10,6 +10,7 @@ import (
 
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/pgdb/pgdbtest"
+	"github.com/moreline/moreid/platform/telemetry/telemetrytest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -81,7 +82,9 @@ func TestListener(t *testing.T) {
 	db := pgdbtest.Open(t, dsn, 2)
 
 	f := newFeed()
-	l := pgdb.NewListener(dsn, "test_changes", f.notify, f.setLive, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tel, reg := telemetrytest.New(t)
+	gauge := func() float64 { return reg.Gauge("moreid_postgres_listener_live", "channel", "test_changes") }
+	l := pgdb.NewListener(dsn, "test_changes", f.notify, f.setLive, slog.New(slog.NewTextHandler(io.Discard, nil)), tel)
 	l.Retry = 50 * time.Millisecond
 	// Quiet spells end in a ping every 20 ms: they must not be mistaken
 	// for a lost connection (liveIs checks the exact on/off sequence).
@@ -91,6 +94,10 @@ func TestListener(t *testing.T) {
 	go func() { served <- unit.Serve() }()
 
 	f.waitFor(t, "live", liveIs(true))
+	// The gauge is set before the callback runs.
+	if g := gauge(); g != 1 {
+		t.Errorf("moreid_postgres_listener_live = %v while live, want 1", g)
+	}
 	// A few quiet spells, each ended by a ping, before the notifications:
 	// waited for on Postgres's side (each ping is a new query_start of
 	// the listening backend), so a loaded machine cannot make the test
@@ -147,4 +154,7 @@ func TestListener(t *testing.T) {
 		t.Fatal("Serve did not return after Stop")
 	}
 	f.waitFor(t, "off after the stop", liveIs(true, false, true, false))
+	if g := gauge(); g != 0 {
+		t.Errorf("moreid_postgres_listener_live = %v after the stop, want 0", g)
+	}
 }

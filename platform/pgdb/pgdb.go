@@ -68,6 +68,9 @@ type Options struct {
 	// Existing refuses to create a missing database: for a tool (moreidctl)
 	// whose mistyped DSN must not leave an empty database behind.
 	Existing bool
+	// Telemetry counts failed statements and, when tracing is on, traces
+	// every statement; nil does neither (a tool, a test).
+	Telemetry *telemetry.Telemetry
 }
 
 // Open connects to dsn (a postgres:// URL), creating the database if it does
@@ -86,7 +89,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if err := instrument(db); err != nil {
+	if err := instrument(db, opts.Telemetry); err != nil {
 		return nil, err
 	}
 	sqlDB, err := db.DB()
@@ -223,10 +226,13 @@ func redact(err error, u *url.URL) error {
 // in moreid_store_errors_total (answers such as a constraint violation or
 // "record not found" are not store failures) and, when tracing is on,
 // traces every statement.
-func instrument(db *gorm.DB) error {
+func instrument(db *gorm.DB, tel *telemetry.Telemetry) error {
+	if tel == nil {
+		return nil
+	}
 	count := func(tx *gorm.DB) {
 		if tx.Error != nil && Unreachable(tx.Error) {
-			telemetry.StoreError(telemetry.Postgres)
+			tel.StoreError(telemetry.Postgres)
 		}
 	}
 	cb := db.Callback()
@@ -242,8 +248,8 @@ func instrument(db *gorm.DB) error {
 			return fmt.Errorf("postgres %s callback: %w", name, err)
 		}
 	}
-	if telemetry.TracingEnabled() {
-		if err := db.Use(gormtracing.NewPlugin(gormtracing.WithoutMetrics(), gormtracing.WithoutQueryVariables())); err != nil {
+	if tp := tel.TracerProvider(); tp != nil {
+		if err := db.Use(gormtracing.NewPlugin(gormtracing.WithTracerProvider(tp), gormtracing.WithoutMetrics(), gormtracing.WithoutQueryVariables())); err != nil {
 			return fmt.Errorf("postgres tracing: %w", err)
 		}
 	}

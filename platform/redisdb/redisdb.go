@@ -90,19 +90,23 @@ func Options(rawURL string, timeout time.Duration) (*redis.UniversalOptions, err
 	}, nil
 }
 
-// Open connects to the Redis at rawURL (see Options), pinging it once.
-func Open(ctx context.Context, rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+// Open connects to the Redis at rawURL (see Options), pinging it once. tel
+// counts failed commands and, when tracing is on, traces every command; nil
+// does neither.
+func Open(ctx context.Context, rawURL string, timeout time.Duration, tel *telemetry.Telemetry) (redis.UniversalClient, error) {
 	opts, err := Options(rawURL, timeout)
 	if err != nil {
 		return nil, err
 	}
 	client := redis.NewUniversalClient(opts)
-	client.AddHook(errorCounter{})
+	if tel != nil {
+		client.AddHook(errorCounter{tel})
+	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		cc.AddHook(newSlotRefresher(cc.ReloadState, minReloadInterval))
 	}
-	if telemetry.TracingEnabled() {
-		if err := redisotel.InstrumentTracing(client); err != nil {
+	if tp := tel.TracerProvider(); tp != nil {
+		if err := redisotel.InstrumentTracing(client, redisotel.WithTracerProvider(tp)); err != nil {
 			return nil, fmt.Errorf("redis tracing: %w", err)
 		}
 	}
@@ -115,39 +119,48 @@ func Open(ctx context.Context, rawURL string, timeout time.Duration) (redis.Univ
 	return client, nil
 }
 
-// errorCounter counts failed Redis commands in moreid_store_errors_total.
-// redis.Nil ("no such key") is an answer, not a failure.
-type errorCounter struct{}
+// errorCounter counts failed Redis commands in moreid_store_errors_total:
+// only those Redis did not serve (see failed). A reply, even an error
+// one, is an answer: redis.Nil ("no such key"), NOSCRIPT (a script not
+// cached yet, which go-redis re-sends as EVAL) and an older server's
+// refusal of CLIENT SETINFO on every new connection would otherwise be
+// counted as outages.
+type errorCounter struct{ tel *telemetry.Telemetry }
 
-func (errorCounter) DialHook(next redis.DialHook) redis.DialHook {
+func (c errorCounter) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := next(ctx, network, addr)
-		if err != nil {
-			telemetry.StoreError(telemetry.Redis)
+		if failed(err) {
+			c.tel.StoreError(telemetry.Redis)
 		}
 		return conn, err
 	}
 }
 
-func (errorCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (c errorCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if err != nil && !errors.Is(err, redis.Nil) {
-			telemetry.StoreError(telemetry.Redis)
+		if failed(err) {
+			c.tel.StoreError(telemetry.Redis)
 		}
 		return err
 	}
 }
 
-func (errorCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (c errorCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		if err != nil && !errors.Is(err, redis.Nil) {
-			telemetry.StoreError(telemetry.Redis)
+		if failed(err) {
+			c.tel.StoreError(telemetry.Redis)
 		}
 		return err
 	}
 }
+
+// failed reports whether err means Redis did not serve the command:
+// unreachable, too slow, or failing over (the errors that also make a
+// Cluster's slot map suspect), or no pooled connection in time.
+func failed(err error) bool { return staleSlots(err) || errors.Is(err, redis.ErrPoolTimeout) }
 
 // minReloadInterval spaces the slot-map reloads a failing Cluster triggers:
 // often enough that requests follow a promoted replica within a fraction of

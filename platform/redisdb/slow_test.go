@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/moreline/moreid/platform/redisdb"
+	"github.com/moreline/moreid/platform/telemetry/telemetrytest"
 	"github.com/moreline/moreid/platform/testenv"
 )
 
@@ -31,7 +32,8 @@ return 1
 func TestSlowReplies(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	const timeout = 2 * time.Second
-	client, err := redisdb.Open(context.Background(), srv.URL, timeout)
+	tel, reg := telemetrytest.New(t)
+	client, err := redisdb.Open(context.Background(), srv.URL, timeout, tel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +46,11 @@ func TestSlowReplies(t *testing.T) {
 		name string
 		busy time.Duration
 		ok   bool
+		// errors is moreid_store_errors_total{store=redis} afterwards.
+		errors int
 	}{
-		{"within the timeout", 1200 * time.Millisecond, true},
-		{"beyond the timeout", 3 * time.Second, false},
+		{"within the timeout", 1200 * time.Millisecond, true, 0},
+		{"beyond the timeout", 3 * time.Second, false, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +75,9 @@ func TestSlowReplies(t *testing.T) {
 			}
 			if runs != 1 {
 				t.Fatalf("the script ran %d times, want once", runs)
+			}
+			if got := int(reg.Counter("moreid_store_errors_total", "store", "redis")); got != tc.errors {
+				t.Errorf("moreid_store_errors_total{store=redis} = %d, want %d", got, tc.errors)
 			}
 			t.Logf("busy %s: answered after %s (err %v), ran once", tc.busy, took.Round(time.Millisecond), callErr)
 		})

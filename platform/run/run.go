@@ -46,12 +46,6 @@ type Unit struct {
 	Stop    func(ctx context.Context)
 }
 
-// DrainTimeout reads MOREID_DRAIN_TIMEOUT, the graceful-shutdown budget of
-// a process (default 10 s).
-func DrainTimeout(r *config.Reader) time.Duration {
-	return r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second)
-}
-
 // Shutdown is how a process stops.
 type Shutdown struct {
 	// Delay is the pause between failing readiness and refusing new
@@ -63,21 +57,21 @@ type Shutdown struct {
 	Drain time.Duration
 }
 
-// NewShutdown reads MOREID_SHUTDOWN_DELAY ("0" or a duration, default 0)
-// for a process whose drain budget is drain. The pause must leave time for
-// draining: at most half the budget.
-func NewShutdown(r *config.Reader, drain time.Duration) (Shutdown, error) {
-	s := Shutdown{Drain: drain}
-	if v := r.String("MOREID_SHUTDOWN_DELAY", "0"); v != "0" {
+// NewShutdown reads how the process stops, recording bad values in r:
+// MOREID_DRAIN_TIMEOUT (default 10 s) and MOREID_SHUTDOWN_DELAY ("0" or a
+// duration, default 0). The pause must leave time for draining: at most
+// half the budget. One per process, whatever components it runs: they
+// drain together.
+func NewShutdown(r *config.Reader) Shutdown {
+	s := Shutdown{Drain: r.Duration("MOREID_DRAIN_TIMEOUT", 10*time.Second)}
+	v := r.String("MOREID_SHUTDOWN_DELAY", "0")
+	if v != "0" {
 		s.Delay = r.Duration("MOREID_SHUTDOWN_DELAY", 0)
 	}
-	if err := r.Err(); err != nil {
-		return s, err
+	if s.Delay > s.Drain/2 {
+		r.Fail("MOREID_SHUTDOWN_DELAY", v, fmt.Errorf("must be at most half of MOREID_DRAIN_TIMEOUT (%s)", s.Drain))
 	}
-	if s.Delay > drain/2 {
-		return s, fmt.Errorf("configuration: MOREID_SHUTDOWN_DELAY=%s must be at most half of MOREID_DRAIN_TIMEOUT=%s", s.Delay, drain)
-	}
-	return s, nil
+	return s
 }
 
 // SignalContext is cancelled by SIGINT or SIGTERM.

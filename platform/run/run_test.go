@@ -15,23 +15,27 @@ import (
 func TestNewShutdown(t *testing.T) {
 	tests := []struct {
 		env     map[string]string
-		delay   time.Duration
+		want    Shutdown
 		wantErr string
 	}{
-		{env: map[string]string{}, delay: 0},
-		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "0"}, delay: 0},
-		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "5s"}, delay: 5 * time.Second},
-		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "3"}, delay: 3 * time.Second},
-		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "6s"}, wantErr: "at most half"},
+		{env: map[string]string{}, want: Shutdown{Drain: 10 * time.Second}},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "0"}, want: Shutdown{Drain: 10 * time.Second}},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "5s"}, want: Shutdown{Delay: 5 * time.Second, Drain: 10 * time.Second}},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "3"}, want: Shutdown{Delay: 3 * time.Second, Drain: 10 * time.Second}},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "15s", "MOREID_DRAIN_TIMEOUT": "30s"}, want: Shutdown{Delay: 15 * time.Second, Drain: 30 * time.Second}},
+		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "6s"}, wantErr: "MOREID_SHUTDOWN_DELAY=\"6s\": must be at most half"},
 		{env: map[string]string{"MOREID_SHUTDOWN_DELAY": "soon"}, wantErr: "MOREID_SHUTDOWN_DELAY"},
+		{env: map[string]string{"MOREID_DRAIN_TIMEOUT": "-1"}, wantErr: "MOREID_DRAIN_TIMEOUT"},
 	}
 	for _, tt := range tests {
-		sd, err := NewShutdown(config.FromMap(tt.env), 10*time.Second)
+		r := config.FromMap(tt.env)
+		sd := NewShutdown(r)
+		err := r.Err()
 		switch {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("%v: error %v, want one containing %q", tt.env, err, tt.wantErr)
-		case tt.wantErr == "" && (err != nil || sd.Delay != tt.delay || sd.Drain != 10*time.Second):
-			t.Errorf("%v: %+v, %v; want delay %s", tt.env, sd, err, tt.delay)
+		case tt.wantErr == "" && (err != nil || sd != tt.want):
+			t.Errorf("%v: %+v, %v; want %+v", tt.env, sd, err, tt.want)
 		}
 	}
 }

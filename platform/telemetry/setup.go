@@ -2,14 +2,14 @@ package telemetry
 
 import (
 	"context"
-	"fmt"
-	"net/http"
+	"errors"
+	"net/url"
 	"strings"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/moreline/moreid/platform/config"
-	"github.com/moreline/moreid/platform/run"
 )
 
 // DefaultMetricsAddrs are the loopback metrics ports of a local suite, where
@@ -22,48 +22,78 @@ var DefaultMetricsAddrs = map[string]string{
 	"apikey":  "127.0.0.1:9103",
 }
 
-// Telemetry is a component's metrics listener and tracing provider.
+// The OTLP variables the Reader reads: either endpoint turns tracing on,
+// the traces-only one winning (as in the OpenTelemetry specification).
+const (
+	EnvOTLPEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	EnvOTLPTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+)
+
+// Settings are a process's telemetry configuration.
+type Settings struct {
+	// MetricsAddr is where /metrics is served (see ReadSettings).
+	MetricsAddr string
+	// Profiling serves /debug/pprof/ next to /metrics (MOREID_PPROF=1).
+	Profiling bool
+	// TraceEndpoint is the OTLP/gRPC collector's URL; "" turns tracing
+	// off, so that it costs nothing by default.
+	TraceEndpoint string
+}
+
+// ReadSettings reads the metrics address of component
+// (MOREID_<COMPONENT>_METRICS_ADDR, else MOREID_METRICS_ADDR, else the
+// component's default), MOREID_PPROF and the OTLP endpoint, recording bad
+// values in r.
+func ReadSettings(r *config.Reader, component string) Settings {
+	s := Settings{
+		MetricsAddr: r.String("MOREID_"+strings.ToUpper(component)+"_METRICS_ADDR",
+			r.String("MOREID_METRICS_ADDR", DefaultMetricsAddrs[component])),
+		Profiling: r.Flag("MOREID_PPROF"),
+	}
+	name := EnvOTLPTracesEndpoint
+	s.TraceEndpoint = r.String(name, "")
+	if s.TraceEndpoint == "" {
+		name, s.TraceEndpoint = EnvOTLPEndpoint, r.String(EnvOTLPEndpoint, "")
+	}
+	if s.TraceEndpoint != "" {
+		// The exporter would otherwise log the mistake and send nowhere.
+		if u, err := url.Parse(s.TraceEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.Fail(name, s.TraceEndpoint, errors.New("want an http:// or https:// URL"))
+			s.TraceEndpoint = ""
+		}
+	}
+	return s
+}
+
+// Telemetry is a process's metrics and tracing: build one with New and pass
+// it to every component of the process.
 type Telemetry struct {
-	// Metrics serves /metrics; add it to the component's run.Group.
-	Metrics  run.Unit
-	shutdown func(context.Context) error
+	m  *metrics
+	tp *sdktrace.TracerProvider // nil: tracing off
 }
 
-// Setup starts tracing (when configured, see SetupTracing) and opens the
-// metrics listener at MOREID_<COMPONENT>_METRICS_ADDR, else
-// MOREID_METRICS_ADDR, else the component's default. Call it first in main:
-// gRPC options, clients and stores built afterwards are instrumented.
-func Setup(ctx context.Context, r *config.Reader, component string) (*Telemetry, error) {
-	addr := r.String("MOREID_"+strings.ToUpper(component)+"_METRICS_ADDR",
-		r.String("MOREID_METRICS_ADDR", DefaultMetricsAddrs[component]))
-	profiling := Profiling(r)
-	if err := r.Err(); err != nil {
-		return nil, err
-	}
-	shutdown, err := SetupTracing(ctx, component)
+// New registers the metrics on reg (the process's registry, see
+// NewRegistry) and, with a trace endpoint, starts exporting the spans of
+// component. Build it first in main: gRPC options, clients and stores
+// built afterwards take it. Close flushes the spans at exit.
+func New(ctx context.Context, s Settings, reg prometheus.Registerer, component string) (*Telemetry, error) {
+	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	unit, err := MetricsServer(addr, profiling)
-	if err != nil {
-		_ = shutdown(ctx)
-		return nil, fmt.Errorf("%s: %w", component, err)
+	t := &Telemetry{m: m}
+	if s.TraceEndpoint != "" {
+		if t.tp, err = newTracing(ctx, s.TraceEndpoint, component); err != nil {
+			return nil, err
+		}
 	}
-	return &Telemetry{Metrics: unit, shutdown: shutdown}, nil
+	return t, nil
 }
-
-// Profiling reads MOREID_PPROF: 1 serves /debug/pprof/ on the metrics
-// listener (off by default).
-func Profiling(r *config.Reader) bool { return r.Flag("MOREID_PPROF") }
 
 // Close flushes the spans not exported yet.
-func (t *Telemetry) Close(ctx context.Context) error { return t.shutdown(ctx) }
-
-// HTTPHandler traces every request through h when tracing is on, taking the
-// caller's trace context from the W3C headers; otherwise it returns h.
-func HTTPHandler(h http.Handler, operation string) http.Handler {
-	if !TracingEnabled() {
-		return h
+func (t *Telemetry) Close(ctx context.Context) error {
+	if t == nil || t.tp == nil {
+		return nil
 	}
-	return otelhttp.NewHandler(h, operation)
+	return t.tp.Shutdown(ctx)
 }

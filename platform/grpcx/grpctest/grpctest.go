@@ -13,10 +13,10 @@ import (
 )
 
 // NewServer returns a server with the options every Moreid server uses
-// (grpcx.ServerOptions, its log discarded); extra interceptors run last, as
-// a service's own do.
+// (grpcx.ServerOptions, its log discarded, no metrics); extra interceptors
+// run last, as a service's own do.
 func NewServer(extra ...grpc.UnaryServerInterceptor) *grpc.Server {
-	return grpc.NewServer(grpcx.ServerOptions(slog.New(slog.DiscardHandler), extra...)...)
+	return grpc.NewServer(grpcx.ServerOptions(slog.New(slog.DiscardHandler), nil, extra...)...)
 }
 
 // Serve serves srv on a fresh loopback port until the test ends and

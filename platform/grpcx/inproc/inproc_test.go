@@ -47,7 +47,7 @@ func (f *fakeUsers) GetUser(ctx context.Context, req *userv1.GetUserRequest) (*u
 func newConn(t *testing.T, extra ...grpc.UnaryServerInterceptor) (grpc.ClientConnInterface, *fakeUsers) {
 	t.Helper()
 	fake := &fakeUsers{reply: &userv1.GetUserResponse{User: &userv1.User{UserId: "u1", Username: "alice"}}}
-	srv := inproc.NewServer(grpcx.UnaryChain(slog.New(slog.NewTextHandler(io.Discard, nil)), extra...))
+	srv := inproc.NewServer(grpcx.UnaryChain(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, extra...))
 	userv1.RegisterUserServiceServer(srv, fake)
 	return srv.Conn(), fake
 }
