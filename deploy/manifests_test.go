@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -68,7 +69,7 @@ var operatorSecrets = map[string]struct{ key, env string }{
 func TestOverlays(t *testing.T) {
 	for _, ov := range overlays {
 		t.Run(ov.name, func(t *testing.T) {
-			m := render(t, ov.name)
+			m := render(t, filepath.Join("overlays", ov.name))
 			cfg := config(t, m)
 			for _, c := range components {
 				t.Run(c.name, func(t *testing.T) { checkComponent(t, m, cfg, c, ov.minReplicas) })
