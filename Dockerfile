@@ -24,10 +24,11 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" \
-      -o /out/moreid ./cmd/moreid && \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/moreline/moreid/moreidctl/internal/cli.version=${VERSION}" \
-      -o /out/moreidctl ./moreidctl/cmd/moreidctl
+    for b in moreid:./cmd/moreid moreidctl:./moreidctl/cmd/moreidctl; do \
+      CGO_ENABLED=0 go build -trimpath \
+        -ldflags="-s -w -X github.com/moreline/moreid/platform/buildinfo.version=${VERSION}" \
+        -o "/out/${b%%:*}" "${b#*:}" || exit 1; \
+    done
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
