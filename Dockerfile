@@ -1,20 +1,22 @@
 # syntax=docker/dockerfile:1
 #
-# One image per component, from this one file:
+# The one Moreid image (`make images`, see deploy/images.mk):
 #
-#   docker build -f Dockerfile --build-arg COMPONENT=user -t moreid/user:TAG .
+#   docker build -f Dockerfile --build-arg VERSION=1.0.0 -t moreid/moreid:1.0.0 .
 #
-# COMPONENT is gateway, auth, user, apikey, moreidctl, or moreid (the whole
-# suite in one process) (`make images` builds
-# them all, see deploy/images.mk). The image holds that one static binary as
-# /usr/local/bin/moreid, its entrypoint, on distroless: no shell, no package
+# /usr/local/bin/moreid is the entrypoint: every role of the server
+# (`moreid serve [gateway|auth|user|apikey]...`, none: all four), the
+# migrations (`moreid migrate`) and `moreid version`. /usr/local/bin/moreidctl,
+# the operator CLI, sits beside it, so that `kubectl exec deploy/moreid-auth
+# -- moreidctl ...` works. Both static, on distroless: no shell, no package
 # manager, running as uid/gid 65532.
 
 # At least the go line of go.work (the golang images set GOTOOLCHAIN=local).
 ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION} AS build
-ARG COMPONENT
+# Stamped into both binaries (`moreid version`, `moreidctl --version`).
+ARG VERSION=dev
 WORKDIR /src
 # go.work names every module of the workspace, and the go command refuses a
 # workspace with a module missing: the whole tree goes in (.dockerignore
@@ -22,19 +24,17 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    case "${COMPONENT}" in \
-      gateway)          pkg=./gateway/cmd/gateway ;; \
-      auth|user|apikey) pkg=./services/${COMPONENT}/cmd/${COMPONENT} ;; \
-      moreidctl)        pkg=./moreidctl/cmd/moreidctl ;; \
-      moreid)           pkg=./suite/cmd/moreid ;; \
-      *) echo "--build-arg COMPONENT must be gateway, auth, user, apikey, moreid or moreidctl (got '${COMPONENT}')" >&2; exit 1 ;; \
-    esac && \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/moreid "${pkg}"
+    for b in moreid:./cmd/moreid moreidctl:./moreidctl/cmd/moreidctl; do \
+      CGO_ENABLED=0 go build -trimpath \
+        -ldflags="-s -w -X github.com/moreline/moreid/platform/buildinfo.version=${VERSION}" \
+        -o "/out/${b%%:*}" "${b#*:}" || exit 1; \
+    done
 
 FROM gcr.io/distroless/static-debian12:nonroot
-ARG COMPONENT
-LABEL org.opencontainers.image.title="moreid-${COMPONENT}" \
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="moreid" \
+      org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="https://github.com/moreline/moreid"
-COPY --from=build /out/moreid /usr/local/bin/moreid
+COPY --from=build /out/moreid /out/moreidctl /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/moreid"]

@@ -17,14 +17,11 @@ TOOLS := $(CURDIR)/.cache/tools
 export PATH := $(TOOLS):$(PATH)
 
 # Every Go module of the workspace (go.work).
-MODULES  := platform proto services/user services/apikey services/auth gateway suite moreidctl client deploy bench e2e
+MODULES  := platform proto services/user services/apikey services/auth gateway cmd moreidctl client deploy bench e2e
 PACKAGES := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
-BINARIES := moreid-user:./services/user/cmd/user \
-            moreid-apikey:./services/apikey/cmd/apikey \
-            moreid-auth:./services/auth/cmd/auth \
-            moreid-gateway:./gateway/cmd/gateway \
-            moreid:./suite/cmd/moreid \
+# The server (every role, `moreid serve [ROLE...]`) and the operators' tool.
+BINARIES := moreid:./cmd/moreid \
             moreidctl:./moreidctl/cmd/moreidctl
 
 .PHONY: all build run test vet staticcheck lint tools generate check-generate clean
@@ -43,9 +40,11 @@ build:
 run: build
 	@scripts/run-suite.sh
 
-## test: every test of every module (needs Postgres and Redis, see README)
+## test: every test of every module (needs Postgres and Redis, see README),
+## the e2e suite in both deploy shapes: a process per role, then every role in one process
 test:
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)
+	MOREID_E2E_SHAPE=all $(GO) test -count=1 -timeout 20m ./e2e/...
 
 vet:
 	$(GO) vet $(PACKAGES)

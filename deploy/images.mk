@@ -1,29 +1,24 @@
-# Container images, one per component, from the one Dockerfile at the root.
+# The container image, from the one Dockerfile at the root: the moreid binary
+# (every role, the migrations) as its entrypoint and moreidctl beside it.
 # Included from the top-level Makefile:
 #
-#   make images                      # REGISTRY/<component>:VERSION for every component
+#   make images                      # $(REGISTRY)/moreid:$(VERSION)
 #   make images REGISTRY=registry.example.com/moreid VERSION=1.0.0
 #   make push-images REGISTRY=... VERSION=...
 #
-# The tag is what deploy/overlays/prod/kustomization.yaml names in images:.
+# The tag is what the overlays name in images: (deploy/overlays/*/kustomization.yaml).
 
 REGISTRY ?= moreid
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 DOCKER   ?= docker
-IMAGE_COMPONENTS := gateway auth user apikey moreidctl
+IMAGE    := $(REGISTRY)/moreid:$(VERSION)
 
 .PHONY: images push-images
 
-## images: a container image per component (docker), tagged $(REGISTRY)/<component>:$(VERSION)
+## images: the container image $(REGISTRY)/moreid:$(VERSION) (docker), the version stamped into both binaries
 images:
-	@for c in $(IMAGE_COMPONENTS); do \
-		echo "$(DOCKER) build -f Dockerfile -t $(REGISTRY)/$$c:$(VERSION) --build-arg COMPONENT=$$c ."; \
-		$(DOCKER) build -f Dockerfile -t $(REGISTRY)/$$c:$(VERSION) --build-arg COMPONENT=$$c . || exit 1; \
-	done
+	$(DOCKER) build -f Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 ## push-images: push what `make images` built
 push-images: images
-	@for c in $(IMAGE_COMPONENTS); do \
-		echo "$(DOCKER) push $(REGISTRY)/$$c:$(VERSION)"; \
-		$(DOCKER) push $(REGISTRY)/$$c:$(VERSION) || exit 1; \
-	done
+	$(DOCKER) push $(IMAGE)

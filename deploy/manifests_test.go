@@ -3,7 +3,9 @@ package deploy
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -27,21 +32,114 @@ const (
 	// The labels that open Moreid's ports to pods outside the suite.
 	clientLabel   = "moreid.moreline/client"
 	operatorLabel = "moreid.moreline/operator"
+	// allRoles is the component label, and moreid the name, of the
+	// Deployment of components/all-roles.
+	allRoles = "all-roles"
+	// image is the one image every Moreid container runs.
+	image = "moreid"
 )
 
-// overlays are the deployable variants under overlays/.
-var overlays = []struct {
+// overlay is a deployable variant: a directory of overlays/, or a copy of
+// one with a component added to its components, as an operator would pick
+// a shape (a component added to a built overlay instead would miss its
+// namespace, images and ConfigMap names).
+type overlay struct {
 	name string
+	dir  string
+	add  string // a component the copy of dir adds; "" renders dir itself
 	// secretsInside: the overlay generates its (credential-free) Secrets;
 	// otherwise the operator creates them and none may be rendered.
 	secretsInside bool
 	minReplicas   int32
-}{
-	{name: "dev", secretsInside: true, minReplicas: 2},
-	{name: "prod", secretsInside: false, minReplicas: 3},
+	// allRoles: the shape of components/all-roles, one Deployment serving
+	// every role; otherwise one Deployment per role (base).
+	allRoles bool
+	// family groups the overlays that differ only in shape: their
+	// Deployments must be the same but for the role-specific part.
+	family string
 }
 
-// component is one of the four long-running processes.
+var overlays = []overlay{
+	{name: "dev", dir: "overlays/dev", secretsInside: true, minReplicas: 2, family: "dev"},
+	{name: "prod", dir: "overlays/prod", minReplicas: 3, family: "prod"},
+	{name: "small", dir: "overlays/small", minReplicas: 2, allRoles: true, family: "prod"},
+	// The all-roles shape on dev's in-cluster stores and certificates: the
+	// component composes with any overlay of the base.
+	{name: "dev with all roles", dir: "overlays/dev", add: "components/all-roles", secretsInside: true, minReplicas: 2, allRoles: true, family: "dev"},
+}
+
+// deployment is the name of the Deployment serving role c.
+func (ov overlay) deployment(c component) string {
+	if ov.allRoles {
+		return "moreid"
+	}
+	return "moreid-" + c.name
+}
+
+// args are what the container serving role c runs.
+func (ov overlay) args(c component) []string {
+	if ov.allRoles {
+		return []string{"serve"}
+	}
+	return []string{"serve", c.name}
+}
+
+// tlsSecret is the certificate Secret of the pods serving role c.
+func (ov overlay) tlsSecret(c component) string {
+	if ov.allRoles {
+		return "moreid-tls"
+	}
+	return "moreid-" + c.name + "-tls"
+}
+
+func (ov overlay) podLabel(c component) string {
+	if ov.allRoles {
+		return allRoles
+	}
+	return c.name
+}
+
+// render builds the overlay: its directory, or a copy of it in a
+// temporary directory, its paths made relative to the copy, with add in its
+// components.
+func (ov overlay) render(t *testing.T) *manifest {
+	t.Helper()
+	if ov.add == "" {
+		return render(t, ov.dir)
+	}
+	dir := t.TempDir()
+	here, err := filepath.Abs(".")
+	if err == nil {
+		here, err = filepath.Rel(dir, here)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(ov.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(ov.dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Name() == "kustomization.yaml" {
+			// The overlays name the rest of deploy/ as ../../.
+			k := strings.ReplaceAll(string(b), "../../", here+"/")
+			if !strings.Contains(k, "\ncomponents:\n") {
+				t.Fatalf("%s/kustomization.yaml has no components: to add %s to", ov.dir, ov.add)
+			}
+			b = []byte(strings.Replace(k, "\ncomponents:\n", "\ncomponents:\n  - "+filepath.Join(here, ov.add)+"\n", 1))
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return render(t, dir)
+}
+
+// component is one of the four roles of `moreid serve`.
 type component struct {
 	name        string
 	grpc, admin int32    // the gRPC and admin listener ports; 0 for the gateway
@@ -68,21 +166,23 @@ var operatorSecrets = map[string]struct{ key, env string }{
 func TestOverlays(t *testing.T) {
 	for _, ov := range overlays {
 		t.Run(ov.name, func(t *testing.T) {
-			m := render(t, ov.name)
+			m := ov.render(t)
 			cfg := config(t, m)
+			t.Run("shape", func(t *testing.T) { checkShape(t, m, ov) })
 			for _, c := range components {
-				t.Run(c.name, func(t *testing.T) { checkComponent(t, m, cfg, c, ov.minReplicas) })
+				t.Run(c.name, func(t *testing.T) { checkComponent(t, m, cfg, ov, c) })
 			}
+			t.Run("probes", func(t *testing.T) { checkProbes(t, m, ov) })
 			t.Run("pod security and resources", func(t *testing.T) { checkPods(t, m) })
 			t.Run("migration job", func(t *testing.T) { checkMigrationJob(t, m) })
-			t.Run("network policies", func(t *testing.T) { checkNetworkPolicies(t, m) })
-			t.Run("secrets", func(t *testing.T) { checkSecrets(t, m, ov.secretsInside) })
+			t.Run("network policies", func(t *testing.T) { checkNetworkPolicies(t, m, ov) })
+			t.Run("secrets", func(t *testing.T) { checkSecrets(t, m, ov) })
 			t.Run("configmap holds no credential", func(t *testing.T) { checkConfig(t, cfg) })
 			t.Run("images", func(t *testing.T) { checkImages(t, m) })
 			for _, c := range components {
-				t.Run("TLS of "+c.name, func(t *testing.T) { checkTLS(t, m, cfg, c) })
+				t.Run("TLS of "+c.name, func(t *testing.T) { checkTLS(t, m, cfg, ov, c) })
 			}
-			t.Run("certificates", func(t *testing.T) { checkCertificates(t, m, cfg, ov.secretsInside) })
+			t.Run("certificates", func(t *testing.T) { checkCertificates(t, m, cfg, ov) })
 		})
 	}
 }
@@ -111,11 +211,31 @@ func config(t *testing.T, m *manifest) map[string]string {
 	return cm.Data
 }
 
-func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c component, minReplicas int32) {
-	name := "moreid-" + c.name
+// checkShape: exactly the Deployments of the shape, and every Service of
+// the per-role shape, whichever the shape (clients and moreidctl dial them).
+func checkShape(t *testing.T, m *manifest, ov overlay) {
+	var want []string
+	for _, c := range components {
+		if d := ov.deployment(c); !slices.Contains(want, d) {
+			want = append(want, d)
+		}
+	}
+	slices.Sort(want)
+	if got := keys(m.deployments); !slices.Equal(got, want) {
+		t.Errorf("Deployments %v, want %v", got, want)
+	}
+	for _, c := range components {
+		if _, ok := m.services["moreid-"+c.name]; !ok {
+			t.Errorf("no Service moreid-%s", c.name)
+		}
+	}
+}
+
+func checkComponent(t *testing.T, m *manifest, cfg map[string]string, ov overlay, c component) {
+	name := ov.deployment(c)
 	d, ok := m.deployments[name]
 	if !ok {
-		t.Fatalf("no Deployment %s", name)
+		t.Fatalf("no Deployment %s serves %s", name, c.name)
 	}
 	if d.Spec.Replicas != nil {
 		t.Errorf("Deployment %s sets replicas (%d): its HorizontalPodAutoscaler owns the count, and every apply would reset it", name, *d.Spec.Replicas)
@@ -138,18 +258,18 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 			}
 		}
 	}
-	if pod.Labels[partOfLabel] != "moreid" || pod.Labels[componentLabel] != c.name {
-		t.Errorf("pod labels %v: want %s=moreid and %s=%s", pod.Labels, partOfLabel, componentLabel, c.name)
+	if pod.Labels[partOfLabel] != "moreid" || pod.Labels[componentLabel] != ov.podLabel(c) {
+		t.Errorf("pod labels %v: want %s=moreid and %s=%s", pod.Labels, partOfLabel, componentLabel, ov.podLabel(c))
 	}
 	if !selects(d.Spec.Selector, pod.Labels) {
 		t.Errorf("Deployment selector %v does not select its own pods %v", d.Spec.Selector, pod.Labels)
 	}
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("Deployment %s: %d containers, want 1", name, len(pod.Spec.Containers))
+	if len(pod.Spec.Containers) != 1 || len(pod.Spec.InitContainers) != 0 {
+		t.Fatalf("Deployment %s: %d containers and %d init containers, want 1 container", name, len(pod.Spec.Containers), len(pod.Spec.InitContainers))
 	}
 	ctr := pod.Spec.Containers[0]
-	if got := imageName(ctr.Image); got != c.name {
-		t.Errorf("container image %s: want the %s image", ctr.Image, c.name)
+	if got := imageName(ctr.Image); got != image || len(ctr.Command) > 0 || !slices.Equal(ctr.Args, ov.args(c)) {
+		t.Errorf("container runs image %s, command %v, args %v; want the %s image's entrypoint with %q", ctr.Image, ctr.Command, ctr.Args, image, ov.args(c))
 	}
 	if pod.Annotations["prometheus.io/scrape"] != "true" || pod.Annotations["prometheus.io/port"] != strconv.Itoa(metricsPort) {
 		t.Errorf("pod annotations %v: want prometheus.io/scrape=true and port=%d", pod.Annotations, metricsPort)
@@ -158,40 +278,26 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 		t.Errorf("container port metrics = %d (%v), want %d", p, ok, metricsPort)
 	}
 
-	// Listeners, probes, dial targets.
+	// Listeners and dial targets (the probes: checkProbes).
 	env := envValues(ctr)
 	if c.grpc == 0 {
-		if p, _ := namedPort(ctr, "http"); p != 8080 || env["MOREID_HTTP_ADDR"] != ":8080" {
-			t.Errorf("gateway listens on port http=%d with MOREID_HTTP_ADDR=%q, want 8080 and \":8080\"", p, env["MOREID_HTTP_ADDR"])
+		if !hasPort(ctr, 8080) || env["MOREID_HTTP_ADDR"] != ":8080" {
+			t.Errorf("gateway: container ports %v with MOREID_HTTP_ADDR=%q, want 8080 and \":8080\"", ctr.Ports, env["MOREID_HTTP_ADDR"])
 		}
-		checkHTTPProbe(t, "readiness", ctr, ctr.ReadinessProbe, "/readyz", 8080)
-		checkHTTPProbe(t, "liveness", ctr, ctr.LivenessProbe, "/healthz", 8080)
 	} else {
 		for _, l := range []struct {
-			port string
-			want int32
+			port int32
 			env  string
-		}{{"grpc", c.grpc, "MOREID_" + c.env + "_ADDR"}, {"admin", c.admin, "MOREID_" + c.env + "_ADMIN_ADDR"}} {
-			if p, _ := namedPort(ctr, l.port); p != l.want {
-				t.Errorf("container port %s = %d, want %d", l.port, p, l.want)
+		}{{c.grpc, "MOREID_" + c.env + "_ADDR"}, {c.admin, "MOREID_" + c.env + "_ADMIN_ADDR"}} {
+			if !hasPort(ctr, l.port) {
+				t.Errorf("no container port %d (%s)", l.port, l.env)
 			}
-			if want := fmt.Sprintf(":%d", l.want); env[l.env] != want {
+			if want := fmt.Sprintf(":%d", l.port); env[l.env] != want {
 				t.Errorf("own %s = %q, want %q (listen on every interface of the pod)", l.env, env[l.env], want)
 			}
-			if want := fmt.Sprintf("dns:///%s:%d", name, l.want); cfg[l.env] != want {
+			if want := fmt.Sprintf("dns:///moreid-%s:%d", c.name, l.port); cfg[l.env] != want {
 				t.Errorf("ConfigMap %s = %q, want %q (the headless Service, balanced by the gRPC client)", l.env, cfg[l.env], want)
 			}
-		}
-		if p := ctr.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != healthPort || (p.GRPC.Service != nil && *p.GRPC.Service != "") {
-			t.Errorf("readiness probe %+v: want the gRPC health check (service \"\") on the health port %d", p, healthPort)
-		}
-		if p, _ := namedPort(ctr, "health"); p != healthPort || env["MOREID_"+c.env+"_HEALTH_ADDR"] != fmt.Sprintf(":%d", healthPort) {
-			t.Errorf("container port health = %d with MOREID_%s_HEALTH_ADDR=%q, want %d", p, c.env, env["MOREID_"+c.env+"_HEALTH_ADDR"], healthPort)
-		}
-		// Liveness must not follow the dependencies (the gRPC health check
-		// does): a Postgres outage would otherwise restart every pod.
-		if p := ctr.LivenessProbe; p == nil || p.TCPSocket == nil || resolvePort(ctr, p.TCPSocket.Port) != c.grpc {
-			t.Errorf("liveness probe %+v: want a TCP check of the gRPC port %d", p, c.grpc)
 		}
 	}
 
@@ -221,13 +327,17 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 		t.Errorf("terminationGracePeriodSeconds %s: want more than MOREID_DRAIN_TIMEOUT %s (which includes MOREID_SHUTDOWN_DELAY %s)", grace, drain, delay)
 	}
 
-	// Service.
-	svc, ok := m.services[name]
+	// The role's Service, named as in the per-role shape in either shape:
+	// it selects the pods serving the role and no other Deployment's.
+	svcName := "moreid-" + c.name
+	svc, ok := m.services[svcName]
 	if !ok {
-		t.Fatalf("no Service %s", name)
+		t.Fatalf("no Service %s", svcName)
 	}
-	if svc.Spec.Selector[componentLabel] != c.name || !selects(metaSelector(svc.Spec.Selector), pod.Labels) {
-		t.Errorf("Service selector %v does not select exactly the %s pods", svc.Spec.Selector, c.name)
+	for dn, other := range m.deployments {
+		if sel := selects(metaSelector(svc.Spec.Selector), other.Spec.Template.Labels); sel != (dn == name) {
+			t.Errorf("Service %s selector %v selects the pods of Deployment %s: %v, want %v", svcName, svc.Spec.Selector, dn, sel, dn == name)
+		}
 	}
 	ports := map[string]corev1.ServicePort{}
 	for _, p := range svc.Spec.Ports {
@@ -236,15 +346,15 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 	if c.grpc == 0 {
 		p := ports["http"]
 		if svc.Spec.ClusterIP == corev1.ClusterIPNone || p.Port != 80 || resolvePort(ctr, p.TargetPort) != 8080 {
-			t.Errorf("Service %s: clusterIP %q, http port %d -> %s; want a ClusterIP Service 80 -> 8080", name, svc.Spec.ClusterIP, p.Port, p.TargetPort.String())
+			t.Errorf("Service %s: clusterIP %q, http port %d -> %s; want a ClusterIP Service 80 -> 8080", svcName, svc.Spec.ClusterIP, p.Port, p.TargetPort.String())
 		}
 	} else {
 		if svc.Spec.ClusterIP != corev1.ClusterIPNone {
-			t.Errorf("Service %s: clusterIP %q, want None (headless, for client-side round robin)", name, svc.Spec.ClusterIP)
+			t.Errorf("Service %s: clusterIP %q, want None (headless, for client-side round robin)", svcName, svc.Spec.ClusterIP)
 		}
 		for port, want := range map[string]int32{"grpc": c.grpc, "admin": c.admin} {
 			if p := ports[port]; p.Port != want || resolvePort(ctr, p.TargetPort) != want {
-				t.Errorf("Service %s port %s: %d -> %s, want %d -> %d", name, port, p.Port, p.TargetPort.String(), want, want)
+				t.Errorf("Service %s port %s: %d -> %s, want %d -> %d", svcName, port, p.Port, p.TargetPort.String(), want, want)
 			}
 		}
 	}
@@ -261,7 +371,7 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 		}
 	}
 	if pdbs != 1 {
-		t.Errorf("%d PodDisruptionBudgets select the %s pods, want 1", pdbs, c.name)
+		t.Errorf("%d PodDisruptionBudgets select the pods of %s, want 1", pdbs, name)
 	}
 	var hpa *autoscalingv2.HorizontalPodAutoscaler
 	for _, h := range m.hpas {
@@ -272,8 +382,8 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 	if hpa == nil {
 		t.Fatalf("no HorizontalPodAutoscaler scales Deployment %s", name)
 	}
-	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != minReplicas || hpa.Spec.MaxReplicas < minReplicas {
-		t.Errorf("HorizontalPodAutoscaler %s: replicas %v..%d, want at least %d (so the PodDisruptionBudget leaves one running)", hpa.Name, hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas, minReplicas)
+	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != ov.minReplicas || hpa.Spec.MaxReplicas < ov.minReplicas {
+		t.Errorf("HorizontalPodAutoscaler %s: replicas %v..%d, want at least %d (so the PodDisruptionBudget leaves one running)", hpa.Name, hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas, ov.minReplicas)
 	}
 	cpu := slices.ContainsFunc(hpa.Spec.Metrics, func(ms autoscalingv2.MetricSpec) bool {
 		return ms.Type == autoscalingv2.ResourceMetricSourceType && ms.Resource != nil && ms.Resource.Name == corev1.ResourceCPU &&
@@ -282,6 +392,221 @@ func checkComponent(t *testing.T, m *manifest, cfg map[string]string, c componen
 	if !cpu {
 		t.Errorf("HorizontalPodAutoscaler %s: no CPU utilization target", hpa.Name)
 	}
+}
+
+// TestDeploymentsDifferOnlyInRole: within each family of overlays (the
+// same overlay in either shape) every Deployment serving roles is the same
+// as the others once its role-specific part is blanked (roleNeutral).
+func TestDeploymentsDifferOnlyInRole(t *testing.T) {
+	ref := map[string]string{} // family -> the first Deployment's neutral YAML
+	from := map[string]string{}
+	for _, ov := range overlays {
+		m := ov.render(t)
+		for _, name := range keys(m.deployments) {
+			got := neutralYAML(t, m.deployments[name])
+			where := ov.name + " Deployment " + name
+			want, ok := ref[ov.family]
+			if !ok {
+				ref[ov.family], from[ov.family] = got, where
+				continue
+			}
+			if got != want {
+				t.Errorf("%s differs from %s in more than its role:\n%s", where, from[ov.family], lineDiff(want, got))
+			}
+		}
+	}
+}
+
+// roleNeutral is d with its role-specific part blanked, which is: the name
+// and labels (metadata, selector, pod template, spread constraint); the
+// container's args, ports, probes and resources; the variables that name
+// the role's own listeners (MOREID_HTTP_ADDR, MOREID_<ROLE>_ADDR,
+// _ADMIN_ADDR, _HEALTH_ADDR, and MOREID_GATEWAY_CIDRS, the in-process
+// gateway's) and the Secrets it reads (each role only its own, least
+// privilege); and the name of its TLS certificate Secret (one identity per
+// role). Everything else (image, envFrom but for the ConfigMap's content
+// hash, TLS paths, mounts, security
+// contexts, grace period, strategy) must be the same for every role.
+func roleNeutral(d *appsv1.Deployment) *appsv1.Deployment {
+	d = d.DeepCopy()
+	d.ObjectMeta = metav1.ObjectMeta{Namespace: d.Namespace}
+	d.Spec.Selector = nil
+	spec := &d.Spec.Template.Spec
+	d.Spec.Template.Labels = nil
+	for i := range spec.TopologySpreadConstraints {
+		spec.TopologySpreadConstraints[i].LabelSelector = nil
+	}
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		// The ConfigMap's content hash is the overlay's, not the role's.
+		for _, from := range c.EnvFrom {
+			if r := from.ConfigMapRef; r != nil {
+				r.Name = kustomizeHash.ReplaceAllString(r.Name, "")
+			}
+		}
+		c.Args, c.Ports = nil, nil
+		c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = nil, nil, nil
+		c.Resources = corev1.ResourceRequirements{}
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
+			return roleEnv.MatchString(e.Name) || (e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil)
+		})
+		slices.SortFunc(c.Env, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	}
+	for i := range spec.Volumes {
+		if v := &spec.Volumes[i]; v.Name == "tls" && v.Secret != nil {
+			v.Secret.SecretName = ""
+		}
+	}
+	return d
+}
+
+var kustomizeHash = regexp.MustCompile(`-[a-z0-9]{10}$`)
+
+var roleEnv = regexp.MustCompile(`^MOREID_(HTTP_ADDR|(AUTH|USER|APIKEY)_(ADDR|ADMIN_ADDR|HEALTH_ADDR)|GATEWAY_CIDRS)$`)
+
+func neutralYAML(t *testing.T, d *appsv1.Deployment) string {
+	t.Helper()
+	out, err := yaml.Marshal(roleNeutral(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// lineDiff lists the lines only in want (-) and only in got (+).
+func lineDiff(want, got string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(got, "\n") {
+		count[l]--
+	}
+	var b strings.Builder
+	for _, l := range keys(count) {
+		for n := count[l]; n > 0; n-- {
+			fmt.Fprintf(&b, "-%s\n", l)
+		}
+		for n := count[l]; n < 0; n++ {
+			fmt.Fprintf(&b, "+%s\n", l)
+		}
+	}
+	return b.String()
+}
+
+// TestRoleNeutral: the comparison ignores exactly the role-specific part.
+func TestRoleNeutral(t *testing.T) {
+	auth := render(t, "overlays/prod").deployments["moreid-auth"]
+	if auth == nil {
+		t.Fatal("overlays/prod renders no Deployment moreid-auth")
+	}
+	ctr := func(d *appsv1.Deployment) *corev1.Container { return &d.Spec.Template.Spec.Containers[0] }
+	tests := []struct {
+		name   string
+		change func(d *appsv1.Deployment)
+		same   bool
+	}{
+		{"args", func(d *appsv1.Deployment) { ctr(d).Args = []string{"serve", "user"} }, true},
+		{"labels", func(d *appsv1.Deployment) { d.Spec.Template.Labels[componentLabel] = "user" }, true},
+		{"resources", func(d *appsv1.Deployment) { ctr(d).Resources = corev1.ResourceRequirements{} }, true},
+		{"own listener", func(d *appsv1.Deployment) { ctr(d).Env[0].Value = ":1" }, true},
+		{"its Secrets", func(d *appsv1.Deployment) {
+			ctr(d).Env = slices.DeleteFunc(ctr(d).Env, func(e corev1.EnvVar) bool { return e.ValueFrom != nil })
+		}, true},
+		{"TLS Secret", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Volumes[0].Secret.SecretName = "other" }, true},
+		{"image", func(d *appsv1.Deployment) { ctr(d).Image = "moreid/auth:1" }, false},
+		{"grace period", func(d *appsv1.Deployment) { d.Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64) }, false},
+		{"root filesystem", func(d *appsv1.Deployment) { *ctr(d).SecurityContext.ReadOnlyRootFilesystem = false }, false},
+		{"TLS path", func(d *appsv1.Deployment) {
+			ctr(d).Env = append(ctr(d).Env, corev1.EnvVar{Name: "MOREID_TLS_CERT", Value: "/tmp/c"})
+		}, false},
+		{"a setting", func(d *appsv1.Deployment) {
+			ctr(d).Env = append(ctr(d).Env, corev1.EnvVar{Name: "MOREID_PPROF", Value: "1"})
+		}, false},
+	}
+	want := neutralYAML(t, auth)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := auth.DeepCopy()
+			tt.change(d)
+			if same := neutralYAML(t, d) == want; same != tt.same {
+				t.Errorf("same after changing the %s = %v, want %v", tt.name, same, tt.same)
+			}
+		})
+	}
+}
+
+// checkProbes: readiness follows only the pod's own dependency and fails
+// on SIGTERM; liveness never follows a dependency (a Postgres or Redis
+// outage must make pods unready, not restart them all).
+func checkProbes(t *testing.T, m *manifest, ov overlay) {
+	for _, c := range components {
+		d := m.deployments[ov.deployment(c)]
+		if d == nil {
+			continue // checkShape reports it
+		}
+		ctr := d.Spec.Template.Spec.Containers[0]
+		env := envValues(ctr)
+		health := healthAddrs(env)
+		switch {
+		case ov.allRoles:
+			// One process, one readiness probe: auth's health listener
+			// (Redis), the only one set, so that no two share the port.
+			if want := map[string]string{"MOREID_AUTH_HEALTH_ADDR": fmt.Sprintf(":%d", healthPort)}; !equalMaps(health, want) {
+				t.Errorf("health listeners %v, want %v", health, want)
+			}
+			checkGRPCProbe(t, ctr.ReadinessProbe)
+			checkHTTPProbe(t, "liveness", ctr, ctr.LivenessProbe, "/healthz", 8080)
+		case c.grpc == 0:
+			checkHTTPProbe(t, "readiness", ctr, ctr.ReadinessProbe, "/readyz", 8080)
+			checkHTTPProbe(t, "liveness", ctr, ctr.LivenessProbe, "/healthz", 8080)
+			if len(health) > 0 {
+				t.Errorf("gateway: health listeners %v, want none", health)
+			}
+		default:
+			if want := map[string]string{"MOREID_" + c.env + "_HEALTH_ADDR": fmt.Sprintf(":%d", healthPort)}; !equalMaps(health, want) {
+				t.Errorf("%s: health listeners %v, want %v", c.name, health, want)
+			}
+			if !hasPort(ctr, healthPort) {
+				t.Errorf("%s: no container port %d", c.name, healthPort)
+			}
+			checkGRPCProbe(t, ctr.ReadinessProbe)
+			if p := ctr.LivenessProbe; p == nil || p.TCPSocket == nil || resolvePort(ctr, p.TCPSocket.Port) != c.grpc {
+				t.Errorf("%s: liveness probe %+v, want a TCP check of the gRPC port %d", c.name, p, c.grpc)
+			}
+		}
+	}
+}
+
+func checkGRPCProbe(t *testing.T, p *corev1.Probe) {
+	t.Helper()
+	if p == nil || p.GRPC == nil || p.GRPC.Port != healthPort || (p.GRPC.Service != nil && *p.GRPC.Service != "") {
+		t.Errorf("readiness probe %+v: want the gRPC health check (service \"\") on the health port %d", p, healthPort)
+	}
+}
+
+var healthAddr = regexp.MustCompile(`^MOREID_[A-Z]+_HEALTH_ADDR$`)
+
+func healthAddrs(env map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		if healthAddr.MatchString(k) && v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHTTPProbe(t *testing.T, kind string, ctr corev1.Container, p *corev1.Probe, path string, port int32) {
@@ -355,7 +680,7 @@ func checkPods(t *testing.T, m *manifest) {
 	}
 }
 
-// checkMigrationJob: one Job migrates user's then apikey's schema.
+// checkMigrationJob: one Job, one container: moreid migrate, as the owner.
 func checkMigrationJob(t *testing.T, m *manifest) {
 	j, ok := m.jobs["moreid-migrate"]
 	if !ok {
@@ -368,20 +693,17 @@ func checkMigrationJob(t *testing.T, m *manifest) {
 	if j.Spec.BackoffLimit == nil || *j.Spec.BackoffLimit < 1 {
 		t.Errorf("backoffLimit %v: a Postgres still starting must be retried", j.Spec.BackoffLimit)
 	}
-	var order []string
-	for _, c := range containers(&spec) {
-		if !slices.Equal(c.Args, []string{"-migrate-only"}) || len(c.Command) > 0 {
-			t.Errorf("container %s runs %v %v, want the image's binary with -migrate-only", c.Name, c.Command, c.Args)
-		}
-		for _, v := range []string{"MOREID_POSTGRES_DSN", "MOREID_POSTGRES_OWNER_DSN"} {
-			if ref := secretRef(c, v); ref == nil {
-				t.Errorf("container %s: %s not from a Secret", c.Name, v)
-			}
-		}
-		order = append(order, imageName(c.Image))
+	if len(spec.InitContainers) != 0 || len(spec.Containers) != 1 {
+		t.Fatalf("%d init containers and %d containers, want one container", len(spec.InitContainers), len(spec.Containers))
 	}
-	if !slices.Equal(order, []string{"user", "apikey"}) {
-		t.Errorf("migrations run by images %v, want user then apikey", order)
+	c := spec.Containers[0]
+	if imageName(c.Image) != image || len(c.Command) > 0 || !slices.Equal(c.Args, []string{"migrate"}) {
+		t.Errorf("container %s runs image %s, command %v, args %v; want the %s image's entrypoint with [migrate]", c.Name, c.Image, c.Command, c.Args, image)
+	}
+	for _, v := range []string{"MOREID_POSTGRES_DSN", "MOREID_POSTGRES_OWNER_DSN"} {
+		if ref := secretRef(c, v); ref == nil {
+			t.Errorf("container %s: %s not from a Secret", c.Name, v)
+		}
 	}
 }
 
@@ -396,7 +718,7 @@ type source struct {
 // checkNetworkPolicies evaluates the policies the way the network plugin
 // does (a pod selected by any policy admits only what some rule allows) for
 // the connections that must and must not work.
-func checkNetworkPolicies(t *testing.T, m *manifest) {
+func checkNetworkPolicies(t *testing.T, m *manifest, ov overlay) {
 	var deny bool
 	for name, p := range m.policies {
 		if !slices.Contains(p.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
@@ -408,7 +730,7 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 		for _, r := range p.Spec.Ingress {
 			if len(r.From) == 0 {
 				ports := rulePorts(r)
-				if p.Spec.PodSelector.MatchLabels[componentLabel] != "gateway" || !slices.Equal(ports, []string{"8080"}) {
+				if c := p.Spec.PodSelector.MatchLabels[componentLabel]; (c != "gateway" && c != allRoles) || !slices.Equal(ports, []string{"8080"}) {
 					t.Errorf("NetworkPolicy %s admits any source to ports %v: only the gateway's HTTP port 8080 may", name, ports)
 				}
 			}
@@ -422,11 +744,29 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 	if !deny {
 		t.Error("no default-deny NetworkPolicy (empty podSelector, Ingress, no rules)")
 	}
+	// A policy whose pods do not exist guards nothing: the shape's pods
+	// would be left to the default deny, or to no rule at all.
+	for name, p := range m.policies {
+		if len(p.Spec.PodSelector.MatchLabels) == 0 && len(p.Spec.PodSelector.MatchExpressions) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(m.pods(), func(pt podTemplate) bool { return selects(&p.Spec.PodSelector, pt.spec.Labels) }) {
+			t.Errorf("NetworkPolicy %s selects %v, which no pod template carries", name, p.Spec.PodSelector)
+		}
+	}
 
+	// pod is the labels of the pods serving role c (or of the migration
+	// Job, Postgres, Redis): in the all-roles shape one pod serves all four.
+	roleLabel := func(c string) string {
+		if ov.allRoles && slices.ContainsFunc(components, func(r component) bool { return r.name == c }) {
+			return allRoles
+		}
+		return c
+	}
 	pod := func(c string) map[string]string {
-		p := m.podOf(c)
+		p := m.podOf(roleLabel(c))
 		if p == nil {
-			t.Fatalf("no pod template with %s=%s", componentLabel, c)
+			t.Fatalf("no pod template with %s=%s", componentLabel, roleLabel(c))
 		}
 		return p.Labels
 	}
@@ -459,15 +799,27 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 		{"gateway", metricsPort, stranger, true},
 		{"gateway", metricsPort, lookalike, false},
 		{"gateway", 9090, stranger, false},
-		{"auth", 9090, gateway, true},
 		{"auth", 9090, client, true},
 		{"auth", 9090, remoteCaller, true},
 		{"auth", 9090, operator, false},
-		{"user", 9091, auth, true},
-		{"apikey", 9092, auth, true},
 		{"user", 9091, client, false},
 		{"apikey", 9092, client, false},
-		{"gateway", 9090, client, false},
+	}
+	if ov.allRoles {
+		// The roles call each other in process: no rule lets the pod reach
+		// its own user and apikey ports, nor auth's as a component.
+		checks = append(checks,
+			check{"auth", 9090, gateway, false},
+			check{"user", 9091, auth, false},
+			check{"apikey", 9092, auth, false},
+		)
+	} else {
+		checks = append(checks,
+			check{"auth", 9090, gateway, true},
+			check{"user", 9091, auth, true},
+			check{"apikey", 9092, auth, true},
+			check{"gateway", 9090, client, false},
+		)
 	}
 	for _, c := range components[1:] {
 		checks = append(checks,
@@ -484,8 +836,10 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 			check{c.name, c.admin, lookalike, false},
 			check{c.name, metricsPort, stranger, true},
 			check{c.name, metricsPort, lookalike, false},
-			check{c.name, 8080, stranger, false},
 		)
+		if !ov.allRoles { // else the gateway's port of the same pod
+			checks = append(checks, check{c.name, 8080, stranger, false})
+		}
 	}
 	for _, c := range []string{"gateway", "auth", "user", "apikey", "migrate"} {
 		checks = append(checks, check{c, 5432, stranger, false})
@@ -496,23 +850,26 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 			check{"postgres", 5432, user, true},
 			check{"postgres", 5432, apikey, true},
 			check{"postgres", 5432, migrate, true},
-			check{"postgres", 5432, gateway, false},
 			check{"postgres", 5432, auth, true}, // the audit trail
 			check{"postgres", 5432, stranger, false},
 			check{"postgres", 5432, lookalike, false},
 		)
 	}
+	if m.podOf("postgres") != nil && !ov.allRoles {
+		checks = append(checks, check{"postgres", 5432, gateway, false})
+	}
+	if m.podOf("redis") != nil && !ov.allRoles {
+		checks = append(checks, check{"redis", 6379, gateway, false}, check{"redis", 6379, user, false})
+	}
 	if m.podOf("redis") != nil {
 		checks = append(checks,
 			check{"redis", 6379, auth, true},
-			check{"redis", 6379, gateway, false},
-			check{"redis", 6379, user, false},
 			check{"redis", 6379, stranger, false},
 			check{"redis", 6379, lookalike, false},
 		)
 	}
 	for _, c := range checks {
-		target := m.podOf(c.to)
+		target := m.podOf(roleLabel(c.to))
 		if target == nil {
 			t.Errorf("no pod template for %s", c.to)
 			continue
@@ -596,7 +953,8 @@ var credentialName = regexp.MustCompile(`(?i)(DSN|REDIS_URL|PASSWORD|PASSWD|SECR
 
 // checkSecrets: credentials reach the processes only through secretKeyRef,
 // and no rendered Secret holds one.
-func checkSecrets(t *testing.T, m *manifest, inside bool) {
+func checkSecrets(t *testing.T, m *manifest, ov overlay) {
+	inside := ov.secretsInside
 	if !inside && len(m.secrets) > 0 {
 		t.Errorf("Secrets rendered %v: this overlay's Secrets are created by the operator, never committed", keys(m.secrets))
 	}
@@ -644,9 +1002,14 @@ func checkSecrets(t *testing.T, m *manifest, inside bool) {
 			}
 		}
 	}
-	// gateway, user, apikey, auth (two) and the two migration containers.
-	if refs < 7 {
-		t.Errorf("%d secretKeyRef variables, want at least 7", refs)
+	// Per role: gateway, user, apikey, auth (two); all roles: three; and
+	// the migration container's two.
+	want := 7
+	if ov.allRoles {
+		want = 5
+	}
+	if refs != want {
+		t.Errorf("%d secretKeyRef variables, want %d", refs, want)
 	}
 }
 
@@ -673,7 +1036,8 @@ func credentialLike(v string) bool {
 }
 
 // checkImages: every image names a tag other than latest, so a rollout is
-// reproducible and the kubelet does not pull on every start.
+// reproducible and the kubelet does not pull on every start; and every
+// Moreid container (Deployments, the Job) runs the one image.
 func checkImages(t *testing.T, m *manifest) {
 	for _, p := range m.pods() {
 		for _, c := range containers(&p.spec.Spec) {
@@ -688,21 +1052,35 @@ func checkImages(t *testing.T, m *manifest) {
 			}
 		}
 	}
+	var one string
+	for _, p := range m.pods() {
+		if strings.HasPrefix(p.owner, "StatefulSet ") {
+			continue // the dev stores
+		}
+		for _, c := range containers(&p.spec.Spec) {
+			if one == "" {
+				one = c.Image
+			}
+			if imageName(c.Image) != image || c.Image != one {
+				t.Errorf("%s container %s: image %s, want the one image %s (%s)", p.owner, c.Name, c.Image, image, one)
+			}
+		}
+	}
 }
 
 // checkTLS: every Deployment gets its certificate, key and the components'
 // CA from the Secret moreid-<component>-tls (mounted read-only), the gRPC
 // components the operators' CA (only its certificate) from
 // moreid-operator-ca; nothing switches plaintext or the profiler on.
-func checkTLS(t *testing.T, m *manifest, cfg map[string]string, c component) {
+func checkTLS(t *testing.T, m *manifest, cfg map[string]string, ov overlay, c component) {
 	for _, k := range []string{"MOREID_ALLOW_PLAINTEXT", "MOREID_PPROF"} {
 		if v := cfg[k]; v != "" && v != "0" {
 			t.Errorf("ConfigMap %s=%q: must stay off in a deployment", k, v)
 		}
 	}
-	d, ok := m.deployments["moreid-"+c.name]
+	d, ok := m.deployments[ov.deployment(c)]
 	if !ok {
-		t.Fatalf("no Deployment moreid-%s", c.name)
+		t.Fatalf("no Deployment %s", ov.deployment(c))
 	}
 	spec := &d.Spec.Template.Spec
 	ctr := spec.Containers[0]
@@ -713,12 +1091,12 @@ func checkTLS(t *testing.T, m *manifest, cfg map[string]string, c component) {
 		}
 	}
 	files := map[string]string{
-		"MOREID_TLS_CERT": "moreid-" + c.name + "-tls",
-		"MOREID_TLS_KEY":  "moreid-" + c.name + "-tls",
-		"MOREID_TLS_CA":   "moreid-" + c.name + "-tls",
-	}
-	if c.grpc != 0 {
-		files["MOREID_ADMIN_CLIENT_CA"] = "moreid-operator-ca"
+		"MOREID_TLS_CERT": ov.tlsSecret(c),
+		"MOREID_TLS_KEY":  ov.tlsSecret(c),
+		"MOREID_TLS_CA":   ov.tlsSecret(c),
+		// The gateway role has no admin listener; it gets the CA all the
+		// same, so that every role's pod template is the same.
+		"MOREID_ADMIN_CLIENT_CA": "moreid-operator-ca",
 	}
 	for k, secretName := range files {
 		path := env[k]
@@ -746,7 +1124,8 @@ func checkTLS(t *testing.T, m *manifest, cfg map[string]string, c component) {
 // cert-manager), every Secret the Deployments mount is a Certificate's, each
 // component's from the components' CA and the operators' CA another one;
 // elsewhere the operator supplies the Secrets and none is issued here.
-func checkCertificates(t *testing.T, m *manifest, cfg map[string]string, inside bool) {
+func checkCertificates(t *testing.T, m *manifest, cfg map[string]string, ov overlay) {
+	inside := ov.secretsInside
 	// auth's gRPC port admits labelled internal callers from the pod
 	// network, so the pod CIDR alone cannot say who is a gateway.
 	gatewayNames := strings.Split(cfg["MOREID_GATEWAY_NAMES"], ",")
@@ -779,9 +1158,9 @@ func checkCertificates(t *testing.T, m *manifest, cfg map[string]string, inside 
 	}
 	var componentsCA string
 	for _, c := range components {
-		cert := bySecret["moreid-"+c.name+"-tls"]
+		cert := bySecret[ov.tlsSecret(c)]
 		if cert == nil {
-			t.Errorf("no Certificate issues Secret moreid-%s-tls", c.name)
+			t.Errorf("no Certificate issues Secret %s, which the pods serving %s mount", ov.tlsSecret(c), c.name)
 			continue
 		}
 		ca := caOf(cert)
@@ -793,7 +1172,9 @@ func checkCertificates(t *testing.T, m *manifest, cfg map[string]string, inside 
 		if !slices.Contains(cert.Spec.Usages, "client auth") {
 			t.Errorf("Certificate %s: usages %v lack client auth", cert.Name, cert.Spec.Usages)
 		}
-		if c.name == "gateway" {
+		// The all-roles gateway calls auth in process: no certificate
+		// vouches for it.
+		if c.name == "gateway" && !ov.allRoles {
 			for _, n := range gatewayNames {
 				if !slices.Contains(cert.Spec.DNSNames, n) {
 					t.Errorf("Certificate %s: names %v lack %q of MOREID_GATEWAY_NAMES: auth would ignore the client IPs it forwards", cert.Name, cert.Spec.DNSNames, n)
@@ -861,6 +1242,10 @@ func secretRef(c corev1.Container, name string) *corev1.SecretKeySelector {
 		}
 	}
 	return nil
+}
+
+func hasPort(c corev1.Container, port int32) bool {
+	return slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == port })
 }
 
 func namedPort(c corev1.Container, name string) (int32, bool) {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,6 +16,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -92,23 +92,23 @@ var kinds = map[string]func() any{
 	"cert-manager.io/v1 Issuer":              func() any { return new(issuer) },
 }
 
-// render runs `kubectl kustomize overlays/<overlay>` and decodes its output.
-func render(t *testing.T, overlay string) *manifest {
+// render builds the kustomization in dir (relative to this package) with
+// the kustomize Go API, the same library `kubectl kustomize` embeds, so the
+// test needs no kubectl binary; then decodes its output.
+func render(t *testing.T, dir string) *manifest {
 	t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kubectl is not in PATH: this test renders deploy/overlays/%s with `kubectl kustomize` (kubectl 1.27 or later); install kubectl to run it", overlay)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	cmd := exec.Command(kubectl, "kustomize", filepath.Join("overlays", overlay))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := res.AsYaml()
 	if err != nil {
-		t.Fatalf("kubectl kustomize overlays/%s: %v\n%s", overlay, err, stderr.String())
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	m, err := decode(out)
 	if err != nil {
-		t.Fatalf("overlays/%s: %v", overlay, err)
+		t.Fatalf("%s: %v", dir, err)
 	}
 	return m
 }

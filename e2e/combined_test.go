@@ -11,12 +11,12 @@ import (
 	"github.com/moreline/moreid/e2e/harness"
 )
 
-// TestCombinedBinary runs the suite as the one moreid process, whose
-// internal calls go in-process: the flow, the API-key check (client IP as
+// TestAllRolesInOneProcess runs the suite as the one `moreid serve`
+// process, whose internal calls go in-process: the flow, the API-key check (client IP as
 // the gateway forwards it), the error mapping and the metrics must be those
 // of the separate processes, and moreidctl reaches its admin listeners.
-func TestCombinedBinary(t *testing.T) {
-	s := harness.Start(t, harness.Options{Combined: true})
+func TestAllRolesInOneProcess(t *testing.T) {
+	s := harness.Start(t, harness.Options{Shape: harness.AllRoles})
 	s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
 	app := newClient(s.BaseURL, s.CreateKey(t, "App"))
 	whitelisted := newClient(s.BaseURL, s.CreateKey(t, "Office only", "--whitelist", "10.0.0.1"))

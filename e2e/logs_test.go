@@ -108,13 +108,14 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	keep("state of user/update", state)
 
 	// Stop the suite so that every line is on disk.
-	for i := len(harness.Components) - 1; i >= 0; i-- {
-		p := s.Proc(harness.Components[i], 0)
+	procs := s.Processes()
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := s.Proc(procs[i], 0)
 		if err := p.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if code := p.Wait(10 * time.Second); code != 0 {
-			t.Errorf("%s exited with %d", harness.Components[i], code)
+			t.Errorf("%s exited with %d", procs[i], code)
 		}
 	}
 	logs := s.Logs()

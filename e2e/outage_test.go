@@ -134,7 +134,7 @@ func TestPostgresOutage(t *testing.T) {
 func runOutage(t *testing.T, s *harness.Suite, app *apiClient, o outage) {
 	t.Helper()
 	procs := map[string]*harness.Proc{}
-	for _, c := range harness.Components {
+	for _, c := range s.Processes() {
 		procs[c] = s.Proc(c, 0)
 	}
 	l := startLoad(t, loadConfig{base: s.BaseURL, key: app.key, userID: "alice", password: alicePassword, keepAlive: 3, fresh: 1, pause: 5 * time.Millisecond})
@@ -153,7 +153,7 @@ func runOutage(t *testing.T, s *harness.Suite, app *apiClient, o outage) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Each component's readiness follows its own dependencies only.
-	for _, c := range harness.Components[:3] {
+	for _, c := range []string{"user", "apikey", "auth"} {
 		want := !slices.Contains(o.unready, c)
 		if got := serving(t, s, c); got != want {
 			t.Errorf("%s health while %s was down: serving %v, want %v", c, o.store, got, want)

@@ -46,21 +46,30 @@ const shutdownKeepAlive, shutdownFresh = 100, 50
 func TestGracefulShutdown(t *testing.T) {
 	four := []string{"gateway", "auth", "user", "apikey"}
 	tests := []struct {
-		name     string
-		combined bool
+		name  string
+		shape harness.Shape
 		// order of the SIGTERMs, gap apart; several in one string go
 		// together.
 		order []string
 		gap   time.Duration
 	}{
-		{name: "one process", combined: true, order: []string{"moreid"}},
-		{name: "four processes at once", order: []string{strings.Join(four, ",")}},
-		{name: "four processes, callers first", order: four, gap: 300 * time.Millisecond},
-		{name: "four processes, callees first", order: []string{"apikey", "user", "auth", "gateway"}, gap: 300 * time.Millisecond},
+		{name: "one process", shape: harness.AllRoles, order: []string{harness.AllRolesProcess}},
+		{name: "four processes at once", shape: harness.PerRole, order: []string{strings.Join(four, ",")}},
+		{name: "four processes, callers first", shape: harness.PerRole, order: four, gap: 300 * time.Millisecond},
+		{name: "four processes, callees first", shape: harness.PerRole, order: []string{"apikey", "user", "auth", "gateway"}, gap: 300 * time.Millisecond},
+	}
+	// The cases of the run's shape: `make test` runs the e2e suite once in
+	// each.
+	shape, err := harness.DefaultShape()
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
+		if tc.shape != shape {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
-			s := harness.Start(t, harness.Options{Combined: tc.combined, Env: shutdownEnv})
+			s := harness.Start(t, harness.Options{Shape: tc.shape, Env: shutdownEnv})
 			drain, _ := time.ParseDuration(s.Env["MOREID_DRAIN_TIMEOUT"])
 			s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
 			app := newClient(s.BaseURL, s.CreateKey(t, "Shutdown app"))
@@ -179,7 +188,8 @@ func TestCalleeStoppedAlone(t *testing.T) {
 			env[k] = v
 		}
 	}
-	s := harness.Start(t, harness.Options{Env: env})
+	// A callee alone: only the per-role shape has one.
+	s := harness.Start(t, harness.Options{Env: env, Shape: harness.PerRole})
 	delay, _ := time.ParseDuration(env["MOREID_SHUTDOWN_DELAY"])
 	s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
 	app := newClient(s.BaseURL, s.CreateKey(t, "Callee app"))

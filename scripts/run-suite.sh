@@ -1,17 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole Moreid suite in the foreground: user, apikey, auth and the
-# gateway as separate processes, each reading the same MOREID_* environment.
-# Ctrl-C (or SIGTERM) stops all of them gracefully; if one dies, the rest are
-# stopped too.
+# Runs the whole Moreid suite in the foreground as one process, `moreid
+# serve` (every role: user, apikey, auth and the gateway), reading the
+# MOREID_* environment. Ctrl-C (or SIGTERM) stops it gracefully.
 set -u
 cd "$(dirname "$0")/.."
-pids=()
-stop() {
-	trap - INT TERM
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	wait
-}
-trap 'stop; exit 0' INT TERM
 
 # Two Postgres roles, as in a deployment: the migrations run as the owner
 # (the local superuser), the services connect as moreid_app, which may only
@@ -30,17 +22,8 @@ if [ -z "${MOREID_POSTGRES_DSN:-}" ] && [ -z "${MOREID_POSTGRES_OWNER_DSN:-}" ];
 SELECT 'CREATE ROLE moreid_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'moreid_app') \gexec
 SQL
-	# Migrate and grant before the services start, so they never race for it.
-	bin/moreid-user -migrate-only && bin/moreid-apikey -migrate-only || exit 1
+	# Migrate and grant before serving, as the migration Job does.
+	bin/moreid migrate || exit 1
 fi
-for svc in moreid-user moreid-apikey moreid-auth moreid-gateway; do
-	bin/$svc &
-	pids+=($!)
-done
 echo "moreid: gateway on ${MOREID_HTTP_ADDR:-:8080}; Ctrl-C stops the suite" >&2
-# Wait until any process exits, then stop the others.
-wait -n
-status=$?
-echo "moreid: a process exited (status $status); stopping the suite" >&2
-stop
-exit "$status"
+exec bin/moreid serve

@@ -1,7 +1,11 @@
 // Package harness runs the whole Moreid suite for end-to-end tests: it builds
-// the real binaries once, starts user, apikey, auth and gateway as separate
-// processes on free loopback ports, against a database and Redis keyspace of
-// the test's own, and stops them (and removes the data) when the test ends.
+// the real binaries once and starts the suite in either deploy shape — one
+// `moreid serve ROLE` process per role, or one `moreid serve` process with
+// every role — on free loopback ports, against a database and Redis keyspace
+// of the test's own, and stops them (and removes the data) when the test
+// ends. MOREID_E2E_SHAPE (roles, the default, or all) picks the shape of
+// every suite whose test does not pin one, so that `make test` runs the
+// whole e2e suite in both.
 package harness
 
 import (
@@ -34,14 +38,11 @@ type TB interface {
 	TempDir() string
 }
 
-// Binaries are the suite's commands, by the name they get in bin/.
+// Binaries are the suite's commands, by the name they get in bin/: the
+// server and the operators' tool.
 var Binaries = map[string]string{
-	"moreid-user":    "./services/user/cmd/user",
-	"moreid-apikey":  "./services/apikey/cmd/apikey",
-	"moreid-auth":    "./services/auth/cmd/auth",
-	"moreid-gateway": "./gateway/cmd/gateway",
-	"moreid":         "./suite/cmd/moreid",
-	"moreidctl":      "./moreidctl/cmd/moreidctl",
+	"moreid":    "./cmd/moreid",
+	"moreidctl": "./moreidctl/cmd/moreidctl",
 }
 
 var (
@@ -98,9 +99,35 @@ func Cleanup() {
 	}
 }
 
-// Components are the suite's long-running processes, in start order:
-// services first (they create the schema); auth and the gateway dial lazily.
-var Components = []string{"user", "apikey", "auth", "gateway"}
+// Roles are the suite's components, in start order: services first (they
+// create the schema); auth and the gateway dial lazily.
+var Roles = []string{"user", "apikey", "auth", "gateway"}
+
+// Shape is how the roles are spread over processes, as in a deployment.
+type Shape string
+
+const (
+	// PerRole runs one process per role (`moreid serve auth`, ...),
+	// calling each other over gRPC: the shape Kubernetes scales.
+	PerRole Shape = "roles"
+	// AllRoles runs every role in one process (`moreid serve`), calling
+	// each other in-process: the shape of make run and small installs.
+	AllRoles Shape = "all"
+	// AllRolesProcess is the name of that one process.
+	AllRolesProcess = "moreid"
+)
+
+// DefaultShape is MOREID_E2E_SHAPE's shape, PerRole when it is unset.
+func DefaultShape() (Shape, error) {
+	switch v := Shape(os.Getenv("MOREID_E2E_SHAPE")); v {
+	case "":
+		return PerRole, nil
+	case PerRole, AllRoles:
+		return v, nil
+	default:
+		return "", fmt.Errorf("MOREID_E2E_SHAPE=%q: want %q or %q", v, PerRole, AllRoles)
+	}
+}
 
 // Suite is a running Moreid suite: one or more instances of every component
 // sharing one database and one Redis keyspace.
@@ -121,8 +148,9 @@ type Suite struct {
 	// read and append to the audit trail, as in a deployment.
 	ServingDSN string
 
-	procs      []*Proc
-	components []string
+	procs     []*Proc
+	shape     Shape
+	processes []string
 }
 
 // Options change how the suite starts.
@@ -138,9 +166,9 @@ type Options struct {
 	// (default: testenv's); RedisURL the Redis it uses (default: testenv's).
 	PostgresServer string
 	RedisURL       string
-	// Combined runs each instance as one moreid process (component
-	// "moreid") instead of the four separate ones.
-	Combined bool
+	// Shape pins the deploy shape, for a test about one shape; the zero
+	// value is DefaultShape.
+	Shape Shape
 }
 
 // Start runs the suite for t and waits until every instance is ready.
@@ -149,7 +177,17 @@ func Start(t TB, opts Options) *Suite {
 	if opts.Instances < 1 {
 		opts.Instances = 1
 	}
-	s := &Suite{LogDir: t.TempDir()}
+	if opts.Shape == "" {
+		shape, err := DefaultShape()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		opts.Shape = shape
+	}
+	s := &Suite{LogDir: t.TempDir(), shape: opts.Shape, processes: Roles}
+	if opts.Shape == AllRoles {
+		s.processes = []string{AllRolesProcess}
+	}
 	pgServer := opts.PostgresServer
 	if pgServer == "" {
 		pgServer = testenv.PostgresServer()
@@ -178,12 +216,18 @@ func Start(t TB, opts Options) *Suite {
 			"MOREID_DRAIN_TIMEOUT":     "5s",
 			"MOREID_LOG_LEVEL":         "debug",
 		}
-		if opts.Combined {
-			env["MOREID_METRICS_ADDR"] = freeAddr(t)
-		} else {
-			for _, c := range Components {
-				env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"] = freeAddr(t)
+		// Every role's metrics address is set, so that a test scrapes a
+		// role's metrics alike in both shapes: in one process they are
+		// one address, the process's MOREID_METRICS_ADDR.
+		metrics := freeAddr(t)
+		for _, c := range Roles {
+			if opts.Shape == PerRole {
+				metrics = freeAddr(t)
 			}
+			env["MOREID_"+strings.ToUpper(c)+"_METRICS_ADDR"] = metrics
+		}
+		if opts.Shape == AllRoles {
+			env["MOREID_METRICS_ADDR"] = metrics
 		}
 		// Migrations and grants as the owner, as make run and the
 		// migration Job do.
@@ -196,11 +240,7 @@ func Start(t TB, opts Options) *Suite {
 	}
 	s.Env, s.BaseURL = s.Envs[0], s.BaseURLs[0]
 	t.Cleanup(s.stop)
-	s.components = Components
-	if opts.Combined {
-		s.components = []string{"moreid"}
-	}
-	for _, c := range s.components {
+	for _, c := range s.processes {
 		for i := range s.Envs {
 			s.start(t, c, i)
 		}
@@ -230,9 +270,20 @@ type Proc struct {
 	err       error // Wait's result, set before done closes
 }
 
-// Proc returns instance i of component ("user", "apikey", "auth",
-// "gateway", or "moreid" in a combined suite), as most recently started.
+// Shape is the suite's deploy shape.
+func (s *Suite) Shape() Shape { return s.shape }
+
+// Processes are the names of one instance's processes: the roles, or the one
+// AllRolesProcess.
+func (s *Suite) Processes() []string { return s.processes }
+
+// Proc returns the process of instance i that serves component (a role, or
+// AllRolesProcess), as most recently started: in the AllRoles shape every
+// role's process is the one process.
 func (s *Suite) Proc(component string, i int) *Proc {
+	if s.shape == AllRoles {
+		component = AllRolesProcess
+	}
 	for j := len(s.procs) - 1; j >= 0; j-- {
 		if p := s.procs[j]; p.Component == component && p.Instance == i {
 			return p
@@ -248,11 +299,11 @@ func (s *Suite) start(t TB, component string, i int) *Proc {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	bin := "moreid-" + component
-	if component == "moreid" {
-		bin = "moreid"
+	args := []string{"serve"}
+	if component != AllRolesProcess {
+		args = append(args, component)
 	}
-	cmd := exec.Command(Bin(t, bin))
+	cmd := exec.Command(Bin(t, "moreid"), args...)
 	cmd.Env = environ(s.Envs[i])
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -271,6 +322,9 @@ func (s *Suite) start(t TB, component string, i int) *Proc {
 // Restart starts instance i of component again (after Signal or Kill).
 func (s *Suite) Restart(t TB, component string, i int) *Proc {
 	t.Helper()
+	if s.shape == AllRoles {
+		component = AllRolesProcess
+	}
 	if p := s.Proc(component, i); p != nil && !p.Exited() {
 		t.Fatalf("%s %d is still running", component, i)
 	}

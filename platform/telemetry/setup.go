@@ -20,6 +20,8 @@ var DefaultMetricsAddrs = map[string]string{
 	"auth":    "127.0.0.1:9101",
 	"user":    "127.0.0.1:9102",
 	"apikey":  "127.0.0.1:9103",
+	// A process serving several roles, as make run does: the gateway's port.
+	"moreid": "127.0.0.1:9100",
 }
 
 // The OTLP variables the Reader reads: either endpoint turns tracing on,

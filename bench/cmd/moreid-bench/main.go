@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&runPattern, "run", "", "only the scenarios whose id matches this regexp (ids: -list)")
 	list := flag.Bool("list", false, "list the scenario ids and exit")
 	flag.StringVar(&cfg.out, "out", "", "also write the report to this file")
-	flag.BoolVar(&cfg.combined, "combined", false, "start the suite as the one moreid process (in-process internal calls) instead of four")
+	flag.BoolVar(&cfg.combined, "combined", false, "start the suite as the one `moreid serve` process (in-process internal calls) instead of one process per role")
 	flag.StringVar(&cfg.logs, "logs", "", "write the suite's logs to this file at the end")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "directory for CPU profiles of the suite's processes per scenario (from /debug/pprof on their metrics listeners)")
 	flag.StringVar(&cfg.baseURL, "base-url", "", "target a running suite's gateway instead of starting one (needs -auth-addr, -api-key, -user-id; password in MOREID_BENCH_PASSWORD)")
@@ -174,15 +174,19 @@ func (b *bench) setup(ctx context.Context) {
 			suiteEnv["MOREID_PPROF"] = "1"
 		}
 		b.logf("building and starting the suite")
+		shape := harness.PerRole
+		if cfg.combined {
+			shape = harness.AllRoles
+		}
 		b.suite = harness.Start(e, harness.Options{
 			Env:            suiteEnv,
 			RedisURL:       cfg.redisURL,
 			PostgresServer: cfg.postgresServer,
-			Combined:       cfg.combined,
+			Shape:          shape,
 		})
-		components, metricsVar := harness.Components, func(c string) string { return "MOREID_" + strings.ToUpper(c) + "_METRICS_ADDR" }
+		components, metricsVar := b.suite.Processes(), func(c string) string { return "MOREID_" + strings.ToUpper(c) + "_METRICS_ADDR" }
 		if cfg.combined {
-			components, metricsVar = []string{"moreid"}, func(string) string { return "MOREID_METRICS_ADDR" }
+			metricsVar = func(string) string { return "MOREID_METRICS_ADDR" }
 		}
 		e.Cleanup(harness.Cleanup)
 		if cfg.cpuprofile != "" {

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/moreline/moreid/platform/buildinfo"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
 )
@@ -190,7 +191,7 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 		return usagef(nil, "%s", flagError(err, "moreidctl --help"))
 	}
 	if *showVersion {
-		fmt.Fprintln(e.stdout, versionLine(readBuildInfo()))
+		fmt.Fprintln(e.stdout, buildinfo.Line("moreidctl"))
 		return nil
 	}
 	args = global.Args()

@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"runtime/debug"
+	"github.com/moreline/moreid/platform/buildinfo"
 	"strings"
 	"testing"
 )
@@ -111,70 +111,7 @@ func TestVersionFlag(t *testing.T) {
 	if !strings.HasPrefix(got.stdout, "moreidctl ") || strings.Count(got.stdout, "\n") != 1 {
 		t.Errorf("stdout = %q, want one line starting with \"moreidctl \"", got.stdout)
 	}
-	info, ok := debug.ReadBuildInfo()
-	if want := versionLine(info, ok) + "\n"; got.stdout != want {
+	if want := buildinfo.Line("moreidctl") + "\n"; got.stdout != want {
 		t.Errorf("stdout = %q, want %q", got.stdout, want)
-	}
-}
-
-// TestVersionLine: what --version says for the builds an operator meets.
-// Pure logic over the build information, which only the toolchain can
-// produce for real.
-func TestVersionLine(t *testing.T) {
-	vcs := func(kv ...string) []debug.BuildSetting {
-		var out []debug.BuildSetting
-		for i := 0; i < len(kv); i += 2 {
-			out = append(out, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
-		}
-		return out
-	}
-	tests := []struct {
-		name    string
-		stamped string // -ldflags -X ...cli.version
-		info    *debug.BuildInfo
-		ok      bool
-		want    string
-	}{
-		{
-			name: "go install of a tag",
-			info: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}},
-			ok:   true,
-			want: "moreidctl v1.4.0 (go1.26.8)",
-		},
-		{
-			name: "make build in a clean checkout",
-			info: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
-				Settings: vcs("vcs.revision", "664b355c0ffee0123456789abcdef0123456789a", "vcs.time", "2026-12-01T11:00:00Z", "vcs.modified", "false")},
-			ok:   true,
-			want: "moreidctl (devel) (commit 664b355c0ffe, committed 2026-12-01T11:00:00Z, go1.26.8)",
-		},
-		{
-			name: "a checkout with uncommitted changes",
-			info: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
-				Settings: vcs("vcs.revision", "664b355c0ffee0123456789abcdef0123456789a", "vcs.modified", "true")},
-			ok:   true,
-			want: "moreidctl (devel) (commit 664b355c0ffe with uncommitted changes, go1.26.8)",
-		},
-		{
-			name:    "stamped by -ldflags wins over the module version",
-			stamped: "v2.0.0-rc1",
-			info:    &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", "abc123")},
-			ok:      true,
-			want:    "moreidctl v2.0.0-rc1 (commit abc123, go1.26.8)",
-		},
-		{
-			name: "no build information",
-			want: "moreidctl unknown",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			old := version
-			version = tt.stamped
-			t.Cleanup(func() { version = old })
-			if got := versionLine(tt.info, tt.ok); got != tt.want {
-				t.Errorf("versionLine = %q, want %q", got, tt.want)
-			}
-		})
 	}
 }

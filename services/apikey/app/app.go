@@ -47,6 +47,10 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 	return s, r.Err()
 }
 
+// Schemas are the apikey service's tables and the audit trail's, in the
+// order they are applied: what New migrates, and `moreid migrate` with it.
+func Schemas() []pgdb.Schema { return []pgdb.Schema{pgstore.Schema, audit.Schema} }
+
 // App is the wired API-key service.
 type App struct {
 	svc    *apikey.Service
@@ -60,7 +64,7 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Schema, audit.Schema)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, Schemas()...)
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,10 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 	return s, nil
 }
 
+// Schemas are the user service's tables and the audit trail's, in the
+// order they are applied: what New migrates, and `moreid migrate` with it.
+func Schemas() []pgdb.Schema { return []pgdb.Schema{pgstore.Schema, audit.Schema} }
+
 // App is the wired user service.
 type App struct {
 	svc    *user.Service
@@ -91,7 +95,7 @@ type App struct {
 func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// The pool stays well under Postgres's default max_connections even
 	// with several replicas of each service.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, pgstore.Schema, audit.Schema)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, Schemas()...)
 	if err != nil {
 		return nil, err
 	}

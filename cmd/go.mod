@@ -1,10 +1,11 @@
-module github.com/moreline/moreid/suite
+module github.com/moreline/moreid/cmd
 
 go 1.26.0
 
 require (
 	github.com/moreline/moreid/gateway v0.0.0
 	github.com/moreline/moreid/platform v0.0.0
+	github.com/moreline/moreid/proto v0.0.0
 	github.com/moreline/moreid/services/apikey v0.0.0
 	github.com/moreline/moreid/services/auth v0.0.0
 	github.com/moreline/moreid/services/user v0.0.0
@@ -36,7 +37,6 @@ require (
 	github.com/jinzhu/now v1.1.5 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
-	github.com/moreline/moreid/proto v0.0.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	gatewayapp "github.com/moreline/moreid/gateway/app"
+	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/grpcx/inproc"
+	"github.com/moreline/moreid/platform/logging"
+	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
+	apikeyapp "github.com/moreline/moreid/services/apikey/app"
+	authapp "github.com/moreline/moreid/services/auth/app"
+	userapp "github.com/moreline/moreid/services/user/app"
+)
+
+// settings are the configuration of the roles one process serves; a role
+// not served leaves its part zero.
+type settings struct {
+	user    userapp.Settings
+	apikey  apikeyapp.Settings
+	auth    authapp.Settings
+	gateway gatewayapp.Settings
+	sec     *grpcx.Security
+}
+
+func readSettings(r *config.Reader, roles roles) (settings, error) {
+	var s settings
+	var err error
+	if roles["user"] {
+		if s.user, err = userapp.ReadSettings(r); err != nil {
+			return s, err
+		}
+	}
+	if roles["apikey"] {
+		if s.apikey, err = apikeyapp.ReadSettings(r); err != nil {
+			return s, err
+		}
+	}
+	if roles["auth"] {
+		if s.auth, err = authapp.ReadSettings(r); err != nil {
+			return s, err
+		}
+	}
+	if roles["gateway"] {
+		if s.gateway, err = gatewayapp.ReadSettings(r); err != nil {
+			return s, err
+		}
+	}
+	s.sec, err = grpcx.ReadSecurity(r)
+	return s, err
+}
+
+// peer is how a role reaches a role it calls: in-process when the callee
+// runs here, else over the network.
+type peer struct {
+	conn  grpc.ClientConnInterface
+	close func() error
+}
+
+func dial(addr string, sec *grpcx.Security) (peer, error) {
+	c, err := grpcx.Dial(addr, sec.DialOptions()...)
+	if err != nil {
+		return peer{}, err
+	}
+	return peer{conn: c, close: c.Close}, nil
+}
+
+// serve runs the roles until SIGTERM or SIGINT, then drains them: callers
+// stop before their callees, and the audit trails flush last.
+func serve(log *slog.Logger, roles roles) error {
+	env := config.FromEnv()
+	cfg, err := readSettings(env, roles)
+	if err != nil {
+		return err
+	}
+	sd, err := run.NewShutdown(env, run.DrainTimeout(env))
+	if err != nil {
+		return err
+	}
+	ctx, stop := run.SignalContext()
+	defer stop()
+	tel, err := telemetry.Setup(ctx, env, roles.name())
+	if err != nil {
+		return err
+	}
+	defer tel.Close(context.Background())
+
+	// Each role's listeners, and the background units (audit trails,
+	// change listeners) that must stop after every listener.
+	listeners := map[string][]run.Unit{}
+	var background []run.Unit
+	serveGRPC := func(name, addr, admin string, log *slog.Logger, svc grpcx.Service, extra ...grpc.UnaryServerInterceptor) error {
+		l, err := grpcx.Listeners(log, name, addr, admin, cfg.sec, svc, extra...)
+		listeners[name] = l
+		return err
+	}
+
+	// Callees first: each role's callers need its connection.
+	var users, keys peer
+	if roles["user"] {
+		ulog := logging.New("user")
+		a, err := userapp.New(ctx, ulog, cfg.user)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		in := inproc.NewServer(grpcx.UnaryChain(ulog))
+		a.Register(in)
+		users = peer{conn: in.Conn()}
+		if err := serveGRPC("user", cfg.user.Addr, cfg.user.AdminAddr, ulog, a); err != nil {
+			return err
+		}
+		background = append(background, a.Units()...)
+	}
+	if roles["apikey"] {
+		klog := logging.New("apikey")
+		a, err := apikeyapp.New(ctx, klog, cfg.apikey)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		in := inproc.NewServer(grpcx.UnaryChain(klog))
+		a.Register(in)
+		keys = peer{conn: in.Conn()}
+		if err := serveGRPC("apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, klog, a); err != nil {
+			return err
+		}
+		background = append(background, a.Units()...)
+	}
+	var auth peer
+	if roles["auth"] {
+		alog := logging.New("auth")
+		for _, p := range []struct {
+			have *peer
+			addr string
+		}{{&users, cfg.auth.UserAddr}, {&keys, cfg.auth.APIKeyAddr}} {
+			if p.have.conn == nil {
+				if *p.have, err = dial(p.addr, cfg.sec); err != nil {
+					return err
+				}
+				defer p.have.close()
+			}
+		}
+		a, err := authapp.New(ctx, alog, cfg.auth, users.conn, keys.conn)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		in := inproc.NewServer(grpcx.UnaryChain(alog, a.KeyInterceptors()...))
+		a.Register(in)
+		auth = peer{conn: in.Conn()}
+		if err := serveGRPC("auth", cfg.auth.Addr, cfg.auth.AdminAddr, alog, a, a.KeyInterceptors()...); err != nil {
+			return err
+		}
+		background = append(background, a.Units()...)
+	}
+	if roles["gateway"] {
+		glog := logging.New("gateway")
+		if auth.conn == nil {
+			if auth, err = dial(cfg.gateway.AuthAddr, cfg.sec); err != nil {
+				return err
+			}
+			defer auth.close()
+		}
+		srv, err := gatewayapp.NewServer(auth.conn, cfg.gateway, glog)
+		if err != nil {
+			return err
+		}
+		u, err := run.HTTP("http", cfg.gateway.HTTPAddr, srv)
+		if err != nil {
+			return err
+		}
+		listeners["gateway"] = []run.Unit{u}
+	}
+
+	// Stopped in this order: callers before callees (auth finishes its
+	// callers' calls while user and apikey still serve it, in process and
+	// to other processes), then the trails, which flush what the final
+	// calls recorded, then the metrics.
+	var units []run.Unit
+	for _, r := range allRoles {
+		units = append(units, listeners[r]...)
+	}
+	units = append(append(units, background...), tel.Metrics)
+	log.Info("starting", "roles", fmt.Sprint(roles.list()))
+	return run.Group(ctx, log, sd, units...)
+}
