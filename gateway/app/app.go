@@ -5,7 +5,6 @@ package app
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
-	"github.com/moreline/moreid/platform/run"
 	"github.com/moreline/moreid/platform/telemetry"
 )
 
@@ -28,7 +26,6 @@ type Settings struct {
 	HTTPAddr string
 	AuthAddr string
 	Trusted  []netip.Prefix
-	Drain    time.Duration
 	// CSRFKey signs the confirmation page's sign-in form tokens
 	// (MOREID_CSRF_KEY). Unset, a random key of this process is used:
 	// fine for one local gateway, but replicas behind one load balancer
@@ -38,45 +35,43 @@ type Settings struct {
 	CSRFKeyGenerated bool
 }
 
-// ReadSettings reads the MOREID_* variables of the gateway.
-func ReadSettings(r *config.Reader) (Settings, error) {
+// ReadSettings reads the MOREID_* variables of the gateway, recording bad
+// values in r (the caller checks r.Err once it has read everything).
+func ReadSettings(r *config.Reader) Settings {
 	s := Settings{
 		HTTPAddr: r.String("MOREID_HTTP_ADDR", ":8080"),
 		AuthAddr: r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
 		Trusted:  r.Prefixes("MOREID_TRUSTED_PROXIES", nil),
-		Drain:    run.DrainTimeout(r),
 		CSRFKey:  []byte(r.String("MOREID_CSRF_KEY", "")),
 	}
-	var keyErr error
 	switch {
 	case len(s.CSRFKey) == 0:
+		// crypto/rand.Read does not fail (it crashes the process if the
+		// kernel has no randomness to give).
 		s.CSRFKey, s.CSRFKeyGenerated = make([]byte, page.MinCSRFKeyLen), true
-		if _, err := rand.Read(s.CSRFKey); err != nil {
-			keyErr = fmt.Errorf("MOREID_CSRF_KEY unset and no random key could be made: %w", err)
-		}
+		_, _ = rand.Read(s.CSRFKey)
 	case len(s.CSRFKey) < page.MinCSRFKeyLen:
-		// Not through the reader: its errors quote the value, and this
-		// one is a secret.
-		keyErr = fmt.Errorf("configuration: MOREID_CSRF_KEY: must be at least %d bytes (value not shown)", page.MinCSRFKeyLen)
+		// A secret: the error names the variable, never its value.
+		r.Fail("MOREID_CSRF_KEY", "", fmt.Errorf("must be at least %d bytes (value not shown)", page.MinCSRFKeyLen))
 	}
-	return s, errors.Join(r.Err(), keyErr)
+	return s
 }
 
 // NewServer returns the gateway's HTTP server (without its listener) in
-// front of AuthService on auth.
-func NewServer(auth grpc.ClientConnInterface, s Settings, log *slog.Logger) (*http.Server, error) {
+// front of AuthService on auth, recording its metrics and traces in tel.
+func NewServer(auth grpc.ClientConnInterface, s Settings, log *slog.Logger, tel *telemetry.Telemetry) (*http.Server, error) {
 	if s.CSRFKeyGenerated {
 		log.Warn("MOREID_CSRF_KEY is not set: the sign-in form's tokens are signed with a key of this process only; set one shared key on every gateway replica")
 	}
 	// Ready while auth answers: auth's own readiness (Redis) is its own
 	// pods' business, reported here only as moreid_downstream_up.
-	ready := grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(auth))
-	handler, err := gateway.New(auth, s.Trusted, s.CSRFKey, log, ready)
+	ready := grpcx.ConnectionProbe("gateway", "auth", log, tel, healthpb.NewHealthClient(auth))
+	handler, err := gateway.New(auth, s.Trusted, s.CSRFKey, log, tel, ready)
 	if err != nil {
 		return nil, err
 	}
 	return &http.Server{
-		Handler:           telemetry.HTTPHandler(handler, "gateway"),
+		Handler:           tel.HTTPHandler(handler, "gateway"),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// Longer than the gateway's upstream timeout, so a slow backend

@@ -179,7 +179,7 @@ func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 	if len(outer) > 0 {
 		opts = append(opts, grpc.ChainUnaryInterceptor(outer...))
 	}
-	srv := grpc.NewServer(append(opts, grpcx.ServerOptions(discard())...)...)
+	srv := grpc.NewServer(append(opts, grpcx.ServerOptions(discard(), nil)...)...)
 	authv1.RegisterAuthServiceServer(srv, b.auth)
 	authv1.RegisterConfirmationServiceServer(srv, b.confirm)
 	authv1.RegisterTokenServiceServer(srv, b.tokens)
@@ -198,7 +198,7 @@ func startBackend(t testing.TB, outer ...grpc.UnaryServerInterceptor) *backend {
 // startGateway serves the real handler over real HTTP.
 func startGateway(t *testing.T, conn *grpc.ClientConn, trusted []netip.Prefix, log *slog.Logger) *httptest.Server {
 	t.Helper()
-	h, err := New(conn, trusted, testCSRFKey, log, grpcx.ConnectionProbe("gateway", "auth", log, healthpb.NewHealthClient(conn)))
+	h, err := New(conn, trusted, testCSRFKey, log, nil, grpcx.ConnectionProbe("gateway", "auth", log, nil, healthpb.NewHealthClient(conn)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,17 +90,17 @@ func TestOneFaultOneErrorLine(t *testing.T) {
 
 			usersConn := unreachable(t)
 			if tt.user != nil {
-				usrv := grpc.NewServer(grpcx.ServerOptions(logOf("user"))...)
+				usrv := grpc.NewServer(grpcx.ServerOptions(logOf("user"), nil)...)
 				userv1.RegisterUserServiceServer(usrv, &chainUsers{fail: tt.user})
 				usersConn = grpctest.Dial(t, grpctest.Serve(t, usrv))
 			}
 			authConn := unreachable(t)
 			if !tt.noAuth {
-				asrv := grpc.NewServer(grpcx.ServerOptions(logOf("auth"))...)
+				asrv := grpc.NewServer(grpcx.ServerOptions(logOf("auth"), nil)...)
 				authv1.RegisterAuthServiceServer(asrv, &chainAuth{users: userv1.NewUserServiceClient(usersConn)})
 				authConn = grpctest.Dial(t, grpctest.Serve(t, asrv))
 			}
-			h, err := New(authConn, nil, testCSRFKey, logOf("gateway"), func(context.Context) error { return nil })
+			h, err := New(authConn, nil, testCSRFKey, logOf("gateway"), nil, func(context.Context) error { return nil })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -79,7 +79,7 @@ func newFuzzRig(f *testing.F) *fuzzRig {
 	f.Helper()
 	rig := &fuzzRig{}
 	b := startBackend(f, rig.watchBackend)
-	h, err := New(b.conn, nil, testCSRFKey, slog.New(rig), grpcx.ServiceProbe(healthpb.NewHealthClient(b.conn)))
+	h, err := New(b.conn, nil, testCSRFKey, slog.New(rig), nil, grpcx.ServiceProbe(healthpb.NewHealthClient(b.conn)))
 	if err != nil {
 		f.Fatal(err)
 	}

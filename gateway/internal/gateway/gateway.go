@@ -21,6 +21,7 @@ import (
 	"github.com/moreline/moreid/gateway/internal/apidocs"
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/grpcx"
+	"github.com/moreline/moreid/platform/telemetry"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 )
 
@@ -35,9 +36,10 @@ const UpstreamTimeout = 15 * time.Second
 // New returns the gateway's HTTP handler. auth is the connection to the auth
 // service (AuthService, ConfirmationService, TokenService); trusted are the proxies whose X-Forwarded-For is believed
 // (MOREID_TRUSTED_PROXIES); csrfKey signs the confirmation page's sign-in
-// form tokens (MOREID_CSRF_KEY); ready tells /readyz whether the backend and
-// its dependencies answer.
-func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, log *slog.Logger, ready grpcx.Probe) (http.Handler, error) {
+// form tokens (MOREID_CSRF_KEY); tel counts the answers (nil: not
+// counted); ready tells /readyz whether the backend and its dependencies
+// answer.
+func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, log *slog.Logger, tel *telemetry.Telemetry, ready grpcx.Probe) (http.Handler, error) {
 	if auth == nil || log == nil || ready == nil {
 		return nil, errors.New("gateway: auth connection, logger and readiness probe are required")
 	}
@@ -90,7 +92,7 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 	for _, p := range docs.Paths() {
 		known[p] = true
 	}
-	return observe(log, trusted, known, routes), nil
+	return observe(log, tel, trusted, known, routes), nil
 }
 
 // withTimeout bounds the backend call. grpc-gateway would also take a

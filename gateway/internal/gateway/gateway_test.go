@@ -525,7 +525,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestPanicRecovered(t *testing.T) {
-	srv := httptest.NewServer(observe(discard(), nil, nil, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	srv := httptest.NewServer(observe(discard(), nil, nil, nil, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("something internal")
 	})))
 	t.Cleanup(srv.Close)
@@ -537,7 +537,7 @@ func TestPanicRecovered(t *testing.T) {
 }
 
 func TestNewRequiresDependencies(t *testing.T) {
-	if _, err := New(nil, []netip.Prefix{}, testCSRFKey, discard(), nil); err == nil {
+	if _, err := New(nil, []netip.Prefix{}, testCSRFKey, discard(), nil, nil); err == nil {
 		t.Fatal("New without a connection succeeded")
 	}
 }

@@ -42,8 +42,8 @@ func infoFrom(ctx context.Context) *requestInfo {
 // X-Request-Id response header) and the client IP, recovers panics into a
 // 500 JSON answer and logs one line per request. The line holds the path
 // only, never the query string (it may carry a one-time code), headers or
-// bodies.
-func observe(log *slog.Logger, trusted []netip.Prefix, routes map[string]bool, next http.Handler) http.Handler {
+// bodies. tel counts the answer by route, method and status.
+func observe(log *slog.Logger, tel *telemetry.Telemetry, trusted []netip.Prefix, routes map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		peer, _ := clientip.Parse(r.RemoteAddr)
@@ -75,7 +75,7 @@ func observe(log *slog.Logger, trusted []netip.Prefix, routes map[string]bool, n
 			if routes[r.URL.Path] {
 				route = r.URL.Path
 			}
-			telemetry.ObserveHTTP(route, r.Method, rec.status, time.Since(start))
+			tel.ObserveHTTP(route, r.Method, rec.status, time.Since(start))
 			level := slog.LevelInfo
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				level = slog.LevelDebug // probes every few seconds are noise

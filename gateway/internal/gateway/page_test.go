@@ -696,7 +696,7 @@ func TestPageSecureCookies(t *testing.T) {
 
 func startGatewayServer(t *testing.T, conn *grpc.ClientConn, trusted []netip.Prefix, tls bool) *httptest.Server {
 	t.Helper()
-	h, err := New(conn, trusted, testCSRFKey, discard(), grpcx.ServiceProbe(healthpb.NewHealthClient(conn)))
+	h, err := New(conn, trusted, testCSRFKey, discard(), nil, grpcx.ServiceProbe(healthpb.NewHealthClient(conn)))
 	if err != nil {
 		t.Fatal(err)
 	}

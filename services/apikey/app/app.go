@@ -17,6 +17,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	"github.com/moreline/moreid/services/apikey/internal/apikey"
 	"github.com/moreline/moreid/services/apikey/internal/pgstore"
@@ -29,22 +30,21 @@ type Settings struct {
 	OwnerDSN    string // migrations and grants; "" when PostgresDSN's role applies them
 	Addr        string
 	AdminAddr   string
-	Drain       time.Duration
 	// PgTimeout bounds each Postgres call (MOREID_POSTGRES_TIMEOUT).
 	PgTimeout time.Duration
 }
 
-// ReadSettings reads the MOREID_* variables of the API-key service.
-func ReadSettings(r *config.Reader) (Settings, error) {
-	s := Settings{
+// ReadSettings reads the MOREID_* variables of the API-key service,
+// recording bad values in r (the caller checks r.Err once it has read
+// everything).
+func ReadSettings(r *config.Reader) Settings {
+	return Settings{
 		PostgresDSN: pgdb.DSN(r),
 		OwnerDSN:    pgdb.OwnerDSN(r),
 		Addr:        r.String("MOREID_APIKEY_ADDR", "127.0.0.1:9092"),
 		AdminAddr:   r.String(grpcx.EnvAPIKeyAdminAddr, grpcx.DefaultAPIKeyAdminAddr),
-		Drain:       run.DrainTimeout(r),
+		PgTimeout:   pgdb.Timeout(r),
 	}
-	s.PgTimeout = pgdb.Timeout(r)
-	return s, r.Err()
 }
 
 // Schemas are the apikey service's tables and the audit trail's, in the
@@ -59,19 +59,19 @@ type App struct {
 	sqlDB  *sql.DB
 }
 
-// New opens the database (applying the migrations) and wires the service.
-// Close releases the database.
-func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
+// New opens the database (applying the migrations) and wires the service,
+// recording its metrics and traces in tel. Close releases the database.
+func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Settings) (*App, error) {
 	// Every call is one short indexed statement; 20 connections serve a busy
 	// replica without letting many replicas exhaust the server.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, Schemas()...)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PostgresDSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20, Telemetry: tel}, Schemas()...)
 	if err != nil {
 		return nil, err
 	}
 	audit.WarnIfOwner(ctx, db, log)
 	return &App{
 		svc:   apikey.New(pgstore.New(db, cfg.PgTimeout)),
-		trail: audit.NewWriter(db, "apikey", log),
+		trail: audit.NewWriter(db, "apikey", log, audit.Metrics(tel)),
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
 			"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
 		}),

@@ -23,6 +23,7 @@ import (
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
@@ -56,15 +57,15 @@ type Settings struct {
 	// GatewayNames are the DNS names of the gateways' certificates: with
 	// TLS, only a peer presenting one may set the client IP.
 	GatewayNames []string
-	Drain        time.Duration
 
 	// RedisTimeout bounds each Redis call (MOREID_REDIS_TIMEOUT).
 	RedisTimeout time.Duration
 }
 
-// ReadSettings reads the MOREID_* variables of the auth service.
-func ReadSettings(r *config.Reader) (Settings, error) {
-	s := Settings{
+// ReadSettings reads the MOREID_* variables of the auth service, recording
+// bad values in r (the caller checks r.Err once it has read everything).
+func ReadSettings(r *config.Reader) Settings {
+	return Settings{
 		Addr:       r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
 		AdminAddr:  r.String(grpcx.EnvAuthAdminAddr, grpcx.DefaultAuthAdminAddr),
 		UserAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
@@ -88,10 +89,8 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 		}),
 		GatewayNames: names(r.String("MOREID_GATEWAY_NAMES", "")),
-		Drain:        run.DrainTimeout(r),
+		RedisTimeout: redisdb.Timeout(r),
 	}
-	s.RedisTimeout = redisdb.Timeout(r)
-	return s, r.Err()
 }
 
 // names splits a comma-separated list, dropping empty entries.
@@ -118,38 +117,39 @@ type App struct {
 
 // New opens Redis and the audit database (applying its migrations) and
 // wires the flows over users and keys, the connections to the user and
-// apikey services (network or in-process). Close releases Redis and the
-// database, not the connections.
-func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.ClientConnInterface) (*App, error) {
-	rdb, err := redisdb.Open(ctx, cfg.RedisURL, cfg.RedisTimeout)
+// apikey services (network or in-process), recording its metrics and
+// traces in tel. Close releases Redis and the database, not the
+// connections.
+func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Settings, users, keys grpc.ClientConnInterface) (*App, error) {
+	rdb, err := redisdb.Open(ctx, cfg.RedisURL, cfg.RedisTimeout, tel)
 	if err != nil {
 		return nil, err
 	}
 	// Postgres holds only the audit trail here. It is needed to start (the
 	// migrations), not to serve: the writer queues and retries through an
 	// outage, and no health probe of auth depends on it.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, cfg.PgOwnerDSN, pgdb.Options{MaxOpenConns: 5}, audit.Schema)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, cfg.PgOwnerDSN, pgdb.Options{MaxOpenConns: 5, Telemetry: tel}, audit.Schema)
 	if err != nil {
 		rdb.Close()
 		return nil, err
 	}
 	audit.WarnIfOwner(ctx, db, log)
-	trail := audit.NewWriter(db, "auth", log)
+	trail := audit.NewWriter(db, "auth", log, audit.Metrics(tel))
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
 	store := redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout)
-	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log, tel)
 	return &App{
 		api:   server.New(flows),
-		keys:  keyChecks(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...), store, cfg.KeyRate),
+		keys:  keyChecks(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...), store, cfg.KeyRate, tel),
 		trail: trail,
 		// Ready means Redis answers: with user or apikey down (Postgres
 		// down), auth still redeems issued codes and serves tokens, so
 		// their state is reported, not part of auth's readiness.
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
 			"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		}).Downstream("auth", log, map[string]grpcx.Probe{
+		}).Downstream("auth", log, tel, map[string]grpcx.Probe{
 			"user":   grpcx.ServiceProbe(healthpb.NewHealthClient(users)),
 			"apikey": grpcx.ServiceProbe(healthpb.NewHealthClient(keys)),
 		}),
@@ -161,11 +161,11 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings, users, keys grpc.C
 
 // keyChecks is the API-key check, followed by the per-key rate limit only
 // when one is set: a limit that is off costs the hot path nothing.
-func keyChecks(check grpc.UnaryServerInterceptor, store *redisstore.Store, perSecond int) []grpc.UnaryServerInterceptor {
+func keyChecks(check grpc.UnaryServerInterceptor, store *redisstore.Store, perSecond int, tel *telemetry.Telemetry) []grpc.UnaryServerInterceptor {
 	if perSecond <= 0 {
 		return []grpc.UnaryServerInterceptor{check}
 	}
-	return []grpc.UnaryServerInterceptor{check, server.KeyRateInterceptor(oauth.NewKeyRate(store, perSecond, time.Now))}
+	return []grpc.UnaryServerInterceptor{check, server.KeyRateInterceptor(oauth.NewKeyRate(store, perSecond, time.Now, tel))}
 }
 
 // KeyInterceptors are the API-key check (and the per-key rate limit, when

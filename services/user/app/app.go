@@ -6,10 +6,12 @@ package app
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"runtime"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +21,7 @@ import (
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/run"
+	"github.com/moreline/moreid/platform/telemetry"
 	"github.com/moreline/moreid/services/user/internal/pgstore"
 	"github.com/moreline/moreid/services/user/internal/server"
 	"github.com/moreline/moreid/services/user/internal/user"
@@ -36,7 +39,6 @@ type Settings struct {
 	DefaultAvatar string
 	Argon2        user.Params
 	Concurrency   int
-	Drain         time.Duration
 	// CacheSize profiles are kept in memory for at most CacheTTL; 0
 	// turns the cache off.
 	CacheSize int
@@ -45,8 +47,9 @@ type Settings struct {
 	PgTimeout time.Duration
 }
 
-// ReadSettings reads the MOREID_* variables of the user service.
-func ReadSettings(r *config.Reader) (Settings, error) {
+// ReadSettings reads the MOREID_* variables of the user service, recording
+// bad values in r (the caller checks r.Err once it has read everything).
+func ReadSettings(r *config.Reader) Settings {
 	s := Settings{
 		DSN:           pgdb.DSN(r),
 		OwnerDSN:      pgdb.OwnerDSN(r),
@@ -58,23 +61,20 @@ func ReadSettings(r *config.Reader) (Settings, error) {
 			Time:      uint32(r.Int("MOREID_ARGON2_TIME", 1, 1)),
 		},
 		Concurrency: r.Int("MOREID_ARGON2_CONCURRENCY", runtime.NumCPU(), 1),
-		Drain:       run.DrainTimeout(r),
 		CacheSize:   r.Int("MOREID_USER_CACHE_SIZE", 100_000, 0),
 		CacheTTL:    r.Duration("MOREID_USER_CACHE_TTL", 30*time.Second),
 	}
 	s.PgTimeout = pgdb.Timeout(r)
 	threads := r.Int("MOREID_ARGON2_THREADS", 1, 1)
-	if err := r.Err(); err != nil {
-		return s, err
-	}
 	if threads > 255 {
-		return s, fmt.Errorf("configuration: MOREID_ARGON2_THREADS=%d: must be at most 255", threads)
+		r.Fail("MOREID_ARGON2_THREADS", strconv.Itoa(threads), errors.New("must be at most 255"))
+		threads = 1
 	}
 	s.Argon2.Threads = uint8(threads)
 	if u, err := url.Parse(s.DefaultAvatar); err != nil || !u.IsAbs() || u.Host == "" {
-		return s, fmt.Errorf("configuration: MOREID_DEFAULT_AVATAR_URL=%q: must be an absolute URL", s.DefaultAvatar)
+		r.Fail("MOREID_DEFAULT_AVATAR_URL", s.DefaultAvatar, errors.New("must be an absolute URL"))
 	}
-	return s, nil
+	return s
 }
 
 // Schemas are the user service's tables and the audit trail's, in the
@@ -90,12 +90,12 @@ type App struct {
 	units  []run.Unit
 }
 
-// New opens the database (applying the migrations) and wires the service.
-// Close releases the database.
-func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
+// New opens the database (applying the migrations) and wires the service,
+// recording its metrics and traces in tel. Close releases the database.
+func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Settings) (*App, error) {
 	// The pool stays well under Postgres's default max_connections even
 	// with several replicas of each service.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20}, Schemas()...)
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.DSN, cfg.OwnerDSN, pgdb.Options{MaxOpenConns: 20, Telemetry: tel}, Schemas()...)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	a := &App{
-		trail: audit.NewWriter(db, "user", log),
+		trail: audit.NewWriter(db, "user", log, audit.Metrics(tel)),
 		health: grpcx.NewHealth(map[string]grpcx.Probe{
 			"postgres": func(ctx context.Context) error { return sqlDB.PingContext(ctx) },
 		}),
@@ -117,9 +117,9 @@ func New(ctx context.Context, log *slog.Logger, cfg Settings) (*App, error) {
 	// listener turns it on once Postgres's change notifications flow.
 	cache := user.NewProfileCache(cfg.CacheTTL, cfg.CacheSize)
 	if cache != nil {
-		a.units = append(a.units, pgdb.NewListener(cfg.DSN, pgstore.ChangesChannel, cache.Forget, cache.SetLive, log).Unit())
+		a.units = append(a.units, pgdb.NewListener(cfg.DSN, pgstore.ChangesChannel, cache.Forget, cache.SetLive, log, tel).Unit())
 	}
-	a.svc = user.NewService(pgstore.New(db, cfg.PgTimeout), hasher, cache, cfg.DefaultAvatar, log)
+	a.svc = user.NewService(pgstore.New(db, cfg.PgTimeout), hasher, cache, cfg.DefaultAvatar, log, tel)
 	return a, nil
 }
 

@@ -3,6 +3,8 @@ package oauth
 import (
 	"context"
 	"time"
+
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // KeyRateStore counts an API key's requests per second, for every
@@ -22,12 +24,13 @@ type KeyRate struct {
 	store     KeyRateStore
 	perSecond int64
 	now       func() time.Time
+	tel       *telemetry.Telemetry
 }
 
 // NewKeyRate returns the limiter of perSecond requests (0: no limit) by the
-// clock now.
-func NewKeyRate(store KeyRateStore, perSecond int, now func() time.Time) *KeyRate {
-	return &KeyRate{store: store, perSecond: int64(perSecond), now: now}
+// clock now, counting refusals in tel (nil: not counted).
+func NewKeyRate(store KeyRateStore, perSecond int, now func() time.Time, tel *telemetry.Telemetry) *KeyRate {
+	return &KeyRate{store: store, perSecond: int64(perSecond), now: now, tel: tel}
 }
 
 // Admit counts a request of key and refuses it with rate_limited
@@ -41,7 +44,7 @@ func (r *KeyRate) Admit(ctx context.Context, keyID int64) error {
 		return err
 	}
 	if n > r.perSecond {
-		return throttled(LimitKeyRate, time.Second)
+		return throttled(r.tel, LimitKeyRate, time.Second)
 	}
 	return nil
 }

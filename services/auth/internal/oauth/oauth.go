@@ -14,6 +14,7 @@ import (
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/platform/telemetry"
 )
 
 // Lifetimes of the records SPEC section 3 fixes.
@@ -258,14 +259,16 @@ type Service struct {
 	gates  gates
 	events audit.Recorder
 	log    *slog.Logger
+	tel    *telemetry.Telemetry
 	now    func() time.Time
 }
 
 // New returns the flows over store, users and keys, throttling failed
-// sign-ins by limits (unset fields take DefaultLimits) and recording
-// security events in events.
-func New(store Store, users UserDirectory, keys KeyDirectory, ttl Lifetimes, limits Limits, events audit.Recorder, log *slog.Logger) *Service {
-	return &Service{store: store, users: users, keys: keys, ttl: ttl, limits: limits.withDefaults(), events: events, log: log, now: time.Now}
+// sign-ins by limits (unset fields take DefaultLimits), recording
+// security events in events and counting refusals in tel (nil: not
+// counted).
+func New(store Store, users UserDirectory, keys KeyDirectory, ttl Lifetimes, limits Limits, events audit.Recorder, log *slog.Logger, tel *telemetry.Telemetry) *Service {
+	return &Service{store: store, users: users, keys: keys, ttl: ttl, limits: limits.withDefaults(), events: events, log: log, tel: tel, now: time.Now}
 }
 
 // TokenTTL is the lifetime of the access tokens this service issues.
@@ -282,7 +285,7 @@ func (s *Service) Authorize(ctx context.Context, key Key) (string, error) {
 		return "", err
 	}
 	if wait > 0 {
-		return "", throttled(LimitStates, wait)
+		return "", throttled(s.tel, LimitStates, wait)
 	}
 	return state, nil
 }

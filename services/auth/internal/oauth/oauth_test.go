@@ -16,7 +16,7 @@ import (
 // Validation runs before any dependency is touched, so the service here has
 // none: a call that got past validation would panic on the nil store.
 func TestValidation(t *testing.T) {
-	s := New(nil, nil, nil, Lifetimes{Token: time.Hour, Session: time.Hour}, Limits{}, audit.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(nil, nil, nil, Lifetimes{Token: time.Hour, Session: time.Hour}, Limits{}, audit.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	key := Key{ID: 1, PasswordLogin: true}
 	ctx := context.Background()
 	tests := []struct {

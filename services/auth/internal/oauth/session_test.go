@@ -40,7 +40,7 @@ func TestSessionFromCookie(t *testing.T) {
 // The safe-login and update calls validate before touching a dependency:
 // the service has none, so a call that got further would panic.
 func TestSafeValidation(t *testing.T) {
-	s := New(nil, nil, nil, Lifetimes{Token: time.Hour, Session: time.Hour}, Limits{}, audit.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(nil, nil, nil, Lifetimes{Token: time.Hour, Session: time.Hour}, Limits{}, audit.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	key := Key{ID: 1, Name: "app", PasswordLogin: true}
 	ctx := context.Background()
 	name := "n"

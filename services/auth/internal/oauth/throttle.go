@@ -75,7 +75,7 @@ const (
 	MaxUCAFails   = 5
 )
 
-// Names of the limits, as telemetry.Throttled, audit details and the store
+// Names of the limits, as moreid_throttled_total, audit details and the store
 // know them.
 const (
 	LimitUser    = "user" // per (user_id, client address)
@@ -177,9 +177,10 @@ type throttledBy string
 
 func (t throttledBy) Error() string { return "refused by the " + string(t) + " limit" }
 
-// throttled is the rate_limited answer of limit, Retry-After rounded up.
-func throttled(limit string, wait time.Duration) error {
-	telemetry.Throttled(limit)
+// throttled is the rate_limited answer of limit, Retry-After rounded up,
+// counted in tel.
+func throttled(tel *telemetry.Telemetry, limit string, wait time.Duration) error {
+	tel.Throttled(limit)
 	return &apierr.Error{Kind: apierr.RateLimited, Err: throttledBy(limit), RetryAfterSeconds: max(1, int(seconds(wait)))}
 }
 
@@ -229,7 +230,7 @@ func (s *Service) reserve(ctx context.Context, a Attempt) (*attempt, error) {
 			return nil, apierr.New(apierr.InvalidState)
 		case !v.Busy:
 			unlock()
-			return nil, throttled(v.Limit, v.RetryAfter)
+			return nil, throttled(s.tel, v.Limit, v.RetryAfter)
 		}
 		// Busy with another replica's attempts: ask again shortly.
 		t := time.NewTimer(wait/2 + mathrand.N(wait))
@@ -242,7 +243,7 @@ func (s *Service) reserve(ctx context.Context, a Attempt) (*attempt, error) {
 		}
 		if time.Now().After(deadline) {
 			unlock()
-			return nil, throttled(v.Limit, time.Second)
+			return nil, throttled(s.tel, v.Limit, time.Second)
 		}
 		wait = min(2*wait, 200*time.Millisecond)
 	}
@@ -275,7 +276,7 @@ func (s *Service) settle(ctx context.Context, a *attempt, failed bool) error {
 		return err
 	}
 	if burned {
-		telemetry.Throttled(LimitState)
+		s.tel.Throttled(LimitState)
 		s.log.WarnContext(ctx, "too many failed logins; state burned", "state", short(a.StateHash), "key", a.KeyID)
 	}
 	return nil

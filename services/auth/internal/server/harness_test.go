@@ -31,6 +31,8 @@ import (
 	"github.com/moreline/moreid/platform/ipset"
 	"github.com/moreline/moreid/platform/redisdb"
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/platform/telemetry"
+	"github.com/moreline/moreid/platform/telemetry/telemetrytest"
 	"github.com/moreline/moreid/platform/testenv"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
@@ -272,6 +274,8 @@ type env struct {
 	prefix      string
 	logs        *syncBuffer
 	authAddr    string
+	// metrics is what the instance recorded.
+	metrics telemetrytest.Registry
 }
 
 // serverTLS is the mutual TLS of auth's public listener: the components'
@@ -381,17 +385,19 @@ func (e *env) start(t *testing.T) {
 	t.Helper()
 	e.logs = &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var tel *telemetry.Telemetry
+	tel, e.metrics = telemetrytest.New(t)
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
 	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
 	store := redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout)
-	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log, tel)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },
 	})
 	api := server.New(flows)
-	srvOpts := grpcx.ServerOptions(log, server.KeyInterceptor(cache, e.o.gateways, e.o.gatewayNames...),
-		server.KeyRateInterceptor(oauth.NewKeyRate(store, e.o.keyRate, e.o.now)))
+	srvOpts := grpcx.ServerOptions(log, tel, server.KeyInterceptor(cache, e.o.gateways, e.o.gatewayNames...),
+		server.KeyRateInterceptor(oauth.NewKeyRate(store, e.o.keyRate, e.o.now, tel)))
 	if e.o.pki != nil {
 		srvOpts = append(srvOpts, grpc.Creds(credentials.NewTLS(serverTLS(t, e.o.pki))))
 	}
@@ -405,7 +411,7 @@ func (e *env) start(t *testing.T) {
 	} else {
 		authConn = grpctest.Dial(t, e.authAddr)
 	}
-	adminSrv := grpc.NewServer(grpcx.ServerOptions(log)...)
+	adminSrv := grpc.NewServer(grpcx.ServerOptions(log, tel)...)
 	api.RegisterAdmin(adminSrv)
 	healthpb.RegisterHealthServer(adminSrv, health)
 	adminConn := grpctest.Dial(t, grpctest.Serve(t, adminSrv))

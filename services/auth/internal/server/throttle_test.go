@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
@@ -69,27 +68,9 @@ func retryAfter(t *testing.T, err error) int {
 	return n
 }
 
-// throttledCount reads moreid_throttled_total{limit} from the process's
-// metrics.
-func throttledCount(t *testing.T, limit string) float64 {
-	t.Helper()
-	families, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	for _, f := range families {
-		if f.GetName() != "moreid_throttled_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "limit" && l.GetValue() == limit {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+// throttledCount reads moreid_throttled_total{limit} from e's metrics.
+func (e *env) throttledCount(limit string) float64 {
+	return e.metrics.Counter("moreid_throttled_total", "limit", limit)
 }
 
 func TestThrottle(t *testing.T) {
@@ -107,12 +88,12 @@ func TestThrottle(t *testing.T) {
 	}{
 		{"per user and address: at the limit that address is refused unchecked, even the right password", func(t *testing.T, e *env) {
 			e.failLogins(t, 3, ip1, aliceID)
-			before, metric := e.users.verifies.Load(), throttledCount(t, "user")
+			before, metric := e.users.verifies.Load(), e.throttledCount("user")
 			wantErr(t, e.loginFrom(t, ip1, aliceID, alicePass, e.authorize(t, keyA)), apierr.RateLimited)
 			if n := e.users.verifies.Load() - before; n != 0 {
 				t.Fatalf("password verified %d times while throttled", n)
 			}
-			if got := throttledCount(t, "user") - metric; got != 1 {
+			if got := e.throttledCount("user") - metric; got != 1 {
 				t.Fatalf("moreid_throttled_total{limit=user} grew by %v, want 1", got)
 			}
 			// The user from another address, another user from this one: not concerned.
@@ -137,13 +118,13 @@ func TestThrottle(t *testing.T) {
 			for i := range 3 {
 				e.failLogins(t, 2, "198.51.100."+strconv.Itoa(i+1), aliceID)
 			}
-			before := throttledCount(t, "account")
+			before := e.throttledCount("account")
 			err := e.loginFrom(t, "198.51.100.1", aliceID, alicePass, e.authorize(t, keyA))
 			wantErr(t, err, apierr.RateLimited)
 			if n := retryAfter(t, err); n < 55 || n > 60 {
 				t.Fatalf("Retry-After %d, want the address's window rest", n)
 			}
-			if got := throttledCount(t, "account") - before; got != 1 {
+			if got := e.throttledCount("account") - before; got != 1 {
 				t.Fatalf("moreid_throttled_total{limit=account} grew by %v, want 1", got)
 			}
 			if err := e.loginFrom(t, ip2, aliceID, alicePass, e.authorize(t, keyA)); err != nil {
@@ -157,9 +138,9 @@ func TestThrottle(t *testing.T) {
 			for i := range 5 {
 				e.failLogins(t, 1, ip1, "guess"+strconv.Itoa(i))
 			}
-			before := throttledCount(t, "ip")
+			before := e.throttledCount("ip")
 			wantErr(t, e.loginFrom(t, ip1, bobID, bobPass, e.authorize(t, keyA)), apierr.RateLimited)
-			if got := throttledCount(t, "ip") - before; got != 1 {
+			if got := e.throttledCount("ip") - before; got != 1 {
 				t.Fatalf("moreid_throttled_total{limit=ip} grew by %v, want 1", got)
 			}
 			if err := e.loginFrom(t, ip2, bobID, bobPass, e.authorize(t, keyA)); err != nil {
@@ -312,7 +293,7 @@ func TestStateBurnedByWrongPasswords(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			state := e.authorize(t, keyA)
-			before := throttledCount(t, "state")
+			before := e.throttledCount("state")
 			for i := range tt.failures {
 				// Several user_ids, so that no per-user limit is reached.
 				err := e.loginFrom(t, ip1, "guess"+strconv.Itoa(i), alicePass, state)
@@ -329,7 +310,7 @@ func TestStateBurnedByWrongPasswords(t *testing.T) {
 			if e.exists(t, "state", state) {
 				t.Fatal("burned state still stored")
 			}
-			if got := throttledCount(t, "state") - before; got != 1 {
+			if got := e.throttledCount("state") - before; got != 1 {
 				t.Fatalf("moreid_throttled_total{limit=state} grew by %v, want 1", got)
 			}
 		})

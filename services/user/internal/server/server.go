@@ -20,7 +20,7 @@ import (
 
 // NewInternal returns the internal listener's server: UserService and health.
 func NewInternal(log *slog.Logger, svc *user.Service, health *grpcx.Health) *grpc.Server {
-	srv := grpc.NewServer(grpcx.ServerOptions(log)...)
+	srv := grpc.NewServer(grpcx.ServerOptions(log, nil)...)
 	RegisterInternal(srv, svc, health)
 	return srv
 }
@@ -37,7 +37,7 @@ func RegisterInternal(r grpc.ServiceRegistrar, svc *user.Service, health *grpcx.
 // them, whatever the gateway maps. Every admin change, done or refused, is
 // recorded to rec.
 func NewAdmin(log *slog.Logger, svc *user.Service, health *grpcx.Health, rec audit.Recorder) *grpc.Server {
-	srv := grpc.NewServer(grpcx.ServerOptions(log)...)
+	srv := grpc.NewServer(grpcx.ServerOptions(log, nil)...)
 	RegisterAdmin(srv, svc, health, rec)
 	return srv
 }

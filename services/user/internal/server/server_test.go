@@ -47,7 +47,7 @@ func newSuite(t *testing.T) suite {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := user.NewService(pgstore.New(db, pgdb.DefaultTimeout), hasher, nil, avatar, log)
+	svc := user.NewService(pgstore.New(db, pgdb.DefaultTimeout), hasher, nil, avatar, log, nil)
 	health := grpcx.NewHealth(map[string]grpcx.Probe{"postgres": sqlDB.PingContext})
 
 	trail := &audittest.Recorder{}

@@ -37,8 +37,8 @@ func newReplica(t *testing.T, f *fixture, retry time.Duration) *replica {
 	t.Helper()
 	r := &replica{}
 	cache := user.NewProfileCache(time.Minute, 100)
-	r.svc = user.NewService(countingStore{Store: f.store, reads: &r.reads}, f.hasher, cache, avatar, nil)
-	l := pgdb.NewListener(f.dsn, pgstore.ChangesChannel, cache.Forget, cache.SetLive, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.svc = user.NewService(countingStore{Store: f.store, reads: &r.reads}, f.hasher, cache, avatar, nil, nil)
+	l := pgdb.NewListener(f.dsn, pgstore.ChangesChannel, cache.Forget, cache.SetLive, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	l.Retry = retry
 	unit := l.Unit()
 	done := make(chan struct{})

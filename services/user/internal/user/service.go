@@ -91,13 +91,14 @@ type Service struct {
 	cache         *ProfileCache
 	defaultAvatar string
 	log           *slog.Logger
+	tel           *telemetry.Telemetry
 }
 
 // NewService returns a Service. cache may be nil (every read goes to the
 // store); defaultAvatar is the absolute URL shown for users without an
-// avatar.
-func NewService(store Store, hasher *Hasher, cache *ProfileCache, defaultAvatar string, log *slog.Logger) *Service {
-	return &Service{store: store, hasher: hasher, cache: cache, defaultAvatar: defaultAvatar, log: log}
+// avatar; tel counts profile reads by cache result (nil: not counted).
+func NewService(store Store, hasher *Hasher, cache *ProfileCache, defaultAvatar string, log *slog.Logger, tel *telemetry.Telemetry) *Service {
+	return &Service{store: store, hasher: hasher, cache: cache, defaultAvatar: defaultAvatar, log: log, tel: tel}
 }
 
 // CreateUser validates n, hashes its password and stores the user.
@@ -136,7 +137,7 @@ func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
 		return User{}, err
 	}
 	u, gen, hit := s.cache.lookup(userID)
-	telemetry.ProfileLookup(hit)
+	s.tel.ProfileLookup(hit)
 	if hit {
 		return u, nil
 	}

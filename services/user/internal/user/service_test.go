@@ -36,7 +36,7 @@ func newFixture(t *testing.T, p user.Params) *fixture {
 	db := pgdbtest.Open(t, dsn, 4, pgstore.Migrate)
 	f := &fixture{dsn: dsn, db: db, store: pgstore.New(db, pgdb.DefaultTimeout)}
 	f.hasher = newHasher(t, p)
-	f.svc = user.NewService(f.store, f.hasher, nil, avatar, nil)
+	f.svc = user.NewService(f.store, f.hasher, nil, avatar, nil, nil)
 	return f
 }
 
@@ -324,7 +324,7 @@ func TestRehashOnLogin(t *testing.T) {
 
 	// The operator raises the parameters; the same store, a new service.
 	raised := user.Params{MemoryKiB: 128, Time: 2, Threads: 1}
-	svc := user.NewService(f.store, newHasher(t, raised), nil, avatar, nil)
+	svc := user.NewService(f.store, newHasher(t, raised), nil, avatar, nil, nil)
 
 	if _, err := svc.VerifyPassword(ctx, "alice", "wrong-password"); !apierr.Is(err, apierr.InvalidCredentials) {
 		t.Fatalf("wrong password: %v", err)
