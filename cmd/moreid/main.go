@@ -21,6 +21,7 @@ import (
 	"os"
 
 	"github.com/moreline/moreid/platform/buildinfo"
+	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/logging"
 )
 
@@ -48,15 +49,20 @@ func command(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "moreid serve: %v\n\n%s", err, usage)
 			return 2
 		}
-		log := logging.New(roles.name())
-		return exitStatus(log, serve(log, roles))
+		cfg, err := readSettings(config.FromEnv(), roles)
+		log := logging.New(roles.name(), cfg.level)
+		if err != nil {
+			return exitStatus(log, err)
+		}
+		return exitStatus(log, serve(log, roles, cfg))
 	case "migrate":
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "moreid migrate: takes no arguments (got %q)\n", rest)
 			return 2
 		}
-		log := logging.New("migrate")
-		return exitStatus(log, migrate(log))
+		env := config.FromEnv()
+		log := logging.New("migrate", logging.Level(env))
+		return exitStatus(log, migrate(log, env))
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, buildinfo.Line("moreid"))
 		return 0

@@ -18,8 +18,7 @@ import (
 // of make run. A Postgres advisory lock keeps concurrent runs from applying
 // a migration twice. (auth keeps no tables of its own: its audit trail is
 // the one both schemas carry.)
-func migrate(log *slog.Logger) error {
-	env := config.FromEnv()
+func migrate(log *slog.Logger, env *config.Reader) error {
 	dsn, owner := pgdb.DSN(env), pgdb.OwnerDSN(env)
 	if err := env.Err(); err != nil {
 		return err
@@ -44,4 +43,3 @@ func migrate(log *slog.Logger) error {
 	log.Info("migrations applied")
 	return nil
 }
-

@@ -19,41 +19,44 @@ import (
 	userapp "github.com/moreline/moreid/services/user/app"
 )
 
-// settings are the configuration of the roles one process serves; a role
-// not served leaves its part zero.
+// settings are the configuration of the process: its own (log level,
+// telemetry, shutdown, TLS) and that of the roles it serves; a role not
+// served leaves its part zero.
 type settings struct {
-	user    userapp.Settings
-	apikey  apikeyapp.Settings
-	auth    authapp.Settings
-	gateway gatewayapp.Settings
-	sec     *grpcx.Security
+	level    slog.Level
+	tel      telemetry.Settings
+	shutdown run.Shutdown
+	sec      *grpcx.Security
+	user     userapp.Settings
+	apikey   apikeyapp.Settings
+	auth     authapp.Settings
+	gateway  gatewayapp.Settings
 }
 
+// readSettings reads every setting of the process and of its roles from
+// the one Reader, then fails once, naming every bad setting: an operator
+// fixes them in one round, not one per restart.
 func readSettings(r *config.Reader, roles roles) (settings, error) {
-	var s settings
-	var err error
+	s := settings{
+		level:    logging.Level(r),
+		tel:      telemetry.ReadSettings(r, roles.name()),
+		shutdown: run.NewShutdown(r),
+	}
 	if roles["user"] {
-		if s.user, err = userapp.ReadSettings(r); err != nil {
-			return s, err
-		}
+		s.user = userapp.ReadSettings(r)
 	}
 	if roles["apikey"] {
-		if s.apikey, err = apikeyapp.ReadSettings(r); err != nil {
-			return s, err
-		}
+		s.apikey = apikeyapp.ReadSettings(r)
 	}
 	if roles["auth"] {
-		if s.auth, err = authapp.ReadSettings(r); err != nil {
-			return s, err
-		}
+		s.auth = authapp.ReadSettings(r)
 	}
 	if roles["gateway"] {
-		if s.gateway, err = gatewayapp.ReadSettings(r); err != nil {
-			return s, err
-		}
+		s.gateway = gatewayapp.ReadSettings(r)
 	}
-	s.sec, err = grpcx.ReadSecurity(r)
-	return s, err
+	// Its error is r's so far: returned below, with every other.
+	s.sec, _ = grpcx.ReadSecurity(r)
+	return s, r.Err()
 }
 
 // peer is how a role reaches a role it calls: in-process when the callee
@@ -63,8 +66,8 @@ type peer struct {
 	close func() error
 }
 
-func dial(addr string, sec *grpcx.Security) (peer, error) {
-	c, err := grpcx.Dial(addr, sec.DialOptions()...)
+func dial(addr string, sec *grpcx.Security, tel *telemetry.Telemetry) (peer, error) {
+	c, err := grpcx.Dial(addr, append(sec.DialOptions(), tel.GRPCDialOptions()...)...)
 	if err != nil {
 		return peer{}, err
 	}
@@ -73,30 +76,28 @@ func dial(addr string, sec *grpcx.Security) (peer, error) {
 
 // serve runs the roles until SIGTERM or SIGINT, then drains them: callers
 // stop before their callees, and the audit trails flush last.
-func serve(log *slog.Logger, roles roles) error {
-	env := config.FromEnv()
-	cfg, err := readSettings(env, roles)
-	if err != nil {
-		return err
-	}
-	sd, err := run.NewShutdown(env, run.DrainTimeout(env))
-	if err != nil {
-		return err
-	}
+func serve(log *slog.Logger, roles roles, cfg settings) error {
 	ctx, stop := run.SignalContext()
 	defer stop()
-	tel, err := telemetry.Setup(ctx, env, roles.name())
+	// One registry and one Telemetry for every role of the process, as
+	// one /metrics shows them.
+	reg := telemetry.NewRegistry()
+	tel, err := telemetry.New(ctx, cfg.tel, reg, roles.name())
 	if err != nil {
 		return err
 	}
 	defer tel.Close(context.Background())
+	metrics, err := telemetry.MetricsServer(cfg.tel.MetricsAddr, cfg.tel.Profiling, reg)
+	if err != nil {
+		return err
+	}
 
 	// Each role's listeners, and the background units (audit trails,
 	// change listeners) that must stop after every listener.
 	listeners := map[string][]run.Unit{}
 	var background []run.Unit
 	serveGRPC := func(name, addr, admin string, log *slog.Logger, svc grpcx.Service, extra ...grpc.UnaryServerInterceptor) error {
-		l, err := grpcx.Listeners(log, name, addr, admin, cfg.sec, svc, extra...)
+		l, err := grpcx.Listeners(log, tel, name, addr, admin, cfg.sec, svc, extra...)
 		listeners[name] = l
 		return err
 	}
@@ -104,13 +105,13 @@ func serve(log *slog.Logger, roles roles) error {
 	// Callees first: each role's callers need its connection.
 	var users, keys peer
 	if roles["user"] {
-		ulog := logging.New("user")
-		a, err := userapp.New(ctx, ulog, cfg.user)
+		ulog := logging.New("user", cfg.level)
+		a, err := userapp.New(ctx, ulog, tel, cfg.user)
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		in := inproc.NewServer(grpcx.UnaryChain(ulog))
+		in := inproc.NewServer(grpcx.UnaryChain(ulog, tel))
 		a.Register(in)
 		users = peer{conn: in.Conn()}
 		if err := serveGRPC("user", cfg.user.Addr, cfg.user.AdminAddr, ulog, a); err != nil {
@@ -119,13 +120,13 @@ func serve(log *slog.Logger, roles roles) error {
 		background = append(background, a.Units()...)
 	}
 	if roles["apikey"] {
-		klog := logging.New("apikey")
-		a, err := apikeyapp.New(ctx, klog, cfg.apikey)
+		klog := logging.New("apikey", cfg.level)
+		a, err := apikeyapp.New(ctx, klog, tel, cfg.apikey)
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		in := inproc.NewServer(grpcx.UnaryChain(klog))
+		in := inproc.NewServer(grpcx.UnaryChain(klog, tel))
 		a.Register(in)
 		keys = peer{conn: in.Conn()}
 		if err := serveGRPC("apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, klog, a); err != nil {
@@ -135,24 +136,24 @@ func serve(log *slog.Logger, roles roles) error {
 	}
 	var auth peer
 	if roles["auth"] {
-		alog := logging.New("auth")
+		alog := logging.New("auth", cfg.level)
 		for _, p := range []struct {
 			have *peer
 			addr string
 		}{{&users, cfg.auth.UserAddr}, {&keys, cfg.auth.APIKeyAddr}} {
 			if p.have.conn == nil {
-				if *p.have, err = dial(p.addr, cfg.sec); err != nil {
+				if *p.have, err = dial(p.addr, cfg.sec, tel); err != nil {
 					return err
 				}
 				defer p.have.close()
 			}
 		}
-		a, err := authapp.New(ctx, alog, cfg.auth, users.conn, keys.conn)
+		a, err := authapp.New(ctx, alog, tel, cfg.auth, users.conn, keys.conn)
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		in := inproc.NewServer(grpcx.UnaryChain(alog, a.KeyInterceptors()...))
+		in := inproc.NewServer(grpcx.UnaryChain(alog, tel, a.KeyInterceptors()...))
 		a.Register(in)
 		auth = peer{conn: in.Conn()}
 		if err := serveGRPC("auth", cfg.auth.Addr, cfg.auth.AdminAddr, alog, a, a.KeyInterceptors()...); err != nil {
@@ -161,14 +162,14 @@ func serve(log *slog.Logger, roles roles) error {
 		background = append(background, a.Units()...)
 	}
 	if roles["gateway"] {
-		glog := logging.New("gateway")
+		glog := logging.New("gateway", cfg.level)
 		if auth.conn == nil {
-			if auth, err = dial(cfg.gateway.AuthAddr, cfg.sec); err != nil {
+			if auth, err = dial(cfg.gateway.AuthAddr, cfg.sec, tel); err != nil {
 				return err
 			}
 			defer auth.close()
 		}
-		srv, err := gatewayapp.NewServer(auth.conn, cfg.gateway, glog)
+		srv, err := gatewayapp.NewServer(auth.conn, cfg.gateway, glog, tel)
 		if err != nil {
 			return err
 		}
@@ -187,7 +188,7 @@ func serve(log *slog.Logger, roles roles) error {
 	for _, r := range allRoles {
 		units = append(units, listeners[r]...)
 	}
-	units = append(append(units, background...), tel.Metrics)
+	units = append(append(units, background...), metrics)
 	log.Info("starting", "roles", fmt.Sprint(roles.list()))
-	return run.Group(ctx, log, sd, units...)
+	return run.Group(ctx, log, cfg.shutdown, units...)
 }

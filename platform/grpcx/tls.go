@@ -53,52 +53,63 @@ type Security struct {
 // healthComponents are the components with gRPC listeners.
 var healthComponents = []string{"auth", "user", "apikey"}
 
-// ReadSecurity reads the TLS variables. The files are read now, so that a
-// missing or malformed one stops the process at start; the certificate and
-// key are read again whenever they change on disk (a rotation by
-// cert-manager or a Secret update), the CAs only at start.
+// ReadSecurity reads the TLS variables, recording every bad one in r as
+// the other settings do. The files are read now, so that a missing or
+// malformed one stops the process at start; the certificate and key are
+// read again whenever they change on disk (a rotation by cert-manager or a
+// Secret update), the CAs only at start. The error is r.Err(), for a caller
+// that reads nothing else (a client dialling as a component does, a test);
+// a process reading more settings from r checks r.Err once, at the end.
 func ReadSecurity(r *config.Reader) (*Security, error) {
 	certPath, keyPath, caPath := r.String(EnvTLSCert, ""), r.String(EnvTLSKey, ""), r.String(EnvTLSCA, "")
 	adminCA := r.String(EnvAdminClientCA, "")
-	allow := r.Flag(EnvAllowPlaintext)
-	s := &Security{health: map[string]string{}, allowPlaintext: allow}
+	s := &Security{health: map[string]string{}, allowPlaintext: r.Flag(EnvAllowPlaintext)}
 	for _, c := range healthComponents {
 		if a := r.String("MOREID_"+strings.ToUpper(c)+"_HEALTH_ADDR", ""); a != "" {
 			s.health[c] = a
 		}
 	}
-	if err := r.Err(); err != nil {
-		return nil, err
-	}
-	set := 0
-	for _, v := range []string{certPath, keyPath, caPath} {
-		if v != "" {
-			set++
+	s.load(r, certPath, keyPath, caPath, adminCA)
+	return s, r.Err()
+}
+
+// load reads the TLS files, recording what is wrong with them in r.
+func (s *Security) load(r *config.Reader, certPath, keyPath, caPath, adminCA string) {
+	paths := map[string]string{EnvTLSCert: certPath, EnvTLSKey: keyPath, EnvTLSCA: caPath}
+	var unset []string
+	for _, name := range []string{EnvTLSCert, EnvTLSKey, EnvTLSCA} {
+		if paths[name] == "" {
+			unset = append(unset, name)
 		}
 	}
 	switch {
-	case set == 0 && adminCA == "":
-		return s, nil
-	case set != 3:
-		return nil, fmt.Errorf("TLS needs %s, %s and %s together (got %d of them)", EnvTLSCert, EnvTLSKey, EnvTLSCA, set)
+	case len(unset) == 3 && adminCA == "":
+		return
+	case len(unset) > 0:
+		for _, name := range unset {
+			r.Fail(name, "", fmt.Errorf("unset, but TLS needs %s, %s and %s together", EnvTLSCert, EnvTLSKey, EnvTLSCA))
+		}
+		return
 	}
-	var err error
-	if s.cert, err = loadCertFile(certPath, keyPath); err != nil {
-		return nil, err
+	cert, err := loadCertFile(certPath, keyPath)
+	if err != nil {
+		r.Fail(EnvTLSCert, certPath, err)
 	}
-	if s.peers, err = loadPool(EnvTLSCA, caPath); err != nil {
-		return nil, err
+	peers, err := loadPool(caPath)
+	if err != nil {
+		r.Fail(EnvTLSCA, caPath, err)
 	}
 	if adminCA != "" {
-		if s.operators, err = loadPool(EnvAdminClientCA, adminCA); err != nil {
-			return nil, err
-		}
-		if s.operators.Equal(s.peers) {
+		if s.operators, err = loadPool(adminCA); err != nil {
+			r.Fail(EnvAdminClientCA, adminCA, err)
+		} else if peers != nil && s.operators.Equal(peers) {
 			// Then every component's certificate would be an operator's.
-			return nil, fmt.Errorf("%s must be another CA than %s: the operators' own", EnvAdminClientCA, EnvTLSCA)
+			r.Fail(EnvAdminClientCA, adminCA, fmt.Errorf("must be another CA than %s: the operators' own", EnvTLSCA))
 		}
 	}
-	return s, nil
+	if cert != nil && peers != nil {
+		s.cert, s.peers = cert, peers
+	}
 }
 
 // Plaintext is the Security of a local suite: no TLS, loopback listeners
@@ -175,9 +186,9 @@ func ClientTLS(certPath, keyPath, caPath string) (grpc.DialOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := loadPool("CA", caPath)
+	pool, err := loadPool(caPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("CA: %w", err)
 	}
 	return grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		MinVersion:           tls.VersionTLS13,
@@ -186,14 +197,16 @@ func ClientTLS(certPath, keyPath, caPath string) (grpc.DialOption, error) {
 	})), nil
 }
 
-func loadPool(what, path string) (*x509.CertPool, error) {
+// loadPool reads the CA certificates in path. Its errors name the file,
+// never its content (a key given by mistake must not reach the logs).
+func loadPool(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate in it", what, path)
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
 	}
 	return pool, nil
 }

@@ -34,7 +34,7 @@ func TestOperatorTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := &fakeUsers{}
-	units, err := grpcx.Listeners(slog.New(slog.DiscardHandler), "user", "127.0.0.1:0", "127.0.0.1:0", sec, adminOnly{users})
+	units, err := grpcx.Listeners(slog.New(slog.DiscardHandler), nil, "user", "127.0.0.1:0", "127.0.0.1:0", sec, adminOnly{users})
 	if err != nil {
 		t.Fatal(err)
 	}
