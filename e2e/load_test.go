@@ -123,6 +123,28 @@ func (l *load) Stop() []call {
 	return l.snapshot()
 }
 
+// waitAnswered waits until n of the load's requests that started after
+// since (any, for the zero time) have their answer, or failed: a test acts
+// on a load that runs, however long a loaded machine takes to start it,
+// rather than after a fixed pause.
+func (l *load) waitAnswered(t *testing.T, n int, since time.Time) {
+	t.Helper()
+	answered := func() int {
+		k := 0
+		for _, c := range l.snapshot() {
+			if c.start.After(since) {
+				k++
+			}
+		}
+		return k
+	}
+	for deadline := time.Now().Add(30 * time.Second); answered() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load answered %d of %d requests in 30 s", answered(), n)
+		}
+	}
+}
+
 func (l *load) snapshot() []call {
 	l.mu.Lock()
 	defer l.mu.Unlock()
