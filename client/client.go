@@ -1,16 +1,4 @@
-// Package moreid is the Go client of Moreid for the platform's internal
-// services: it dials AuthService and TokenService over gRPC, attaches the
-// service's API key to every call, and returns failures as *Error values
-// that errors.Is matches against ErrInvalidState, ErrInvalidToken and the
-// other sentinels.
-//
-//	c, err := moreid.Dial("dns:///moreid-auth:9090", os.Getenv("MOREID_API_KEY"))
-//	...
-//	defer c.Close()
-//	info, err := c.Introspect(ctx, bearer)
-//
-// Always call with a deadline on ctx: the client adds none of its own.
-package moreid
+package client
 
 import (
 	"context"
@@ -22,7 +10,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
-	"github.com/moreline/moreid/platform/grpcx"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/proto/wire"
 )
@@ -45,39 +32,26 @@ type Client struct {
 // Kubernetes Service). apiKey is the calling service's key ("ml_..."), sent
 // with every call. The connection is made lazily, on the first call.
 //
-// The platform's defaults apply (grpcx.DialOptions: plaintext, request id
-// propagation, keepalive); opts come after them. A suite with TLS (every
-// deployment but a local one on loopback) admits only callers with a
-// certificate of its CA: pass TLSFiles.
-//
-//	tlsOpt, err := moreid.TLSFiles("/tls/tls.crt", "/tls/tls.key", "/tls/ca.crt")
-//	c, err := moreid.Dial("dns:///moreid-auth:9090", key, tlsOpt)
-func Dial(target, apiKey string, opts ...grpc.DialOption) (*Client, error) {
+// Without options the connection is plaintext, which only a local suite on
+// loopback accepts: pass WithTLSFiles for any other.
+func Dial(target, apiKey string, opts ...Option) (*Client, error) {
 	if apiKey == "" {
 		return nil, fmt.Errorf("moreid: dial %s: no API key: %w", target, ErrInvalidAPIKey)
 	}
-	opts = append([]grpc.DialOption{
+	cfg := config{timeout: DefaultTimeout}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, fmt.Errorf("moreid: dial %s: %w", target, err)
+		}
+	}
+	conn, err := grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithPerRPCCredentials(apiKeyCredentials(apiKey)),
-		grpc.WithChainUnaryInterceptor(typedErrors),
-	}, opts...)
-	conn, err := grpcx.Dial(target, opts...)
+		grpc.WithChainUnaryInterceptor(defaultDeadline(cfg.timeout), typedErrors),
+	}, cfg.dialOptions()...)...)
 	if err != nil {
-		return nil, fmt.Errorf("moreid: %w", err)
+		return nil, fmt.Errorf("moreid: dial %s: %w", target, err)
 	}
 	return &Client{conn: conn, auth: authv1.NewAuthServiceClient(conn), tokens: authv1.NewTokenServiceClient(conn)}, nil
-}
-
-// TLSFiles is the Dial option of a suite with mutual TLS: the calling
-// service presents the certificate in certFile (with its key in keyFile,
-// both PEM, e.g. a cert-manager Secret's tls.crt and tls.key) and trusts
-// the servers signed by the CA in caFile. The files are read now; the
-// certificate again whenever it changes on disk.
-func TLSFiles(certFile, keyFile, caFile string) (grpc.DialOption, error) {
-	opt, err := grpcx.ClientTLS(certFile, keyFile, caFile)
-	if err != nil {
-		return nil, fmt.Errorf("moreid: %w", err)
-	}
-	return opt, nil
 }
 
 // Close ends the connection; calls in flight fail with ErrUnavailable.
@@ -123,7 +97,7 @@ type Token struct {
 // String describes the token without its secret, so that printing or
 // logging a Token by mistake leaks nothing.
 func (t *Token) String() string {
-	return fmt.Sprintf("moreid.Token{%s for user %q, expires %s}", t.TokenType, t.User.GetUserId(), t.ExpiresAt.Format(time.RFC3339))
+	return fmt.Sprintf("client.Token{%s for user %q, expires %s}", t.TokenType, t.User.GetUserId(), t.ExpiresAt.Format(time.RFC3339))
 }
 
 // LogValue keeps the secret out of slog output as well.
@@ -173,6 +147,19 @@ func (k apiKeyCredentials) GetRequestMetadata(context.Context, ...string) (map[s
 }
 
 func (apiKeyCredentials) RequireTransportSecurity() bool { return false }
+
+// defaultDeadline gives a call whose context has no deadline the
+// WithTimeout one, so that a forgotten deadline cannot hang the caller.
+func defaultDeadline(d time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if _, has := ctx.Deadline(); !has && d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
 
 // typedErrors turns every failed call's status into an *Error, so that the
 // raw clients of Auth and Tokens answer in the same vocabulary as the

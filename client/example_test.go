@@ -1,4 +1,4 @@
-package moreid_test
+package client_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	moreid "github.com/moreline/moreid/client"
+	"github.com/moreline/moreid/client"
 )
 
 // An internal service signs a user in with their password, checks the token
@@ -19,26 +19,27 @@ import (
 // not run by `go test`.
 func Example() {
 	// One client per process; it is safe for concurrent use.
-	c, err := moreid.Dial("127.0.0.1:9090", os.Getenv("MOREID_API_KEY"))
+	c, err := client.Dial("127.0.0.1:9090", os.Getenv("MOREID_API_KEY"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
 
-	// The client adds no deadline of its own: always pass one.
+	// Calls without a deadline get client.DefaultTimeout; a deadline of the
+	// caller's own says what the caller can wait.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
 	tok, err := c.PasswordLogin(ctx, "alice", os.Getenv("ALICE_PASSWORD"))
-	var e *moreid.Error
+	var e *client.Error
 	switch {
-	case errors.Is(err, moreid.ErrInvalidCredentials):
+	case errors.Is(err, client.ErrInvalidCredentials):
 		fmt.Println("wrong user ID or password")
 		return
-	case errors.Is(err, moreid.ErrRateLimited) && errors.As(err, &e):
+	case errors.Is(err, client.ErrRateLimited) && errors.As(err, &e):
 		fmt.Println("too many attempts, retry in", e.RetryAfter)
 		return
-	case errors.Is(err, moreid.ErrUnavailable):
+	case errors.Is(err, client.ErrUnavailable):
 		fmt.Println("Moreid is unreachable, try again later")
 		return
 	case err != nil:
@@ -64,7 +65,9 @@ type userKey struct{}
 // An HTTP middleware that lets a request through only with an active Bearer
 // token, and tells the handler whose it is.
 func ExampleClient_Introspect() {
-	c, err := moreid.Dial("dns:///moreid-auth:9090", os.Getenv("MOREID_API_KEY"))
+	// In a cluster the suite admits only callers with a certificate of its CA.
+	c, err := client.Dial("dns:///moreid-auth:9090", os.Getenv("MOREID_API_KEY"),
+		client.WithTLSFiles("/tls/tls.crt", "/tls/tls.key", "/tls/ca.crt"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -79,7 +82,7 @@ func ExampleClient_Introspect() {
 			defer cancel()
 			info, err := c.Introspect(ctx, bearer)
 			switch {
-			case errors.Is(err, moreid.ErrUnavailable):
+			case errors.Is(err, client.ErrUnavailable):
 				http.Error(w, "identity service unavailable", http.StatusServiceUnavailable)
 				return
 			case err != nil:

@@ -1,27 +1,30 @@
-package moreid_test
+package client_test
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/moreline/moreid/platform/apierr"
-	"github.com/moreline/moreid/platform/grpcx/grpctest"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/proto/wire"
 )
 
 // The fakes are small in-memory stand-ins for auth's AuthService and
-// TokenService, served over real gRPC with the platform's interceptors, so
-// the client receives exactly the statuses (with ErrorInfo) that the real
-// service sends.
+// TokenService, served over real gRPC on a loopback port. The client module
+// may not import platform, so the fake writes its failures as apierr does,
+// from the same proto/wire names (apierr's TestWireEncoding pins that side;
+// e2e's Go client tests run the client against the real suite).
 
 const (
 	goodKey     = "ml_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -64,9 +67,10 @@ type fakeAuth struct {
 
 // call is one RPC as the server saw it.
 type call struct {
-	method string   // e.g. "AuthService/Login"
-	keys   []string // the x-api-key metadata values
-	req    any
+	method   string   // e.g. "AuthService/Login"
+	keys     []string // the x-api-key metadata values
+	req      any
+	deadline time.Time // the call's deadline; zero when it had none
 }
 
 func newFakeAuth() *fakeAuth {
@@ -86,18 +90,19 @@ func (f *fakeAuth) checkKey(ctx context.Context, req any, info *grpc.UnaryServer
 	svc, name, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
 	method := svc[strings.LastIndex(svc, ".")+1:] + "/" + name
 	f.mu.Lock()
-	f.calls = append(f.calls, call{method: method, keys: keys, req: req})
+	deadline, _ := ctx.Deadline()
+	f.calls = append(f.calls, call{method: method, keys: keys, req: req, deadline: deadline})
 	f.mu.Unlock()
 	if len(keys) != 1 {
-		return nil, apierr.New(apierr.InvalidAPIKey)
+		return nil, fail(wire.ReasonInvalidAPIKey, "", 0)
 	}
 	switch keys[0] {
 	case goodKey, safeOnlyKey:
 		return next(ctx, req)
 	case blockedKey:
-		return nil, apierr.New(apierr.IPNotAllowed)
+		return nil, fail(wire.ReasonIPNotAllowed, "", 0)
 	default:
-		return nil, apierr.New(apierr.InvalidAPIKey)
+		return nil, fail(wire.ReasonInvalidAPIKey, "", 0)
 	}
 }
 
@@ -130,21 +135,21 @@ func (f *fakeAuth) Authorize(context.Context, *authv1.AuthorizeRequest) (*authv1
 
 func (f *fakeAuth) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
 	if keyOf(ctx) == safeOnlyKey {
-		return nil, apierr.New(apierr.PasswordLoginDisabled)
+		return nil, fail(wire.ReasonPasswordLoginDisabled, "", 0)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.states[req.GetState()] {
-		return nil, apierr.New(apierr.InvalidState)
+		return nil, fail(wire.ReasonInvalidState, "", 0)
 	}
 	a, ok := accounts[req.GetUserId()]
 	switch {
 	case ok && a.limited:
-		return nil, &apierr.Error{Kind: apierr.RateLimited, RetryAfterSeconds: 42}
+		return nil, fail(wire.ReasonRateLimited, "", 42)
 	case !ok || a.password != req.GetPassword():
-		return nil, apierr.New(apierr.InvalidCredentials)
+		return nil, fail(wire.ReasonInvalidCredentials, "", 0)
 	case a.disabled:
-		return nil, apierr.New(apierr.AccountDisabled)
+		return nil, fail(wire.ReasonAccountDisabled, "", 0)
 	}
 	delete(f.states, req.GetState())
 	code := f.next("code_")
@@ -157,7 +162,7 @@ func (f *fakeAuth) Token(_ context.Context, req *authv1.TokenRequest) (*authv1.T
 	defer f.mu.Unlock()
 	g, ok := f.codes[req.GetCode()]
 	if !ok || g.state != req.GetState() {
-		return nil, apierr.New(apierr.InvalidCode)
+		return nil, fail(wire.ReasonInvalidCode, "", 0)
 	}
 	delete(f.codes, req.GetCode())
 	tok := f.next("token_")
@@ -191,7 +196,7 @@ const failMessage = "测试用的错误"
 // answers an error of that kind, "slow" waits for the caller to give up.
 func (f *fakeAuth) RevokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
 	if kind, ok := strings.CutPrefix(req.GetToken(), "fail:"); ok {
-		return nil, &apierr.Error{Kind: apierr.Kind(kind), Message: failMessage}
+		return nil, fail(kind, failMessage, 0)
 	}
 	if req.GetToken() == "slow" {
 		<-ctx.Done()
@@ -203,11 +208,36 @@ func (f *fakeAuth) RevokeToken(ctx context.Context, req *authv1.RevokeTokenReque
 	return &authv1.RevokeTokenResponse{}, nil
 }
 
-// serve starts the fake on a loopback port and returns its address.
-func serve(t *testing.T, f *fakeAuth) string {
+// fail is a failure as a Moreid service sends it: a status whose ErrorInfo
+// names the reason, with the wait of a rate limit in its metadata. The code
+// is one apierr uses for many kinds; the client must go by the reason.
+func fail(reason, message string, retryAfterSeconds int) error {
+	if message == "" {
+		message = "失败: " + reason
+	}
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: wire.ErrorDomain}
+	if retryAfterSeconds > 0 {
+		info.Metadata = map[string]string{wire.RetryAfterMetadata: fmt.Sprint(retryAfterSeconds)}
+	}
+	st, err := status.New(codes.FailedPrecondition, message).WithDetails(info)
+	if err != nil {
+		panic(err) // an ErrorInfo always marshals
+	}
+	return st.Err()
+}
+
+// serve starts the fake on a loopback port, keeping the listener it
+// picked, and returns its address.
+func serve(t *testing.T, f *fakeAuth, opts ...grpc.ServerOption) string {
 	t.Helper()
-	g := grpctest.NewServer(f.checkKey)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(append(opts, grpc.UnaryInterceptor(f.checkKey))...)
 	authv1.RegisterAuthServiceServer(g, f)
 	authv1.RegisterTokenServiceServer(g, f)
-	return grpctest.Serve(t, g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return lis.Addr().String()
 }

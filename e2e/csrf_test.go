@@ -84,7 +84,7 @@ func loggedRequest(t *testing.T, s *harness.Suite, component, id string) []logLi
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		lines := byRequest(componentLog(t, s.LogDir, component), "http")[id]
+		lines := byRequest(componentLog(t, s, component), "http")[id]
 		if len(lines) > 0 || time.Now().After(deadline) {
 			return lines
 		}

@@ -25,7 +25,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	app := newClient(s.BaseURL, s.CreateKey(t, "Cluster app"))
 
 	l := startLoad(t, loadConfig{base: s.BaseURL, key: app.key, userID: "alice", password: alicePassword, keepAlive: 4, pause: 5 * time.Millisecond})
-	waitCalls(t, l, 20)
+	l.waitAnswered(t, 20, time.Time{})
 	victim := cluster.Masters(t)[0]
 	killed := time.Now()
 	victim.Kill(t)
@@ -97,15 +97,3 @@ func TestRedisClusterFailover(t *testing.T) {
 // failedInOutage reports whether a call of the load failed because Redis
 // did not answer: no answer, or 503.
 func failedInOutage(c call) bool { return c.err != nil || c.status >= 500 }
-
-// waitCalls waits until the load has answered n requests.
-func waitCalls(t *testing.T, l *load, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(l.snapshot()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the load answered %d requests in 30 s", len(l.snapshot()))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moreline/moreid/e2e/harness"
 )
 
 // This file is a small, bounded load generator for the outage and shutdown
@@ -121,6 +123,28 @@ func (l *load) Stop() []call {
 	return l.snapshot()
 }
 
+// waitAnswered waits until n of the load's requests that started after
+// since (any, for the zero time) have their answer, or failed: a test acts
+// on a load that runs, however long a loaded machine takes to start it,
+// rather than after a fixed pause.
+func (l *load) waitAnswered(t *testing.T, n int, since time.Time) {
+	t.Helper()
+	answered := func() int {
+		k := 0
+		for _, c := range l.snapshot() {
+			if c.start.After(since) {
+				k++
+			}
+		}
+		return k
+	}
+	for deadline := time.Now().Add(30 * time.Second); answered() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load answered %d of %d requests in 30 s", answered(), n)
+		}
+	}
+}
+
 func (l *load) snapshot() []call {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -221,13 +245,16 @@ func improper(c call, status int, kind string) string {
 // logLine is one JSON line a component wrote.
 type logLine map[string]any
 
-// componentLog reads the JSON lines of one component's log (every instance
-// and restart of it: the harness appends).
-func componentLog(t *testing.T, dir, component string) []logLine {
+// componentLog reads the JSON lines one component (a role) wrote: from its
+// process's log (every instance and restart of it: the harness appends), in
+// the AllRoles shape the one process's lines that carry the component's
+// name.
+func componentLog(t *testing.T, s *harness.Suite, component string) []logLine {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "moreid-"+component+"-*.log"))
+	process := s.Proc(component, 0).Component
+	files, err := filepath.Glob(filepath.Join(s.LogDir, "moreid-"+process+"-*.log"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no log of %s in %s (%v)", component, dir, err)
+		t.Fatalf("no log of %s in %s (%v)", process, s.LogDir, err)
 	}
 	var lines []logLine
 	for _, f := range files {
@@ -239,7 +266,8 @@ func componentLog(t *testing.T, dir, component string) []logLine {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var l logLine
-			if strings.HasPrefix(sc.Text(), "{") && json.Unmarshal(sc.Bytes(), &l) == nil {
+			if strings.HasPrefix(sc.Text(), "{") && json.Unmarshal(sc.Bytes(), &l) == nil &&
+				(process == component || l["component"] == component) {
 				lines = append(lines, l)
 			}
 		}

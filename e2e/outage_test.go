@@ -138,7 +138,7 @@ func runOutage(t *testing.T, s *harness.Suite, app *apiClient, o outage) {
 		procs[c] = s.Proc(c, 0)
 	}
 	l := startLoad(t, loadConfig{base: s.BaseURL, key: app.key, userID: "alice", password: alicePassword, keepAlive: 3, fresh: 1, pause: 5 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond)
+	l.waitAnswered(t, 20, time.Time{})
 
 	killStart := time.Now()
 	o.srv.Kill(t)

@@ -77,7 +77,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 			l := startLoad(t, loadConfig{base: s.BaseURL, key: app.key, userID: "alice", password: alicePassword,
 				keepAlive: shutdownKeepAlive, fresh: shutdownFresh, pause: 2 * time.Millisecond, loginEvery: 2})
-			time.Sleep(time.Second)
+			l.waitAnswered(t, 2*(shutdownKeepAlive+shutdownFresh), time.Time{})
 			readiness := watchReadiness(s.BaseURL)
 			signalled := time.Now()
 			var procs []*harness.Proc
@@ -197,7 +197,7 @@ func TestCalleeStoppedAlone(t *testing.T) {
 
 	l := startLoad(t, loadConfig{base: s.BaseURL, key: app.key, userID: "alice", password: alicePassword,
 		keepAlive: 20, fresh: 10, pause: 2 * time.Millisecond, loginEvery: 2})
-	time.Sleep(time.Second)
+	l.waitAnswered(t, 60, time.Time{})
 	auth := s.Proc("auth", 0)
 	signalled := time.Now()
 	if err := auth.Signal(syscall.SIGTERM); err != nil {
@@ -205,7 +205,7 @@ func TestCalleeStoppedAlone(t *testing.T) {
 	}
 	code := auth.Wait(6*time.Second + 15*time.Second)
 	exited := time.Since(signalled)
-	time.Sleep(300 * time.Millisecond) // the load meets the stopped auth
+	l.waitAnswered(t, 30, time.Now()) // the load meets the stopped auth
 	calls := l.Stop()
 	if code != 0 {
 		t.Errorf("auth: exit status %d after SIGTERM", code)

@@ -305,10 +305,12 @@ func traceParts(spans []receivedSpan) map[string]int {
 }
 
 // TestTracing follows one login through every service to Redis and
-// Postgres, as exported over OTLP to a collector of the test's own.
+// Postgres, as exported over OTLP to a collector of the test's own. It
+// pins the per-role shape: the trace it follows crosses processes, and in
+// one process the in-process hops carry no gRPC spans (docs/ARCHITECTURE.md).
 func TestTracing(t *testing.T) {
 	receiver, addr := startTraceReceiver(t)
-	s := harness.Start(t, harness.Options{Env: map[string]string{
+	s := harness.Start(t, harness.Options{Shape: harness.PerRole, Env: map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
 		"OTEL_EXPORTER_OTLP_INSECURE": "true",
 		"OTEL_BSP_SCHEDULE_DELAY":     "100",

@@ -52,11 +52,8 @@ func TestTLSSuite(t *testing.T) {
 	t.Run("the Go client with a component certificate", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		tlsOpt, err := moreid.TLSFiles(pki.Component.Cert, pki.Component.Key, pki.CA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dial := func(key string, opts ...grpc.DialOption) *moreid.Client {
+		tlsOpt := moreid.WithTLSFiles(pki.Component.Cert, pki.Component.Key, pki.CA)
+		dial := func(key string, opts ...moreid.Option) *moreid.Client {
 			c, err := moreid.Dial(s.Env["MOREID_AUTH_ADDR"], key, opts...)
 			if err != nil {
 				t.Fatal(err)

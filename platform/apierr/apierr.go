@@ -14,35 +14,39 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // Kind is the stable machine code that clients see in the "error" field.
 type Kind string
 
-// The documented error codes (SPEC section 2, "Errors").
+// The documented error codes (SPEC section 2, "Errors"), named once in
+// proto/wire so that the Go client, which may not import platform, reads the
+// same reasons.
 const (
-	InvalidRequest        Kind = "invalid_request"
-	InvalidAPIKey         Kind = "invalid_api_key"
-	InvalidCredentials    Kind = "invalid_credentials"
-	Unauthenticated       Kind = "unauthenticated"
-	InvalidToken          Kind = "invalid_token"
-	AccountDisabled       Kind = "account_disabled"
-	CSRFFailed            Kind = "csrf_failed"
-	IPNotAllowed          Kind = "ip_not_allowed"
-	PasswordLoginDisabled Kind = "password_login_disabled"
-	Forbidden             Kind = "forbidden"
-	NotFound              Kind = "not_found"
-	MethodNotAllowed      Kind = "method_not_allowed"
-	InvalidState          Kind = "invalid_state"
-	InvalidCode           Kind = "invalid_code"
-	Conflict              Kind = "conflict"
-	RateLimited           Kind = "rate_limited"
-	Internal              Kind = "internal"
-	Unavailable           Kind = "unavailable"
+	InvalidRequest        Kind = wire.ReasonInvalidRequest
+	InvalidAPIKey         Kind = wire.ReasonInvalidAPIKey
+	InvalidCredentials    Kind = wire.ReasonInvalidCredentials
+	Unauthenticated       Kind = wire.ReasonUnauthenticated
+	InvalidToken          Kind = wire.ReasonInvalidToken
+	AccountDisabled       Kind = wire.ReasonAccountDisabled
+	CSRFFailed            Kind = wire.ReasonCSRFFailed
+	IPNotAllowed          Kind = wire.ReasonIPNotAllowed
+	PasswordLoginDisabled Kind = wire.ReasonPasswordLoginDisabled
+	Forbidden             Kind = wire.ReasonForbidden
+	NotFound              Kind = wire.ReasonNotFound
+	MethodNotAllowed      Kind = wire.ReasonMethodNotAllowed
+	InvalidState          Kind = wire.ReasonInvalidState
+	InvalidCode           Kind = wire.ReasonInvalidCode
+	Conflict              Kind = wire.ReasonConflict
+	RateLimited           Kind = wire.ReasonRateLimited
+	Internal              Kind = wire.ReasonInternal
+	Unavailable           Kind = wire.ReasonUnavailable
 )
 
 // Domain is the ErrorInfo domain of every Moreid error.
-const Domain = "moreid"
+const Domain = wire.ErrorDomain
 
 type spec struct {
 	code    codes.Code
@@ -188,7 +192,7 @@ func ToStatus(err error) *status.Status {
 	st := status.New(sp.code, msg)
 	info := &errdetails.ErrorInfo{Reason: string(e.Kind), Domain: Domain}
 	if e.RetryAfterSeconds > 0 {
-		info.Metadata = map[string]string{"retry_after": fmt.Sprint(e.RetryAfterSeconds)}
+		info.Metadata = map[string]string{wire.RetryAfterMetadata: fmt.Sprint(e.RetryAfterSeconds)}
 	}
 	if withInfo, err := st.WithDetails(info); err == nil {
 		return withInfo
@@ -210,7 +214,7 @@ func FromStatus(st *status.Status) Details {
 	k := kindOfStatus(st)
 	d := Details{Kind: k, Message: st.Message(), HTTPStatus: HTTPStatus(k)}
 	if info := errorInfo(st); info != nil {
-		d.RetryAfter = info.GetMetadata()["retry_after"]
+		d.RetryAfter = info.GetMetadata()[wire.RetryAfterMetadata]
 	} else {
 		// A status without our ErrorInfo was made outside our services
 		// (transport, decoding): its text may be English or technical, so the

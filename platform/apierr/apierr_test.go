@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/moreline/moreid/proto/wire"
 )
 
 // TestTransport: what a caller of another Moreid service returns for each
@@ -79,5 +82,21 @@ func TestKindOfHTTP(t *testing.T) {
 		if got := KindOfHTTP(code); got != want || HTTPStatus(got) != map[bool]int{true: code, false: 500}[want != Internal] {
 			t.Errorf("KindOfHTTP(%d) = %s (HTTP %d), want %s", code, got, HTTPStatus(got), want)
 		}
+	}
+}
+
+// TestWireEncoding pins what the Go client (which cannot import this
+// package) decodes: the ErrorInfo's domain, reason and retry metadata are
+// the names of proto/wire.
+func TestWireEncoding(t *testing.T) {
+	st := ToStatus(&Error{Kind: RateLimited, RetryAfterSeconds: 42})
+	var info *errdetails.ErrorInfo
+	for _, d := range st.Details() {
+		if i, ok := d.(*errdetails.ErrorInfo); ok {
+			info = i
+		}
+	}
+	if info.GetDomain() != wire.ErrorDomain || info.GetReason() != wire.ReasonRateLimited || info.GetMetadata()[wire.RetryAfterMetadata] != "42" {
+		t.Fatalf("ErrorInfo %v, want domain %q reason %q and %s=42", info, wire.ErrorDomain, wire.ReasonRateLimited, wire.RetryAfterMetadata)
 	}
 }

@@ -40,7 +40,10 @@ const (
 
 // Stored field limits, in bytes. Events come from our own code, so these
 // only keep a runaway or attacker-chosen value (a 64 KiB user_id typed into
-// a login form) from bloating the table.
+// a login form) from bloating the table. maxUserID is deliberately not
+// account.MaxUserIDBytes: it is a truncation, not a rule, and cutting a
+// longer value to a valid user_id's length would file it under what could
+// be a real account's user_id.
 const (
 	maxEvent     = 64
 	maxOutcome   = 32

@@ -11,7 +11,8 @@ import (
 )
 
 // HTTP serves srv on addr. From Quiesce on, answers carry Connection:
-// close and requests see Draining; Stop refuses new connections (without
+// close (every answer whose header is written from then on, also of a
+// request that began before) and requests see Draining; Stop refuses new connections (without
 // resetting queued ones), waits until no connection has a request on the
 // way, and only then shuts the server down.
 //
@@ -39,10 +40,7 @@ func HTTP(name, addr string, srv *http.Server) (Unit, error) {
 		next = http.DefaultServeMux
 	}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if draining.Load() {
-			w.Header().Set("Connection", "close")
-		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(&closingWriter{ResponseWriter: w, draining: draining}, r)
 	})
 	conns := newConnStates(srv)
 	return Unit{
@@ -114,3 +112,36 @@ func (c *connStates) waitQuiet(ctx context.Context) {
 		}
 	}
 }
+
+// closingWriter adds Connection: close to an answer whose header is written
+// while the server drains. Decided when the header goes out, not when the
+// request came in: a slow request (a login) read before Quiesce and
+// answered after it would otherwise leave its connection kept alive, idle
+// after the answer, and Shutdown would close it just as the client sends
+// its next request on it ("server closed idle connection", a request lost).
+type closingWriter struct {
+	http.ResponseWriter
+	draining    *atomic.Bool
+	wroteHeader bool
+}
+
+func (w *closingWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.wroteHeader = true
+		if w.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closingWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (flush,
+// deadlines).
+func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

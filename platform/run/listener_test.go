@@ -86,7 +86,14 @@ func TestStopAcceptingResetsNobody(t *testing.T) {
 		})
 	}
 	close(release)
-	time.Sleep(300 * time.Millisecond)
+	// The listener stops under full load: once every client has been
+	// served a few times, not after a fixed pause a loaded machine might
+	// spend before the first connection.
+	for deadline := time.Now().Add(30 * time.Second); served.Load() < 10*clients; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d connections served in 30 s", served.Load())
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := lis.stopAccepting(ctx); err != nil {

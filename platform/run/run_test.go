@@ -96,3 +96,60 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestAnswerAfterQuiesceCloses: a request read before shutdown began and
+// answered after it (a slow login) says Connection: close too, so that its
+// kept-alive connection does not sit idle when Shutdown closes idle
+// connections, just as the client sends its next request on it.
+func TestAnswerAfterQuiesceCloses(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		} else if Draining(r.Context()) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	u, err := HTTP("test", "127.0.0.1:0", srv) // the unit keeps the port
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Group(ctx, slog.New(slog.DiscardHandler), Shutdown{Delay: 5 * time.Second, Drain: 30 * time.Second}, u)
+	}()
+	waitFor(t, func() bool { _, err := http.Get("http://" + u.Addr); return err == nil })
+
+	slow := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Get("http://" + u.Addr + "/slow")
+		if err != nil {
+			t.Error(err)
+			close(slow)
+			return
+		}
+		resp.Body.Close()
+		slow <- resp
+	}()
+	<-started
+	cancel()
+	// Quiesced once another request sees Draining.
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + u.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	close(release)
+	if resp := <-slow; resp == nil || !resp.Close {
+		t.Fatalf("the answer of a request read before shutdown began kept its connection alive: %+v", resp)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Group: %v", err)
+	}
+}

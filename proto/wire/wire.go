@@ -1,6 +1,7 @@
 // Package wire is Moreid's wire contract beside the generated code: the gRPC
-// metadata keys, the web session cookie and the CSRF derivation that the
-// gateway, the auth service, the Go client and the tests must agree on. It
+// metadata keys, the error reasons, the web session cookie and the CSRF
+// derivation that the gateway, the auth service, the Go client and the tests
+// must agree on. It
 // lives in the proto module (hand-written, outside gen/, which is
 // regenerated) because the Go client may depend on proto alone.
 package wire
@@ -24,6 +25,40 @@ const (
 	CSRF = "x-csrf-token"
 	// Authorization carries "Bearer <access token>".
 	Authorization = "authorization"
+)
+
+// A failure of a Moreid service is a gRPC status carrying a
+// google.rpc.ErrorInfo whose Domain is ErrorDomain and whose Reason is one of
+// the documented error codes below (the REST body's "error" field, SPEC
+// section 2). platform/apierr encodes them and the Go client decodes them;
+// the mapping to gRPC codes and HTTP statuses is apierr's alone.
+const (
+	ErrorDomain = "moreid"
+	// RetryAfterMetadata is the ErrorInfo metadata key of a rate_limited
+	// answer's wait, in whole seconds (the REST Retry-After header).
+	RetryAfterMetadata = "retry_after"
+)
+
+// The documented error codes, as ErrorInfo reasons.
+const (
+	ReasonInvalidRequest        = "invalid_request"
+	ReasonInvalidAPIKey         = "invalid_api_key"
+	ReasonInvalidCredentials    = "invalid_credentials"
+	ReasonUnauthenticated       = "unauthenticated"
+	ReasonInvalidToken          = "invalid_token"
+	ReasonAccountDisabled       = "account_disabled"
+	ReasonCSRFFailed            = "csrf_failed"
+	ReasonIPNotAllowed          = "ip_not_allowed"
+	ReasonPasswordLoginDisabled = "password_login_disabled"
+	ReasonForbidden             = "forbidden"
+	ReasonNotFound              = "not_found"
+	ReasonMethodNotAllowed      = "method_not_allowed"
+	ReasonInvalidState          = "invalid_state"
+	ReasonInvalidCode           = "invalid_code"
+	ReasonConflict              = "conflict"
+	ReasonRateLimited           = "rate_limited"
+	ReasonInternal              = "internal"
+	ReasonUnavailable           = "unavailable"
 )
 
 // SessionCookie is the name of the web session cookie (ARCHITECTURE "Web

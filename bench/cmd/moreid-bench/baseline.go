@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/moreline/moreid/platform/secret"
+	"github.com/moreline/moreid/platform/testenv"
 )
 
 // The baselines are the least a server can do for the same answer: a plain
@@ -149,7 +150,7 @@ func startBaseline(e *env, kind string, extraEnv []string) *baselineProc {
 	if err != nil {
 		e.Fatalf("own executable: %v", err)
 	}
-	addr := freeAddr(e)
+	addr := testenv.FreeAddr(e)
 	cmd := exec.Command(self, "-serve-baseline", kind, "-listen", addr)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -182,13 +183,4 @@ func startBaseline(e *env, kind string, extraEnv []string) *baselineProc {
 	}
 	e.Fatalf("the %s baseline does not listen on %s", kind, addr)
 	return nil
-}
-
-func freeAddr(e *env) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -299,12 +298,7 @@ func TestListenersAreSeparate(t *testing.T) {
 // UNAVAILABLE at once, health says NOT_SERVING, and no internal detail
 // reaches the caller.
 func TestPostgresDown(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
+	addr := testenv.FreeAddr(t) // nothing listens there: Postgres is down
 	db, err := gorm.Open(postgres.Open("postgres://postgres@"+addr+"/nothing?sslmode=disable&connect_timeout=2"),
 		&gorm.Config{DisableAutomaticPing: true, Logger: logger.Discard})
 	if err != nil {

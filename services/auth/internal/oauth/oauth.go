@@ -6,11 +6,13 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
 	"unicode/utf8"
 
+	"github.com/moreline/moreid/platform/account"
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
@@ -25,14 +27,14 @@ const (
 	LoginCodeTTL = 5 * time.Minute
 )
 
-// Field length caps: far above any legitimate value, low enough that a
-// request cannot make us hash or forward megabytes.
+// Field length caps of the protocol's own fields: far above any legitimate
+// value, low enough that a request cannot make us hash or forward
+// megabytes. The account's fields (user_id, password, profile) follow
+// platform/account, the rules the user service applies.
 const (
-	maxUserID   = 64
-	maxPassword = 1024
-	maxState    = 128
-	maxCode     = 128
-	maxCookie   = 4096
+	maxState  = 128
+	maxCode   = 128
+	maxCookie = 4096
 )
 
 // Key is what the flows need to know about the calling API key.
@@ -293,13 +295,14 @@ func (s *Service) Authorize(ctx context.Context, key Key) (string, error) {
 // Login checks a user_id/password pair against a state of this key and, on
 // success, consumes the state and returns a fresh authorization code.
 func (s *Service) Login(ctx context.Context, key Key, userID, password, state string) (code string, user User, err error) {
-	if err := required(
-		field{"user_id", userID, maxUserID},
-		field{"password", password, maxPassword},
-		field{"state", state, maxState},
+	if err := cmp.Or(
+		account.CheckUserID(userID),
+		account.CheckLoginPassword(password),
+		required(field{"state", state, maxState}),
 	); err != nil {
-		// A malformed request is no attempt at anyone's account: neither
-		// counted nor audited.
+		// A malformed request (anything the user service would refuse
+		// too) is no attempt at anyone's account: neither counted nor
+		// audited.
 		return "", User{}, err
 	}
 	defer func() { s.recordResult(ctx, audit.Login, key.ID, userID, err, "password") }()
@@ -477,7 +480,7 @@ func (s *Service) revoke(ctx context.Context, codeHash, tokenHash string) error 
 
 // PublicProfile returns the user's public profile.
 func (s *Service) PublicProfile(ctx context.Context, userID string) (User, error) {
-	if err := required(field{"user_id", userID, maxUserID}); err != nil {
+	if err := account.CheckUserID(userID); err != nil {
 		return User{}, err
 	}
 	return s.users.GetUser(ctx, userID)

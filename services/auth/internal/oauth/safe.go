@@ -1,9 +1,11 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"strings"
 
+	"github.com/moreline/moreid/platform/account"
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
@@ -85,10 +87,10 @@ type SignedIn struct {
 // SignIn checks a user_id/password pair on the page of a live UCA and opens a
 // web session. A wrong password leaves the UCA alone.
 func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in SignedIn, err error) {
-	if err := required(
-		field{"uca", uca, maxUCA},
-		field{"user_id", userID, maxUserID},
-		field{"password", password, maxPassword},
+	if err := cmp.Or(
+		required(field{"uca", uca, maxUCA}),
+		account.CheckUserID(userID),
+		account.CheckLoginPassword(password),
 	); err != nil {
 		return SignedIn{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moreline/moreid/platform/account"
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
@@ -130,7 +131,7 @@ func (s *Service) TokenUser(ctx context.Context, key Key, token string) (User, e
 // RevokeUserTokens ends every access token of a user and says how many were
 // live.
 func (s *Service) RevokeUserTokens(ctx context.Context, userID string) (int, error) {
-	if err := required(field{"user_id", userID, maxUserID}); err != nil {
+	if err := account.CheckUserID(userID); err != nil {
 		return 0, err
 	}
 	n, err := s.store.DeleteUserTokens(ctx, userID)

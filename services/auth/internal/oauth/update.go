@@ -1,8 +1,10 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 
+	"github.com/moreline/moreid/platform/account"
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/secret"
@@ -19,18 +21,17 @@ type Consent struct {
 // UpdateUser changes a user's username and/or bio. Order: fields, who the
 // caller speaks for, that it is this user, then the state, consumed
 // atomically before the update so that one state yields at most one update
-// even under concurrency. Consequently an update the user service rejects
-// (say, a username too long) has used up its state: the app asks for a new
-// one, as after any other use. Only an outage gives it back (below).
+// even under concurrency. The profile is checked here by the rules the user
+// service applies (platform/account), so that a change it would refuse
+// (say, a username too long) does not cost the state; only an outage
+// after the state is consumed gives it back (below).
 func (s *Service) UpdateUser(ctx context.Context, key Key, userID, state string, consent Consent, c ProfileChange) (updated User, err error) {
-	if err := required(field{"user_id", userID, maxUserID}, field{"state", state, maxState}); err != nil {
+	if err := cmp.Or(account.CheckUserID(userID), required(field{"state", state, maxState})); err != nil {
 		return User{}, err
 	}
 	defer func() { s.recordResult(ctx, audit.ProfileUpdated, key.ID, userID, err, "") }()
-	if c.Username == nil && c.Bio == nil {
-		// Checked here, not only by the user service, so that an empty
-		// request does not cost the state.
-		return User{}, apierr.Newf(apierr.InvalidRequest, "请至少提供用户名或个人简介中的一项")
+	if err := account.CheckProfileChange(c.Username, c.Bio); err != nil {
+		return User{}, err
 	}
 	if len(consent.Cookie) > maxCookie {
 		return User{}, apierr.Newf(apierr.InvalidRequest, "参数过长: cookie（最多%d个字符）", maxCookie)

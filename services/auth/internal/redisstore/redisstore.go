@@ -118,13 +118,39 @@ func New(rdb redis.UniversalClient, prefix string, opTimeout time.Duration) *Sto
 // because the first answer was lost.
 func (s *Store) Reasks() int64 { return s.reasks.Load() }
 
-// The state, its failure counter and its login codes share the {hash} tag,
-// so that login_safe's script touches a single slot on Redis Cluster.
-func (s *Store) stateKey(h string) string { return s.prefix + "state:{" + h + "}" }
-func (s *Store) failsKey(h string) string { return s.prefix + "state:{" + h + "}:fails" }
+// The state, its failure counter, its held set and its login codes share
+// the {hash} tag, so that login_safe's script touches a single slot on
+// Redis Cluster.
+func (s *Store) stateKey(h string) string     { return s.prefix + "state:{" + h + "}" }
+func (s *Store) failsKey(h string) string     { return s.prefix + "state:{" + h + "}:fails" }
+func (s *Store) stateHeldKey(h string) string { return s.prefix + "state:{" + h + "}:held" }
 func (s *Store) loginCodeKey(state, h string) string {
 	return s.prefix + "logincode:{" + state + "}:" + h
 }
+
+// stateKeys are the first KEYS of every script on a state (stateLua): the
+// state, its failure counter and its held set; more follow them.
+func (s *Store) stateKeys(h string, more ...string) []string {
+	return append([]string{s.stateKey(h), s.failsKey(h), s.stateHeldKey(h)}, more...)
+}
+
+// stateLua is the one definition of what the scripts on a state share,
+// KEYS[1..3] being stateKeys. own_state: the state exists and was issued
+// to the key id, the only key that may use, count against or end it (a
+// foreign key must not be able to burn someone else's state; cjson numbers
+// are doubles: key ids are exact up to 2^53). end_state deletes the state
+// with its counter and held set, and any further keys given: consumed
+// (login, login_safe, user/update) or burned (failState), a state leaves
+// nothing behind.
+const stateLua = `
+local function own_state(key_id)
+  local sv = redis.call('GET', KEYS[1])
+  return sv and cjson.decode(sv).k == tonumber(key_id)
+end
+local function end_state(...)
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], ...)
+end
+`
 
 // The code and its used marker share the {hash} tag so that the redemption
 // script touches a single slot on Redis Cluster.
@@ -151,22 +177,17 @@ func (s *Store) State(ctx context.Context, stateHash string) (oauth.StateRecord,
 	return rec, found, err
 }
 
-// consumeState deletes a state (and its login_safe failure counter) only
-// when its "k" is the given key id, so a foreign key can never burn someone
-// else's state. (cjson numbers are doubles: key ids are exact up to 2^53.)
-var consumeState = once(`
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local rec = cjson.decode(v)
-if rec.k ~= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
+// consumeState ends a state of the given key id. KEYS: stateKeys. ARGV:
+// key id.
+var consumeState = once(stateLua + `
+if not own_state(ARGV[1]) then return 0 end
+end_state()
 return 1
 `)
 
 // ConsumeState implements oauth.Store.
 func (s *Store) ConsumeState(ctx context.Context, stateHash string, keyID int64) (bool, error) {
-	key := s.stateKey(stateHash)
-	n, err := s.consume(ctx, "consume state", consumeState, key, []string{key, s.failsKey(stateHash)}, strconv.FormatInt(keyID, 10)).Int()
+	n, err := s.consume(ctx, "consume state", consumeState, s.stateKey(stateHash), s.stateKeys(stateHash), strconv.FormatInt(keyID, 10)).Int()
 	if err != nil {
 		return false, err
 	}
@@ -445,32 +466,26 @@ func (s *Store) DeleteLoginCode(ctx context.Context, stateHash, codeHash string)
 	return s.del(ctx, "delete login code", s.loginCodeKey(stateHash, codeHash))
 }
 
-// redeemLoginCode is login_safe's one atomic step. KEYS: state, failure
-// counter, login code (one slot). ARGV: key id. A state that is not this
-// key's is reported as none. A wrong code is only reported: the caller
-// holds a reservation on the state and counts the failure with it
-// (throttle.go), so that a right code holding one always finds the state.
-var redeemLoginCode = once(`
-local sv = redis.call('GET', KEYS[1])
-if not sv then return {'nostate', ''} end
-local st = cjson.decode(sv)
-if st.k ~= tonumber(ARGV[1]) then return {'nostate', ''} end
-local v = redis.call('GET', KEYS[3])
-if v then
-  local rec = cjson.decode(v)
-  if rec.k == tonumber(ARGV[1]) then
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-    return {'ok', v}
-  end
+// redeemLoginCode is login_safe's one atomic step: it ends the state
+// together with the login code. KEYS: stateKeys, login code (one slot).
+// ARGV: key id. A state that is not this key's is reported as none. A
+// wrong code is only reported: the caller holds a reservation on the state
+// and counts the failure with it (throttle.go), so that a right code
+// holding one always finds the state.
+var redeemLoginCode = once(stateLua + `
+if not own_state(ARGV[1]) then return {'nostate', ''} end
+local v = redis.call('GET', KEYS[4])
+if v and cjson.decode(v).k == tonumber(ARGV[1]) then
+  end_state(KEYS[4])
+  return {'ok', v}
 end
 return {'wrong', ''}
 `)
 
 // RedeemLoginCode implements oauth.Store.
 func (s *Store) RedeemLoginCode(ctx context.Context, stateHash, codeHash string, keyID int64) (oauth.LoginCodeRecord, oauth.LoginOutcome, error) {
-	key := s.stateKey(stateHash)
-	keys := []string{key, s.failsKey(stateHash), s.loginCodeKey(stateHash, codeHash)}
-	res, err := s.consume(ctx, "redeem login code", redeemLoginCode, key, keys, strconv.FormatInt(keyID, 10)).StringSlice()
+	keys := s.stateKeys(stateHash, s.loginCodeKey(stateHash, codeHash))
+	res, err := s.consume(ctx, "redeem login code", redeemLoginCode, s.stateKey(stateHash), keys, strconv.FormatInt(keyID, 10)).StringSlice()
 	var rec oauth.LoginCodeRecord
 	if err != nil {
 		return rec, 0, err

@@ -33,10 +33,9 @@ func (s *Store) accountFailsKey(userID string) string {
 func (s *Store) pairFailsKey(userID, ip string) string {
 	return s.prefix + "fail:{" + secret.Hash(userID) + "}:ip:" + ip
 }
-func (s *Store) ipFailsKey(ip string) string  { return s.prefix + "fail:ip:{" + ip + "}" }
-func (s *Store) ucaFailsKey(h string) string  { return s.prefix + "ucafail:{" + h + "}" }
-func (s *Store) stateHeldKey(h string) string { return s.prefix + "state:{" + h + "}:held" }
-func heldKey(failsKey string) string          { return failsKey + ":held" }
+func (s *Store) ipFailsKey(ip string) string { return s.prefix + "fail:ip:{" + ip + "}" }
+func (s *Store) ucaFailsKey(h string) string { return s.prefix + "ucafail:{" + h + "}" }
+func heldKey(failsKey string) string         { return failsKey + ":held" }
 func (s *Store) rateKey(keyID, sec int64) string {
 	return s.prefix + "rate:" + strconv.FormatInt(keyID, 10) + ":" + strconv.FormatInt(sec, 10)
 }
@@ -100,15 +99,11 @@ return 1
 `)
 
 // reserveState is a state's admission step, shared by password logins
-// and login_safe. KEYS: state, failure counter, held set (one slot).
-// ARGV: key id, failures that burn the state, attempt id, lease ms. A
-// state that is not this key's is reported before anything is held, so
-// nobody can block another key's state. (cjson numbers are doubles: key
-// ids are exact up to 2^53.)
-var reserveState = redis.NewScript(`
-local sv = redis.call('GET', KEYS[1])
-if not sv then return {'nostate', 0} end
-if cjson.decode(sv).k ~= tonumber(ARGV[1]) then return {'nostate', 0} end
+// and login_safe. KEYS: stateKeys. ARGV: key id, failures that burn the
+// state, attempt id, lease ms. A state that is not this key's is reported
+// before anything is held, so nobody can block another key's state.
+var reserveState = redis.NewScript(stateLua + `
+if not own_state(ARGV[1]) then return {'nostate', 0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -119,22 +114,20 @@ redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return {'ok', 0}
 `)
 
-// failState is the one state-burn step: it turns a hold on a state into a
-// counted failure and deletes the state at the limit. KEYS: state, failure
-// counter, held set. ARGV: key id, failures that burn the state, attempt
-// id. Replies 0 (no such state of this key), 1 (counted), 2 (burned).
-// As in fail, only a hold still there is counted: a re-sent copy counts
-// nothing.
-var failState = redis.NewScript(`
+// failState is the one state-burn step, for a wrong password (Login) and
+// a wrong login code (LoginSafe) alike: it turns a hold on a state into a
+// counted failure and ends the state at the limit. KEYS: stateKeys. ARGV:
+// key id, failures that burn the state, attempt id. Replies 0 (no such
+// state of this key), 1 (counted), 2 (burned). As in fail, only a hold
+// still there is counted: a re-sent copy counts nothing.
+var failState = redis.NewScript(stateLua + `
 if redis.call('ZREM', KEYS[3], ARGV[3]) == 0 then return 1 end
-local sv = redis.call('GET', KEYS[1])
-if not sv then return 0 end
-if cjson.decode(sv).k ~= tonumber(ARGV[1]) then return 0 end
+if not own_state(ARGV[1]) then return 0 end
 local n = redis.call('INCR', KEYS[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 if n >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  end_state()
   return 2
 end
 return 1
@@ -152,8 +145,7 @@ type subject struct {
 func (s *Store) subjects(a oauth.Attempt, l oauth.Limits) []subject {
 	var subs []subject
 	if a.StateHash != "" {
-		held := s.stateHeldKey(a.StateHash)
-		subs = append(subs, subject{oauth.LimitState, []string{s.stateKey(a.StateHash), s.failsKey(a.StateHash), held}, []string{held}, oauth.MaxStateFails})
+		subs = append(subs, subject{oauth.LimitState, s.stateKeys(a.StateHash), []string{s.stateHeldKey(a.StateHash)}, oauth.MaxStateFails})
 	}
 	if a.UCAHash != "" {
 		k := s.ucaFailsKey(a.UCAHash)

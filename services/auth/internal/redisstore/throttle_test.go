@@ -330,3 +330,76 @@ func TestCountKeyRequest(t *testing.T) {
 		t.Fatalf("PTTL %v, want at most 2s", d)
 	}
 }
+
+// However a state ends (consumed by a login or an update, redeemed with a
+// login code, burned by its fifth failure) it leaves neither its failure
+// counter nor its held set behind (stateLua's end_state), and an attempt
+// that still held a place on it settles without counting anything.
+func TestEveryEndOfAStateLeavesNothing(t *testing.T) {
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	ends := []struct {
+		name string
+		// end ends the state, on which pending holds a place; it says
+		// whether pending is still to be settled.
+		end func(t *testing.T, a, pending oauth.Attempt) (unsettled bool)
+	}{
+		{"consumed", func(t *testing.T, a, _ oauth.Attempt) bool {
+			if ok, err := s.ConsumeState(ctx, a.StateHash, a.KeyID); err != nil || !ok {
+				t.Fatalf("ConsumeState = %v, %v", ok, err)
+			}
+			return true
+		}},
+		{"redeemed with a login code", func(t *testing.T, a, _ oauth.Attempt) bool {
+			code := hash()
+			if err := s.PutLoginCode(ctx, a.StateHash, code, oauth.LoginCodeRecord{KeyID: a.KeyID, User: 7, UserID: "alice"}, 5*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, o, err := s.RedeemLoginCode(ctx, a.StateHash, code, a.KeyID); err != nil || o != oauth.LoginRedeemed {
+				t.Fatalf("RedeemLoginCode = %v, %v", o, err)
+			}
+			return true
+		}},
+		{"burned", func(t *testing.T, a, pending oauth.Attempt) bool {
+			// One failure is counted already; pending's is the fifth.
+			for range oauth.MaxStateFails - 2 {
+				if failAttempt(t, s, a) {
+					t.Fatal("burned before the fifth failure")
+				}
+			}
+			if burned, err := s.Fail(ctx, pending, limits); err != nil || !burned {
+				t.Fatalf("the fifth failure: burned %v, %v", burned, err)
+			}
+			return false
+		}},
+	}
+	for _, tt := range ends {
+		t.Run(tt.name, func(t *testing.T) {
+			a := oauth.Attempt{KeyID: 1, StateHash: hash()}
+			if err := s.PutState(ctx, a.StateHash, a.KeyID, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			failAttempt(t, s, a) // a counter
+			pending := attempt(a)
+			reserveOK(t, s, pending) // a held place
+			keys := []string{prefix + "state:{" + a.StateHash + "}", prefix + "state:{" + a.StateHash + "}:fails", prefix + "state:{" + a.StateHash + "}:held"}
+			if n, _ := rdb.Exists(ctx, keys...).Result(); n != 3 {
+				t.Fatalf("%d of the state's 3 records before its end", n)
+			}
+
+			unsettled := tt.end(t, a, pending)
+			if n, _ := rdb.Exists(ctx, keys...).Result(); n != 0 {
+				t.Fatalf("%d of the state's records left after its end", n)
+			}
+			if unsettled {
+				if burned, err := s.Fail(ctx, pending, limits); err != nil || burned {
+					t.Fatalf("the pending attempt's failure: burned %v, %v", burned, err)
+				}
+				if n, _ := rdb.Exists(ctx, keys...).Result(); n != 0 {
+					t.Fatalf("the pending attempt's failure left %d records of an ended state", n)
+				}
+			}
+			wantVerdict(t, s, a, oauth.Verdict{NoState: true, Limit: oauth.LimitState})
+		})
+	}
+}

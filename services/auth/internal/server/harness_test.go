@@ -520,6 +520,23 @@ func (e *env) noSecretsStored(t *testing.T, secrets ...string) {
 }
 
 // wantErr asserts that err is the gRPC status of kind (code and ErrorInfo).
+// eventually polls cond until it holds and logs how long that took. The
+// tests using it wait for the key cache's entries to lapse; that they lapse
+// exactly at its TTL is proven with an injected clock (keycache's
+// TestCache), so here the deadline only keeps a broken test from hanging
+// and is generous for a loaded machine.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("not within 10 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
+}
+
 func wantErr(t *testing.T, err error, kind apierr.Kind) {
 	t.Helper()
 	if err == nil {

@@ -120,9 +120,9 @@ func TestUpdateUser(t *testing.T) {
 		{"state of another key", nil, func(string) *authv1.UpdateUserRequest {
 			return &authv1.UpdateUserRequest{UserId: aliceID, State: stateB, Bio: ptr("x"), Cookie: alice}
 		}, apierr.InvalidState, true},
-		{"a username the user service rejects uses up the state", nil, func(s string) *authv1.UpdateUserRequest {
+		{"a username the user service would reject (platform/account)", nil, func(s string) *authv1.UpdateUserRequest {
 			return &authv1.UpdateUserRequest{UserId: aliceID, State: s, Username: ptr(strings.Repeat("x", 33)), Cookie: alice}
-		}, apierr.InvalidRequest, false},
+		}, apierr.InvalidRequest, true},
 	}
 	for _, tt := range refused {
 		t.Run("refused: "+tt.name, func(t *testing.T) {

@@ -105,7 +105,7 @@ func TestUserServices(t *testing.T) {
 	t.Run("create invalid", func(t *testing.T) {
 		_, err := s.adminUsers.CreateUser(callCtx(t), &userv1.CreateUserRequest{UserId: "bob", Username: "Bob", Email: "not-an-email", Password: "bob-password"})
 		d := wantStatus(t, err, codes.InvalidArgument, apierr.InvalidRequest)
-		if d.Message != "邮箱格式不正确" {
+		if d.Message != "邮箱（email）格式不正确" {
 			t.Errorf("message %q", d.Message)
 		}
 	})

@@ -63,8 +63,9 @@ func (r *replica) get(t *testing.T, userID string) (user.User, bool) {
 	return u, r.reads.Load() != before
 }
 
-// eventually polls GetUser for up to 2 s until cond holds, and returns how
-// long that took.
+// eventually polls GetUser until cond holds and returns how long that took
+// (logged, not bounded: the deadline of 10 s only ends a broken test, and
+// is generous for a loaded machine).
 func (r *replica) eventually(t *testing.T, userID, what string, cond func(user.User) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -73,8 +74,8 @@ func (r *replica) eventually(t *testing.T, userID, what string, cond func(user.U
 		if cond(u) {
 			return time.Since(start)
 		}
-		if time.Since(start) > 2*time.Second {
-			t.Fatalf("%s: still %+v after 2 s", what, u)
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("%s: still %+v after 10 s", what, u)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/moreline/moreid/platform/account"
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/telemetry"
 )
@@ -104,10 +105,10 @@ func NewService(store Store, hasher *Hasher, cache *ProfileCache, defaultAvatar 
 // CreateUser validates n, hashes its password and stores the user.
 func (s *Service) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	for _, err := range []error{
-		validateUserID(n.UserID),
-		validateUsername(n.Username),
-		validateEmail(n.Email),
-		validateNewPassword(n.Password),
+		account.CheckUserID(n.UserID),
+		account.CheckUsername(n.Username),
+		account.CheckEmail(n.Email),
+		account.CheckNewPassword(n.Password),
 	} {
 		if err != nil {
 			return User{}, err
@@ -133,7 +134,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (User, error) {
 // missing user is not cached: it is the rare case, and caching it would
 // need its own invalidation on create.
 func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := account.CheckUserID(userID); err != nil {
 		return User{}, err
 	}
 	u, gen, hit := s.cache.lookup(userID)
@@ -159,10 +160,10 @@ func (s *Service) GetUser(ctx context.Context, userID string) (User, error) {
 // hash made under other parameters than the configured ones is replaced
 // after a successful check.
 func (s *Service) VerifyPassword(ctx context.Context, userID, password string) (User, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := account.CheckUserID(userID); err != nil {
 		return User{}, err
 	}
-	if err := validateLoginPassword(password); err != nil {
+	if err := account.CheckLoginPassword(password); err != nil {
 		return User{}, err
 	}
 	r, err := s.store.Get(ctx, userID)
@@ -205,21 +206,11 @@ func (s *Service) rehash(ctx context.Context, r Record, password string) {
 
 // UpdateProfile changes the username and/or bio of userID.
 func (s *Service) UpdateProfile(ctx context.Context, userID string, c ProfileChange) (User, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := account.CheckUserID(userID); err != nil {
 		return User{}, err
 	}
-	if c.Username == nil && c.Bio == nil {
-		return User{}, invalid("请至少提供用户名或个人简介中的一项")
-	}
-	if c.Username != nil {
-		if err := validateUsername(*c.Username); err != nil {
-			return User{}, err
-		}
-	}
-	if c.Bio != nil {
-		if err := validateBio(*c.Bio); err != nil {
-			return User{}, err
-		}
+	if err := account.CheckProfileChange(c.Username, c.Bio); err != nil {
+		return User{}, err
 	}
 	r, err := s.store.UpdateProfile(ctx, userID, c)
 	s.cache.Forget(userID) // after the commit, whatever the outcome
@@ -234,7 +225,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, c ProfileCha
 // (AuthAdminService.RevokeUserTokens), and auth refuses a disabled user's
 // tokens in any case.
 func (s *Service) SetDisabled(ctx context.Context, userID string, disabled bool) (User, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := account.CheckUserID(userID); err != nil {
 		return User{}, err
 	}
 	r, err := s.store.SetDisabled(ctx, userID, disabled)

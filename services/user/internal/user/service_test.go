@@ -178,6 +178,7 @@ func TestValidation(t *testing.T) {
 		{"email control char", with(func(n *user.NewUser) { n.Email = "carol@exam\tple.com" }), "邮箱"},
 		{"password 7 bytes", with(func(n *user.NewUser) { n.Password = "1234567" }), "密码"},
 		{"password 1025 bytes", with(func(n *user.NewUser) { n.Password = strings.Repeat("p", 1025) }), "密码"},
+		{"password 1025 bytes of multi-byte characters", with(func(n *user.NewUser) { n.Password = strings.Repeat("é", 512) + "a" }), "密码"},
 		{"password control char", with(func(n *user.NewUser) { n.Password = "pass\x07word" }), "密码"},
 		{"password invalid UTF-8", with(func(n *user.NewUser) { n.Password = "pass\xc3word" }), "密码"},
 	}
@@ -205,11 +206,15 @@ func TestValidation(t *testing.T) {
 		{"limits exactly", user.NewUser{UserID: strings.Repeat("u", 64), Username: strings.Repeat("名", 32),
 			Email: strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com", Password: strings.Repeat("p", 1024)}},
 		{"8-byte password and inner space", user.NewUser{UserID: "dave", Username: "Dave Jones", Email: "d@x.io", Password: "12345678"}},
+		{"1024-byte password of two-byte characters", user.NewUser{UserID: "erin", Username: "Erin", Email: "e@x.io", Password: strings.Repeat("é", 512)}},
 	}
 	for _, tc := range accepted {
 		t.Run("create/"+tc.name, func(t *testing.T) {
 			if _, err := f.svc.CreateUser(ctx, tc.in); err != nil {
 				t.Fatalf("refused: %v", err)
+			}
+			if _, err := f.svc.VerifyPassword(ctx, tc.in.UserID, tc.in.Password); err != nil {
+				t.Fatalf("cannot sign in with the password it was created with: %v", err)
 			}
 		})
 	}
@@ -248,7 +253,11 @@ func TestValidation(t *testing.T) {
 		"verify: empty user_id":  func() error { _, err := f.svc.VerifyPassword(ctx, "", "password"); return err },
 		"verify: empty password": func() error { _, err := f.svc.VerifyPassword(ctx, "alice", ""); return err },
 		"verify: 1025-byte pw":   func() error { _, err := f.svc.VerifyPassword(ctx, "alice", strings.Repeat("p", 1025)); return err },
-		"update: bad user_id":    func() error { _, err := f.svc.UpdateProfile(ctx, "", user.ProfileChange{Bio: ptr("x")}); return err },
+		"verify: 342 three-byte characters (1026 bytes)": func() error {
+			_, err := f.svc.VerifyPassword(ctx, "alice", strings.Repeat("用", 342))
+			return err
+		},
+		"update: bad user_id": func() error { _, err := f.svc.UpdateProfile(ctx, "", user.ProfileChange{Bio: ptr("x")}); return err },
 		"update: user_id too long": func() error {
 			_, err := f.svc.UpdateProfile(ctx, strings.Repeat("a", 65), user.ProfileChange{Bio: ptr("x")})
 			return err
