@@ -101,7 +101,7 @@ func TestAuthAppliesTheAccountRules(t *testing.T) {
 	store := redisstore.New(rdb, prefix, redisdb.DefaultTimeout)
 	dir := &directory{}
 	events := &audittest.Recorder{}
-	svc := oauth.New(store, dir, nil, oauth.Lifetimes{Token: time.Hour, Session: time.Hour}, oauth.Limits{}, events, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc := oauth.New(store, dir, nil, oauth.Lifetimes{Token: time.Hour, Session: time.Hour}, oauth.Limits{}, events, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	key := oauth.Key{ID: 7, Name: "app", PasswordLogin: true}
 	// With a client address every subject of an attempt is counted.
 	ctx := oauth.WithClientIP(context.Background(), "192.0.2.1")
