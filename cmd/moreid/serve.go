@@ -74,6 +74,12 @@ func dial(addr string, sec *grpcx.Security, tel *telemetry.Telemetry) (peer, err
 	return peer{conn: c, close: c.Close}, nil
 }
 
+// app is a gRPC role's wired service (userapp, apikeyapp, authapp).
+type app interface {
+	grpcx.Service
+	Units() []run.Unit
+}
+
 // serve runs the roles until SIGTERM or SIGINT, then drains them: callers
 // stop before their callees, and the audit trails flush last.
 func serve(log *slog.Logger, roles roles, cfg settings) error {
@@ -96,10 +102,16 @@ func serve(log *slog.Logger, roles roles, cfg settings) error {
 	// change listeners) that must stop after every listener.
 	listeners := map[string][]run.Unit{}
 	var background []run.Unit
-	serveGRPC := func(name, addr, admin string, log *slog.Logger, svc grpcx.Service, extra ...grpc.UnaryServerInterceptor) error {
-		l, err := grpcx.Listeners(log, tel, name, addr, admin, cfg.sec, svc, extra...)
+	// local serves a gRPC role on its listeners and returns the in-process
+	// connection the roles of this process call it through, with the same
+	// interceptor chain.
+	local := func(name, addr, admin string, log *slog.Logger, a app, extra ...grpc.UnaryServerInterceptor) (peer, error) {
+		in := inproc.NewServer(grpcx.UnaryChain(log, tel, extra...))
+		a.Register(in)
+		l, err := grpcx.Listeners(log, tel, name, addr, admin, cfg.sec, a, extra...)
 		listeners[name] = l
-		return err
+		background = append(background, a.Units()...)
+		return peer{conn: in.Conn()}, err
 	}
 
 	// Callees first: each role's callers need its connection.
@@ -111,13 +123,9 @@ func serve(log *slog.Logger, roles roles, cfg settings) error {
 			return err
 		}
 		defer a.Close()
-		in := inproc.NewServer(grpcx.UnaryChain(ulog, tel))
-		a.Register(in)
-		users = peer{conn: in.Conn()}
-		if err := serveGRPC("user", cfg.user.Addr, cfg.user.AdminAddr, ulog, a); err != nil {
+		if users, err = local("user", cfg.user.Addr, cfg.user.AdminAddr, ulog, a); err != nil {
 			return err
 		}
-		background = append(background, a.Units()...)
 	}
 	if roles["apikey"] {
 		klog := logging.New("apikey", cfg.level)
@@ -126,13 +134,9 @@ func serve(log *slog.Logger, roles roles, cfg settings) error {
 			return err
 		}
 		defer a.Close()
-		in := inproc.NewServer(grpcx.UnaryChain(klog, tel))
-		a.Register(in)
-		keys = peer{conn: in.Conn()}
-		if err := serveGRPC("apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, klog, a); err != nil {
+		if keys, err = local("apikey", cfg.apikey.Addr, cfg.apikey.AdminAddr, klog, a); err != nil {
 			return err
 		}
-		background = append(background, a.Units()...)
 	}
 	var auth peer
 	if roles["auth"] {
@@ -153,13 +157,9 @@ func serve(log *slog.Logger, roles roles, cfg settings) error {
 			return err
 		}
 		defer a.Close()
-		in := inproc.NewServer(grpcx.UnaryChain(alog, tel, a.KeyInterceptors()...))
-		a.Register(in)
-		auth = peer{conn: in.Conn()}
-		if err := serveGRPC("auth", cfg.auth.Addr, cfg.auth.AdminAddr, alog, a, a.KeyInterceptors()...); err != nil {
+		if auth, err = local("auth", cfg.auth.Addr, cfg.auth.AdminAddr, alog, a, a.KeyInterceptors()...); err != nil {
 			return err
 		}
-		background = append(background, a.Units()...)
 	}
 	if roles["gateway"] {
 		glog := logging.New("gateway", cfg.level)
