@@ -31,8 +31,14 @@ func newTracing(ctx context.Context, endpoint, component string) (*sdktrace.Trac
 	}
 	// Schemaless, so the merge with the SDK's default resource never fails
 	// on a schema-version mismatch after an SDK upgrade.
+	// A process serving one role is moreid-<role>; one serving several
+	// (component "moreid") is moreid.
+	service := "moreid-" + component
+	if component == "moreid" {
+		service = component
+	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		semconv.ServiceName("moreid-"+component), semconv.ServiceNamespace("moreid")))
+		semconv.ServiceName(service), semconv.ServiceNamespace("moreid")))
 	if err != nil {
 		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("trace resource: %w", err)
