@@ -254,23 +254,59 @@ func postgresPids(data string) ([]int, error) {
 // server the test starts or for a dependency that is down. The port is
 // below the kernel's ephemeral range (32768 and up), so no outgoing
 // connection takes it before the server binds it, and never handed out
-// twice in one process.
+// twice while this process lives, in it or in another test process (go test
+// runs packages, and make test both e2e shapes, side by side): each port
+// handed out is claimed with an flock on a file of its own, held until the
+// process exits, when the kernel releases it.
 func FreeAddr(t TB) string {
 	t.Helper()
 	for range 500 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
+		port := 20000 + mathrand.IntN(12000)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if _, taken := picked.Load(addr); taken {
+			continue // handed out already in this process, maybe not bound yet
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
 		}
 		l.Close()
-		if _, taken := picked.LoadOrStore(addr, true); taken {
-			continue // handed out already in this process, maybe not bound yet
+		claim, err := claimPort(port)
+		if err != nil {
+			t.Fatalf("claiming port %d: %v", port, err)
+		}
+		if claim == nil {
+			continue // another test process has it
+		}
+		if _, taken := picked.LoadOrStore(addr, claim); taken {
+			claim.Close()
+			continue
 		}
 		return addr
 	}
 	t.Fatalf("no free loopback port found")
 	return ""
+}
+
+// claimPort takes the port's lock file, or returns nil when another process
+// holds it. The file stays open (and the lock held) for the process's life.
+func claimPort(port int) (*os.File, error) {
+	dir := filepath.Join(os.TempDir(), "moreid-test-ports")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if err == syscall.EWOULDBLOCK {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // FreePort is FreeAddr's port.
@@ -281,7 +317,8 @@ func FreePort(t TB) int {
 	return n
 }
 
-// picked remembers every address FreeAddr handed out in this process.
+// picked remembers every address FreeAddr handed out in this process, with
+// the lock file that claims it.
 var picked sync.Map
 
 func waitPort(t TB, port int, within time.Duration) {
