@@ -3,19 +3,16 @@ package grpcx
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/moreline/moreid/platform/config"
+	"github.com/moreline/moreid/proto/tlsfile"
 )
 
 // The variables of Security (README, Configuration).
@@ -40,7 +37,7 @@ const (
 // machine can listen in: a public listener must be on a loopback address
 // unless MOREID_ALLOW_PLAINTEXT=1, and an admin listener always.
 type Security struct {
-	cert           *certFile // nil: plaintext
+	cert           *tlsfile.Pair // nil: plaintext
 	peers          *x509.CertPool
 	operators      *x509.CertPool // nil: no admin listener can start with TLS
 	allowPlaintext bool
@@ -91,16 +88,16 @@ func (s *Security) load(r *config.Reader, certPath, keyPath, caPath, adminCA str
 		}
 		return
 	}
-	cert, err := loadCertFile(certPath, keyPath)
+	cert, err := tlsfile.Load(certPath, keyPath)
 	if err != nil {
 		r.Fail(EnvTLSCert, certPath, err)
 	}
-	peers, err := loadPool(caPath)
+	peers, err := tlsfile.Pool(caPath)
 	if err != nil {
 		r.Fail(EnvTLSCA, caPath, err)
 	}
 	if adminCA != "" {
-		if s.operators, err = loadPool(adminCA); err != nil {
+		if s.operators, err = tlsfile.Pool(adminCA); err != nil {
 			r.Fail(EnvAdminClientCA, adminCA, err)
 		} else if peers != nil && s.operators.Equal(peers) {
 			// Then every component's certificate would be an operator's.
@@ -129,7 +126,7 @@ func (s *Security) DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		MinVersion:           tls.VersionTLS13,
 		RootCAs:              s.peers,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.cert.get() },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return s.cert.Get() },
 	}))}
 }
 
@@ -159,7 +156,7 @@ func (s *Security) serverOption(what, addr string, admin bool) (grpc.ServerOptio
 		MinVersion:     tls.VersionTLS13,
 		ClientAuth:     tls.RequireAndVerifyClientCert,
 		ClientCAs:      clients,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.get() },
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Get() },
 	})), nil
 }
 
@@ -182,81 +179,17 @@ func loopback(addr string) bool {
 // internal service): it presents the certificate in certPath/keyPath and
 // trusts servers signed by the CA in caPath.
 func ClientTLS(certPath, keyPath, caPath string) (grpc.DialOption, error) {
-	cert, err := loadCertFile(certPath, keyPath)
+	cert, err := tlsfile.Load(certPath, keyPath)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := loadPool(caPath)
+	pool, err := tlsfile.Pool(caPath)
 	if err != nil {
 		return nil, fmt.Errorf("CA: %w", err)
 	}
 	return grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		MinVersion:           tls.VersionTLS13,
 		RootCAs:              pool,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.get() },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Get() },
 	})), nil
-}
-
-// loadPool reads the CA certificates in path. Its errors name the file,
-// never its content (a key given by mistake must not reach the logs).
-func loadPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
-	}
-	return pool, nil
-}
-
-// certFile is a certificate and key pair on disk, read again when either
-// file's modification time changes, so that a rotated certificate is used
-// from the next handshake on without a restart. A rotation caught half
-// written keeps the previous pair until both files agree.
-type certFile struct {
-	certPath, keyPath string
-
-	mu                sync.Mutex
-	cert              *tls.Certificate
-	certMod, keyMod   time.Time
-	certSize, keySize int64
-}
-
-func loadCertFile(certPath, keyPath string) (*certFile, error) {
-	c := &certFile{certPath: certPath, keyPath: keyPath}
-	if _, err := c.get(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// get returns the current pair. Handshakes are rare (connections live for
-// minutes), so two stats per handshake cost nothing.
-func (c *certFile) get() (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ci, err1 := os.Stat(c.certPath)
-	ki, err2 := os.Stat(c.keyPath)
-	if err := errors.Join(err1, err2); err != nil {
-		if c.cert != nil {
-			return c.cert, nil // a rotation in progress (a Secret's symlink swap)
-		}
-		return nil, fmt.Errorf("TLS certificate: %w", err)
-	}
-	if c.cert != nil && ci.ModTime().Equal(c.certMod) && ki.ModTime().Equal(c.keyMod) && ci.Size() == c.certSize && ki.Size() == c.keySize {
-		return c.cert, nil
-	}
-	pair, err := tls.LoadX509KeyPair(c.certPath, c.keyPath)
-	if err != nil {
-		if c.cert != nil {
-			return c.cert, nil
-		}
-		// The error names the files, never their content.
-		return nil, fmt.Errorf("TLS certificate %s / key %s: %w", c.certPath, c.keyPath, err)
-	}
-	c.cert = &pair
-	c.certMod, c.keyMod, c.certSize, c.keySize = ci.ModTime(), ki.ModTime(), ci.Size(), ki.Size()
-	return c.cert, nil
 }
