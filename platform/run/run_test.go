@@ -51,15 +51,7 @@ func TestHTTPServesThroughThePause(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})}
-	u, err := HTTP("test", "127.0.0.1:0", srv) // the unit keeps the port
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Group(ctx, slog.New(slog.DiscardHandler), Shutdown{Delay: 5 * time.Second, Drain: 30 * time.Second}, u)
-	}()
+	u, cancel, done := serveHTTP(t, srv)
 	get := func() *http.Response {
 		t.Helper()
 		resp, err := http.Get("http://" + u.Addr)
@@ -84,6 +76,22 @@ func TestHTTPServesThroughThePause(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Group: %v", err)
 	}
+}
+
+// serveHTTP runs srv as the one unit of a Group with a 5 s pause; cancel
+// begins the shutdown, done receives Group's result.
+func serveHTTP(t *testing.T, srv *http.Server) (Unit, context.CancelFunc, <-chan error) {
+	t.Helper()
+	u, err := HTTP("test", "127.0.0.1:0", srv) // the unit keeps the port
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Group(ctx, slog.New(slog.DiscardHandler), Shutdown{Delay: 5 * time.Second, Drain: 30 * time.Second}, u)
+	}()
+	return u, cancel, done
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -112,15 +120,7 @@ func TestAnswerAfterQuiesceCloses(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})}
-	u, err := HTTP("test", "127.0.0.1:0", srv) // the unit keeps the port
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Group(ctx, slog.New(slog.DiscardHandler), Shutdown{Delay: 5 * time.Second, Drain: 30 * time.Second}, u)
-	}()
+	u, cancel, done := serveHTTP(t, srv)
 	waitFor(t, func() bool { _, err := http.Get("http://" + u.Addr); return err == nil })
 
 	slow := make(chan *http.Response, 1)
