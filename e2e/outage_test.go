@@ -220,6 +220,14 @@ func runOutage(t *testing.T, s *harness.Suite, app *apiClient, o outage) {
 			}
 			continue
 		}
+		if c.start.Before(killStart) && c.status == 200 && c.end.Before(restartStart) {
+			// In flight at the kill and served before the store came
+			// back: it did not wait for the store, so it was served at
+			// the speed of the normal path (a login's argon2id on a
+			// loaded machine can take more than downSLO), which is the
+			// benchmarks' matter, not the outage's.
+			continue
+		}
 		if c.start.Before(restartStart) {
 			// From the kill on, every answer within downSLO (a call in
 			// flight at the kill: within downSLO of it).
