@@ -142,7 +142,10 @@ func TestRetryPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := &fakeStore{failures: tt.failures, err: errors.New("dial tcp 127.0.0.1:5432: connection refused")}
-			w := newWriter(store, "test", nil, Backoff(10*time.Millisecond, 50*time.Millisecond), FlushInterval(time.Millisecond))
+			// One full batch of the five events, never a timer's partial
+			// one: with a 1 ms flush the writer could send 3 and then 2,
+			// two INSERTs where the count below wants one per attempt.
+			w := newWriter(store, "test", nil, Backoff(10*time.Millisecond, 50*time.Millisecond), BatchSize(5), FlushInterval(time.Hour))
 			var mu sync.Mutex
 			var waits []time.Duration
 			w.after = func(d time.Duration) <-chan time.Time {
