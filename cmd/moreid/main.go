@@ -17,7 +17,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/moreline/moreid/platform/buildinfo"
@@ -52,9 +51,9 @@ func command(args []string, stdout, stderr io.Writer) int {
 		cfg, err := readSettings(config.FromEnv(), roles)
 		log := logging.New(roles.name(), cfg.level)
 		if err != nil {
-			return exitStatus(log, err)
+			return logging.Status(log, err)
 		}
-		return exitStatus(log, serve(log, roles, cfg))
+		return logging.Status(log, serve(log, roles, cfg))
 	case "migrate":
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "moreid migrate: takes no arguments (got %q)\n", rest)
@@ -62,7 +61,7 @@ func command(args []string, stdout, stderr io.Writer) int {
 		}
 		env := config.FromEnv()
 		log := logging.New("migrate", logging.Level(env))
-		return exitStatus(log, migrate(log, env))
+		return logging.Status(log, migrate(log, env))
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, buildinfo.Line("moreid"))
 		return 0
@@ -73,17 +72,4 @@ func command(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "moreid: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-}
-
-// exitStatus logs why the command stopped, if it failed, flushes the log and
-// returns the exit status.
-func exitStatus(log *slog.Logger, err error) int {
-	if err != nil {
-		log.Error("stopped", "error", err.Error())
-	}
-	logging.Flush()
-	if err != nil {
-		return 1
-	}
-	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -22,7 +23,7 @@ func parseRoles(args []string) (roles, error) {
 			for _, name := range allRoles {
 				r[name] = true
 			}
-		case isRole(a):
+		case slices.Contains(allRoles, a):
 			r[a] = true
 		default:
 			return nil, fmt.Errorf("unknown role %q (roles: %s, or all)", a, strings.Join(allRoles, ", "))
@@ -32,15 +33,6 @@ func parseRoles(args []string) (roles, error) {
 		return parseRoles([]string{"all"})
 	}
 	return r, nil
-}
-
-func isRole(name string) bool {
-	for _, r := range allRoles {
-		if r == name {
-			return true
-		}
-	}
-	return false
 }
 
 // list is the roles in caller-to-callee order.

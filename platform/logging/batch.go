@@ -82,15 +82,15 @@ func (w *batchWriter) flushLocked() error {
 	return err
 }
 
-// Exit ends a command whose serve returned err: err is logged, the logs
-// are flushed, and the process exits with status 1 on an error, or returns
-// so that main ends normally.
-func Exit(log *slog.Logger, err error) {
+// Status ends a command whose work returned err: err is logged, the logs
+// are flushed, and the result is the exit status, 1 on an error, else 0.
+func Status(log *slog.Logger, err error) int {
 	if err != nil {
 		log.Error("stopped", "error", err.Error())
 	}
 	Flush()
 	if err != nil {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
