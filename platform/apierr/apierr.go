@@ -45,6 +45,18 @@ const (
 	Unavailable           Kind = wire.ReasonUnavailable
 )
 
+// The OAuth 2.0 / OpenID Connect codes of the OIDC endpoints (SPEC section 8).
+const (
+	InvalidClient        Kind = wire.ReasonInvalidClient
+	InvalidGrant         Kind = wire.ReasonInvalidGrant
+	InvalidScope         Kind = wire.ReasonInvalidScope
+	UnauthorizedClient   Kind = wire.ReasonUnauthorizedClient
+	AuthorizationPending Kind = wire.ReasonAuthorizationPending
+	SlowDown             Kind = wire.ReasonSlowDown
+	ExpiredToken         Kind = wire.ReasonExpiredToken
+	AccessDenied         Kind = wire.ReasonAccessDenied
+)
+
 // Domain is the ErrorInfo domain of every Moreid error.
 const Domain = wire.ErrorDomain
 
@@ -73,6 +85,16 @@ var table = map[Kind]spec{
 	RateLimited:           {codes.ResourceExhausted, http.StatusTooManyRequests, "尝试次数过多，请稍后再试"},
 	Internal:              {codes.Internal, http.StatusInternalServerError, "服务器内部错误"},
 	Unavailable:           {codes.Unavailable, http.StatusServiceUnavailable, "服务暂时不可用，请稍后再试"},
+	// RFC 6749 section 5.2: 401 for a failed client authentication, 400
+	// for every other token endpoint error (RFC 8628 section 3.5 too).
+	InvalidClient:        {codes.Unauthenticated, http.StatusUnauthorized, "客户端认证失败"},
+	InvalidGrant:         {codes.InvalidArgument, http.StatusBadRequest, "授权许可无效、已过期或已被使用"},
+	InvalidScope:         {codes.InvalidArgument, http.StatusBadRequest, "请求的权限范围无效"},
+	UnauthorizedClient:   {codes.PermissionDenied, http.StatusBadRequest, "该客户端无权使用此授权方式"},
+	AuthorizationPending: {codes.FailedPrecondition, http.StatusBadRequest, "用户尚未完成授权"},
+	SlowDown:             {codes.ResourceExhausted, http.StatusBadRequest, "轮询过于频繁，请放慢"},
+	ExpiredToken:         {codes.FailedPrecondition, http.StatusBadRequest, "设备码已过期"},
+	AccessDenied:         {codes.PermissionDenied, http.StatusBadRequest, "用户拒绝了授权"},
 }
 
 // byCode is the fallback for statuses that carry no ErrorInfo (errors made by

@@ -25,6 +25,9 @@ const (
 	CSRF = "x-csrf-token"
 	// Authorization carries "Bearer <access token>".
 	Authorization = "authorization"
+	// OIDCClientID carries the OAuth client_id of a public client's
+	// back-channel call, which has no secret to send in APIKey.
+	OIDCClientID = "x-oidc-client-id"
 )
 
 // A failure of a Moreid service is a gRPC status carrying a
@@ -59,6 +62,20 @@ const (
 	ReasonRateLimited           = "rate_limited"
 	ReasonInternal              = "internal"
 	ReasonUnavailable           = "unavailable"
+)
+
+// The OAuth 2.0 and OpenID Connect error codes of the OIDC endpoints (RFC
+// 6749 section 5.2, RFC 8628 section 3.5, OpenID Connect Core 3.1.2.6), as
+// ErrorInfo reasons; the gateway answers them in the RFCs' JSON form.
+const (
+	ReasonInvalidClient        = "invalid_client"
+	ReasonInvalidGrant         = "invalid_grant"
+	ReasonInvalidScope         = "invalid_scope"
+	ReasonUnauthorizedClient   = "unauthorized_client"
+	ReasonAuthorizationPending = "authorization_pending"
+	ReasonSlowDown             = "slow_down"
+	ReasonExpiredToken         = "expired_token"
+	ReasonAccessDenied         = "access_denied"
 )
 
 // SessionCookie is the name of the web session cookie (ARCHITECTURE "Web

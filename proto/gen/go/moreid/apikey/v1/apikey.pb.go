@@ -37,9 +37,17 @@ type APIKey struct {
 	PasswordLogin bool                   `protobuf:"varint,5,opt,name=password_login,json=passwordLogin,proto3" json:"password_login,omitempty"`
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// revoked_at is unset while the key is active.
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// client_id is the key's public OAuth client id ("mlc_" and 32 hex
+	// characters), random and not derived from the key.
+	ClientId string `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// public marks a public OAuth client: no secret, PKCE required, never
+	// accepted by ValidateKey.
+	Public                 bool     `protobuf:"varint,9,opt,name=public,proto3" json:"public,omitempty"`
+	RedirectUris           []string `protobuf:"bytes,10,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	PostLogoutRedirectUris []string `protobuf:"bytes,11,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *APIKey) Reset() {
@@ -117,6 +125,34 @@ func (x *APIKey) GetCreatedAt() *timestamppb.Timestamp {
 func (x *APIKey) GetRevokedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *APIKey) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *APIKey) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *APIKey) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *APIKey) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
 	}
 	return nil
 }
@@ -311,9 +347,13 @@ type CreateAPIKeyRequest struct {
 	Whitelist []string               `protobuf:"bytes,2,rep,name=whitelist,proto3" json:"whitelist,omitempty"`
 	// disable_password_login turns the password flow off for this key; the
 	// zero value keeps it on, as the API document requires by default.
-	DisablePasswordLogin bool `protobuf:"varint,3,opt,name=disable_password_login,json=disablePasswordLogin,proto3" json:"disable_password_login,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	DisablePasswordLogin   bool     `protobuf:"varint,3,opt,name=disable_password_login,json=disablePasswordLogin,proto3" json:"disable_password_login,omitempty"`
+	RedirectUris           []string `protobuf:"bytes,4,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	PostLogoutRedirectUris []string `protobuf:"bytes,5,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	// public registers a public OAuth client: the response has no key.
+	Public        bool `protobuf:"varint,6,opt,name=public,proto3" json:"public,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAPIKeyRequest) Reset() {
@@ -367,10 +407,32 @@ func (x *CreateAPIKeyRequest) GetDisablePasswordLogin() bool {
 	return false
 }
 
+func (x *CreateAPIKeyRequest) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *CreateAPIKeyRequest) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *CreateAPIKeyRequest) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
 type CreateAPIKeyResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	ApiKey *APIKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// key is the secret itself: "ml_" and 64 lowercase hex characters.
+	// Empty for a public client.
 	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -684,11 +746,204 @@ func (x *SetWhitelistResponse) GetApiKey() *APIKey {
 	return nil
 }
 
+type GetClientRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClientRequest) Reset() {
+	*x = GetClientRequest{}
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClientRequest) ProtoMessage() {}
+
+func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClientRequest.ProtoReflect.Descriptor instead.
+func (*GetClientRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetClientRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type GetClientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClientResponse) Reset() {
+	*x = GetClientResponse{}
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClientResponse) ProtoMessage() {}
+
+func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClientResponse.ProtoReflect.Descriptor instead.
+func (*GetClientResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetClientResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+type SetRedirectURIsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Uris  []string               `protobuf:"bytes,2,rep,name=uris,proto3" json:"uris,omitempty"`
+	// post_logout sets the post-logout redirect URIs instead.
+	PostLogout    bool `protobuf:"varint,3,opt,name=post_logout,json=postLogout,proto3" json:"post_logout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRedirectURIsRequest) Reset() {
+	*x = SetRedirectURIsRequest{}
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRedirectURIsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRedirectURIsRequest) ProtoMessage() {}
+
+func (x *SetRedirectURIsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRedirectURIsRequest.ProtoReflect.Descriptor instead.
+func (*SetRedirectURIsRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetRedirectURIsRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SetRedirectURIsRequest) GetUris() []string {
+	if x != nil {
+		return x.Uris
+	}
+	return nil
+}
+
+func (x *SetRedirectURIsRequest) GetPostLogout() bool {
+	if x != nil {
+		return x.PostLogout
+	}
+	return false
+}
+
+type SetRedirectURIsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRedirectURIsResponse) Reset() {
+	*x = SetRedirectURIsResponse{}
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRedirectURIsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRedirectURIsResponse) ProtoMessage() {}
+
+func (x *SetRedirectURIsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_apikey_v1_apikey_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRedirectURIsResponse.ProtoReflect.Descriptor instead.
+func (*SetRedirectURIsResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_apikey_v1_apikey_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SetRedirectURIsResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
 var File_moreid_apikey_v1_apikey_proto protoreflect.FileDescriptor
 
 const file_moreid_apikey_v1_apikey_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmoreid/apikey/v1/apikey.proto\x12\x10moreid.apikey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n" +
+	"\x1dmoreid/apikey/v1/apikey.proto\x12\x10moreid.apikey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x03\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -698,7 +953,12 @@ const file_moreid_apikey_v1_apikey_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"revoked_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"C\n" +
+	"revoked_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x1b\n" +
+	"\tclient_id\x18\b \x01(\tR\bclientId\x12\x16\n" +
+	"\x06public\x18\t \x01(\bR\x06public\x12#\n" +
+	"\rredirect_uris\x18\n" +
+	" \x03(\tR\fredirectUris\x129\n" +
+	"\x19post_logout_redirect_uris\x18\v \x03(\tR\x16postLogoutRedirectUris\"C\n" +
 	"\x12ValidateKeyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
 	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\"H\n" +
@@ -707,11 +967,14 @@ const file_moreid_apikey_v1_apikey_proto_rawDesc = "" +
 	"\x0fCheckKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"E\n" +
 	"\x10CheckKeyResponse\x121\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\"}\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\"\xf5\x01\n" +
 	"\x13CreateAPIKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\twhitelist\x18\x02 \x03(\tR\twhitelist\x124\n" +
-	"\x16disable_password_login\x18\x03 \x01(\bR\x14disablePasswordLogin\"[\n" +
+	"\x16disable_password_login\x18\x03 \x01(\bR\x14disablePasswordLogin\x12#\n" +
+	"\rredirect_uris\x18\x04 \x03(\tR\fredirectUris\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x05 \x03(\tR\x16postLogoutRedirectUris\x12\x16\n" +
+	"\x06public\x18\x06 \x01(\bR\x06public\"[\n" +
 	"\x14CreateAPIKeyResponse\x121\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"\x14\n" +
@@ -726,15 +989,28 @@ const file_moreid_apikey_v1_apikey_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1c\n" +
 	"\twhitelist\x18\x02 \x03(\tR\twhitelist\"I\n" +
 	"\x14SetWhitelistResponse\x121\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey2\xbe\x01\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\"/\n" +
+	"\x10GetClientRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\"F\n" +
+	"\x11GetClientResponse\x121\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey\"]\n" +
+	"\x16SetRedirectURIsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04uris\x18\x02 \x03(\tR\x04uris\x12\x1f\n" +
+	"\vpost_logout\x18\x03 \x01(\bR\n" +
+	"postLogout\"L\n" +
+	"\x17SetRedirectURIsResponse\x121\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x18.moreid.apikey.v1.APIKeyR\x06apiKey2\x94\x02\n" +
 	"\rAPIKeyService\x12Z\n" +
 	"\vValidateKey\x12$.moreid.apikey.v1.ValidateKeyRequest\x1a%.moreid.apikey.v1.ValidateKeyResponse\x12Q\n" +
-	"\bCheckKey\x12!.moreid.apikey.v1.CheckKeyRequest\x1a\".moreid.apikey.v1.CheckKeyResponse2\x8d\x03\n" +
+	"\bCheckKey\x12!.moreid.apikey.v1.CheckKeyRequest\x1a\".moreid.apikey.v1.CheckKeyResponse\x12T\n" +
+	"\tGetClient\x12\".moreid.apikey.v1.GetClientRequest\x1a#.moreid.apikey.v1.GetClientResponse2\xf5\x03\n" +
 	"\x12APIKeyAdminService\x12]\n" +
 	"\fCreateAPIKey\x12%.moreid.apikey.v1.CreateAPIKeyRequest\x1a&.moreid.apikey.v1.CreateAPIKeyResponse\x12Z\n" +
 	"\vListAPIKeys\x12$.moreid.apikey.v1.ListAPIKeysRequest\x1a%.moreid.apikey.v1.ListAPIKeysResponse\x12]\n" +
 	"\fRevokeAPIKey\x12%.moreid.apikey.v1.RevokeAPIKeyRequest\x1a&.moreid.apikey.v1.RevokeAPIKeyResponse\x12]\n" +
-	"\fSetWhitelist\x12%.moreid.apikey.v1.SetWhitelistRequest\x1a&.moreid.apikey.v1.SetWhitelistResponseBCZAgithub.com/moreline/moreid/proto/gen/go/moreid/apikey/v1;apikeyv1b\x06proto3"
+	"\fSetWhitelist\x12%.moreid.apikey.v1.SetWhitelistRequest\x1a&.moreid.apikey.v1.SetWhitelistResponse\x12f\n" +
+	"\x0fSetRedirectURIs\x12(.moreid.apikey.v1.SetRedirectURIsRequest\x1a).moreid.apikey.v1.SetRedirectURIsResponseBCZAgithub.com/moreline/moreid/proto/gen/go/moreid/apikey/v1;apikeyv1b\x06proto3"
 
 var (
 	file_moreid_apikey_v1_apikey_proto_rawDescOnce sync.Once
@@ -748,49 +1024,59 @@ func file_moreid_apikey_v1_apikey_proto_rawDescGZIP() []byte {
 	return file_moreid_apikey_v1_apikey_proto_rawDescData
 }
 
-var file_moreid_apikey_v1_apikey_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_moreid_apikey_v1_apikey_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_moreid_apikey_v1_apikey_proto_goTypes = []any{
-	(*APIKey)(nil),                // 0: moreid.apikey.v1.APIKey
-	(*ValidateKeyRequest)(nil),    // 1: moreid.apikey.v1.ValidateKeyRequest
-	(*ValidateKeyResponse)(nil),   // 2: moreid.apikey.v1.ValidateKeyResponse
-	(*CheckKeyRequest)(nil),       // 3: moreid.apikey.v1.CheckKeyRequest
-	(*CheckKeyResponse)(nil),      // 4: moreid.apikey.v1.CheckKeyResponse
-	(*CreateAPIKeyRequest)(nil),   // 5: moreid.apikey.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),  // 6: moreid.apikey.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),    // 7: moreid.apikey.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),   // 8: moreid.apikey.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),   // 9: moreid.apikey.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),  // 10: moreid.apikey.v1.RevokeAPIKeyResponse
-	(*SetWhitelistRequest)(nil),   // 11: moreid.apikey.v1.SetWhitelistRequest
-	(*SetWhitelistResponse)(nil),  // 12: moreid.apikey.v1.SetWhitelistResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*APIKey)(nil),                  // 0: moreid.apikey.v1.APIKey
+	(*ValidateKeyRequest)(nil),      // 1: moreid.apikey.v1.ValidateKeyRequest
+	(*ValidateKeyResponse)(nil),     // 2: moreid.apikey.v1.ValidateKeyResponse
+	(*CheckKeyRequest)(nil),         // 3: moreid.apikey.v1.CheckKeyRequest
+	(*CheckKeyResponse)(nil),        // 4: moreid.apikey.v1.CheckKeyResponse
+	(*CreateAPIKeyRequest)(nil),     // 5: moreid.apikey.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),    // 6: moreid.apikey.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),      // 7: moreid.apikey.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),     // 8: moreid.apikey.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),     // 9: moreid.apikey.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),    // 10: moreid.apikey.v1.RevokeAPIKeyResponse
+	(*SetWhitelistRequest)(nil),     // 11: moreid.apikey.v1.SetWhitelistRequest
+	(*SetWhitelistResponse)(nil),    // 12: moreid.apikey.v1.SetWhitelistResponse
+	(*GetClientRequest)(nil),        // 13: moreid.apikey.v1.GetClientRequest
+	(*GetClientResponse)(nil),       // 14: moreid.apikey.v1.GetClientResponse
+	(*SetRedirectURIsRequest)(nil),  // 15: moreid.apikey.v1.SetRedirectURIsRequest
+	(*SetRedirectURIsResponse)(nil), // 16: moreid.apikey.v1.SetRedirectURIsResponse
+	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
 }
 var file_moreid_apikey_v1_apikey_proto_depIdxs = []int32{
-	13, // 0: moreid.apikey.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	13, // 1: moreid.apikey.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
+	17, // 0: moreid.apikey.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	17, // 1: moreid.apikey.v1.APIKey.revoked_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: moreid.apikey.v1.ValidateKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
 	0,  // 3: moreid.apikey.v1.CheckKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
 	0,  // 4: moreid.apikey.v1.CreateAPIKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
 	0,  // 5: moreid.apikey.v1.ListAPIKeysResponse.api_keys:type_name -> moreid.apikey.v1.APIKey
 	0,  // 6: moreid.apikey.v1.RevokeAPIKeyResponse.api_key:type_name -> moreid.apikey.v1.APIKey
 	0,  // 7: moreid.apikey.v1.SetWhitelistResponse.api_key:type_name -> moreid.apikey.v1.APIKey
-	1,  // 8: moreid.apikey.v1.APIKeyService.ValidateKey:input_type -> moreid.apikey.v1.ValidateKeyRequest
-	3,  // 9: moreid.apikey.v1.APIKeyService.CheckKey:input_type -> moreid.apikey.v1.CheckKeyRequest
-	5,  // 10: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:input_type -> moreid.apikey.v1.CreateAPIKeyRequest
-	7,  // 11: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:input_type -> moreid.apikey.v1.ListAPIKeysRequest
-	9,  // 12: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:input_type -> moreid.apikey.v1.RevokeAPIKeyRequest
-	11, // 13: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:input_type -> moreid.apikey.v1.SetWhitelistRequest
-	2,  // 14: moreid.apikey.v1.APIKeyService.ValidateKey:output_type -> moreid.apikey.v1.ValidateKeyResponse
-	4,  // 15: moreid.apikey.v1.APIKeyService.CheckKey:output_type -> moreid.apikey.v1.CheckKeyResponse
-	6,  // 16: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:output_type -> moreid.apikey.v1.CreateAPIKeyResponse
-	8,  // 17: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:output_type -> moreid.apikey.v1.ListAPIKeysResponse
-	10, // 18: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:output_type -> moreid.apikey.v1.RevokeAPIKeyResponse
-	12, // 19: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:output_type -> moreid.apikey.v1.SetWhitelistResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	0,  // 8: moreid.apikey.v1.GetClientResponse.api_key:type_name -> moreid.apikey.v1.APIKey
+	0,  // 9: moreid.apikey.v1.SetRedirectURIsResponse.api_key:type_name -> moreid.apikey.v1.APIKey
+	1,  // 10: moreid.apikey.v1.APIKeyService.ValidateKey:input_type -> moreid.apikey.v1.ValidateKeyRequest
+	3,  // 11: moreid.apikey.v1.APIKeyService.CheckKey:input_type -> moreid.apikey.v1.CheckKeyRequest
+	13, // 12: moreid.apikey.v1.APIKeyService.GetClient:input_type -> moreid.apikey.v1.GetClientRequest
+	5,  // 13: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:input_type -> moreid.apikey.v1.CreateAPIKeyRequest
+	7,  // 14: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:input_type -> moreid.apikey.v1.ListAPIKeysRequest
+	9,  // 15: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:input_type -> moreid.apikey.v1.RevokeAPIKeyRequest
+	11, // 16: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:input_type -> moreid.apikey.v1.SetWhitelistRequest
+	15, // 17: moreid.apikey.v1.APIKeyAdminService.SetRedirectURIs:input_type -> moreid.apikey.v1.SetRedirectURIsRequest
+	2,  // 18: moreid.apikey.v1.APIKeyService.ValidateKey:output_type -> moreid.apikey.v1.ValidateKeyResponse
+	4,  // 19: moreid.apikey.v1.APIKeyService.CheckKey:output_type -> moreid.apikey.v1.CheckKeyResponse
+	14, // 20: moreid.apikey.v1.APIKeyService.GetClient:output_type -> moreid.apikey.v1.GetClientResponse
+	6,  // 21: moreid.apikey.v1.APIKeyAdminService.CreateAPIKey:output_type -> moreid.apikey.v1.CreateAPIKeyResponse
+	8,  // 22: moreid.apikey.v1.APIKeyAdminService.ListAPIKeys:output_type -> moreid.apikey.v1.ListAPIKeysResponse
+	10, // 23: moreid.apikey.v1.APIKeyAdminService.RevokeAPIKey:output_type -> moreid.apikey.v1.RevokeAPIKeyResponse
+	12, // 24: moreid.apikey.v1.APIKeyAdminService.SetWhitelist:output_type -> moreid.apikey.v1.SetWhitelistResponse
+	16, // 25: moreid.apikey.v1.APIKeyAdminService.SetRedirectURIs:output_type -> moreid.apikey.v1.SetRedirectURIsResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_moreid_apikey_v1_apikey_proto_init() }
@@ -804,7 +1090,7 @@ func file_moreid_apikey_v1_apikey_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moreid_apikey_v1_apikey_proto_rawDesc), len(file_moreid_apikey_v1_apikey_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	APIKeyService_ValidateKey_FullMethodName = "/moreid.apikey.v1.APIKeyService/ValidateKey"
 	APIKeyService_CheckKey_FullMethodName    = "/moreid.apikey.v1.APIKeyService/CheckKey"
+	APIKeyService_GetClient_FullMethodName   = "/moreid.apikey.v1.APIKeyService/GetClient"
 )
 
 // APIKeyServiceClient is the client API for APIKeyService service.
@@ -41,6 +42,10 @@ type APIKeyServiceClient interface {
 	// used, so that revoking a key ends its tokens too. UNAUTHENTICATED
 	// (invalid_api_key) for an unknown or revoked id.
 	CheckKey(ctx context.Context, in *CheckKeyRequest, opts ...grpc.CallOption) (*CheckKeyResponse, error)
+	// GetClient returns the record of the active key whose OAuth client_id
+	// this is (SPEC section 8). NOT_FOUND (not_found) for an unknown or
+	// revoked client_id.
+	GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error)
 }
 
 type aPIKeyServiceClient struct {
@@ -71,6 +76,16 @@ func (c *aPIKeyServiceClient) CheckKey(ctx context.Context, in *CheckKeyRequest,
 	return out, nil
 }
 
+func (c *aPIKeyServiceClient) GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClientResponse)
+	err := c.cc.Invoke(ctx, APIKeyService_GetClient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // APIKeyServiceServer is the server API for APIKeyService service.
 // All implementations must embed UnimplementedAPIKeyServiceServer
 // for forward compatibility.
@@ -89,6 +104,10 @@ type APIKeyServiceServer interface {
 	// used, so that revoking a key ends its tokens too. UNAUTHENTICATED
 	// (invalid_api_key) for an unknown or revoked id.
 	CheckKey(context.Context, *CheckKeyRequest) (*CheckKeyResponse, error)
+	// GetClient returns the record of the active key whose OAuth client_id
+	// this is (SPEC section 8). NOT_FOUND (not_found) for an unknown or
+	// revoked client_id.
+	GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error)
 	mustEmbedUnimplementedAPIKeyServiceServer()
 }
 
@@ -104,6 +123,9 @@ func (UnimplementedAPIKeyServiceServer) ValidateKey(context.Context, *ValidateKe
 }
 func (UnimplementedAPIKeyServiceServer) CheckKey(context.Context, *CheckKeyRequest) (*CheckKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckKey not implemented")
+}
+func (UnimplementedAPIKeyServiceServer) GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClient not implemented")
 }
 func (UnimplementedAPIKeyServiceServer) mustEmbedUnimplementedAPIKeyServiceServer() {}
 func (UnimplementedAPIKeyServiceServer) testEmbeddedByValue()                       {}
@@ -162,6 +184,24 @@ func _APIKeyService_CheckKey_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _APIKeyService_GetClient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(APIKeyServiceServer).GetClient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: APIKeyService_GetClient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(APIKeyServiceServer).GetClient(ctx, req.(*GetClientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // APIKeyService_ServiceDesc is the grpc.ServiceDesc for APIKeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -177,16 +217,21 @@ var APIKeyService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CheckKey",
 			Handler:    _APIKeyService_CheckKey_Handler,
 		},
+		{
+			MethodName: "GetClient",
+			Handler:    _APIKeyService_GetClient_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "moreid/apikey/v1/apikey.proto",
 }
 
 const (
-	APIKeyAdminService_CreateAPIKey_FullMethodName = "/moreid.apikey.v1.APIKeyAdminService/CreateAPIKey"
-	APIKeyAdminService_ListAPIKeys_FullMethodName  = "/moreid.apikey.v1.APIKeyAdminService/ListAPIKeys"
-	APIKeyAdminService_RevokeAPIKey_FullMethodName = "/moreid.apikey.v1.APIKeyAdminService/RevokeAPIKey"
-	APIKeyAdminService_SetWhitelist_FullMethodName = "/moreid.apikey.v1.APIKeyAdminService/SetWhitelist"
+	APIKeyAdminService_CreateAPIKey_FullMethodName    = "/moreid.apikey.v1.APIKeyAdminService/CreateAPIKey"
+	APIKeyAdminService_ListAPIKeys_FullMethodName     = "/moreid.apikey.v1.APIKeyAdminService/ListAPIKeys"
+	APIKeyAdminService_RevokeAPIKey_FullMethodName    = "/moreid.apikey.v1.APIKeyAdminService/RevokeAPIKey"
+	APIKeyAdminService_SetWhitelist_FullMethodName    = "/moreid.apikey.v1.APIKeyAdminService/SetWhitelist"
+	APIKeyAdminService_SetRedirectURIs_FullMethodName = "/moreid.apikey.v1.APIKeyAdminService/SetRedirectURIs"
 )
 
 // APIKeyAdminServiceClient is the client API for APIKeyAdminService service.
@@ -206,6 +251,11 @@ type APIKeyAdminServiceClient interface {
 	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error)
 	// SetWhitelist replaces a key's whitelist; an empty list allows any IP.
 	SetWhitelist(ctx context.Context, in *SetWhitelistRequest, opts ...grpc.CallOption) (*SetWhitelistResponse, error)
+	// SetRedirectURIs replaces a key's OAuth redirect URIs, or its
+	// post-logout redirect URIs. Each must be an absolute URI without a
+	// fragment, https or http on a loopback host (a public client may also
+	// use a private-use scheme); INVALID_ARGUMENT otherwise.
+	SetRedirectURIs(ctx context.Context, in *SetRedirectURIsRequest, opts ...grpc.CallOption) (*SetRedirectURIsResponse, error)
 }
 
 type aPIKeyAdminServiceClient struct {
@@ -256,6 +306,16 @@ func (c *aPIKeyAdminServiceClient) SetWhitelist(ctx context.Context, in *SetWhit
 	return out, nil
 }
 
+func (c *aPIKeyAdminServiceClient) SetRedirectURIs(ctx context.Context, in *SetRedirectURIsRequest, opts ...grpc.CallOption) (*SetRedirectURIsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetRedirectURIsResponse)
+	err := c.cc.Invoke(ctx, APIKeyAdminService_SetRedirectURIs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // APIKeyAdminServiceServer is the server API for APIKeyAdminService service.
 // All implementations must embed UnimplementedAPIKeyAdminServiceServer
 // for forward compatibility.
@@ -273,6 +333,11 @@ type APIKeyAdminServiceServer interface {
 	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error)
 	// SetWhitelist replaces a key's whitelist; an empty list allows any IP.
 	SetWhitelist(context.Context, *SetWhitelistRequest) (*SetWhitelistResponse, error)
+	// SetRedirectURIs replaces a key's OAuth redirect URIs, or its
+	// post-logout redirect URIs. Each must be an absolute URI without a
+	// fragment, https or http on a loopback host (a public client may also
+	// use a private-use scheme); INVALID_ARGUMENT otherwise.
+	SetRedirectURIs(context.Context, *SetRedirectURIsRequest) (*SetRedirectURIsResponse, error)
 	mustEmbedUnimplementedAPIKeyAdminServiceServer()
 }
 
@@ -294,6 +359,9 @@ func (UnimplementedAPIKeyAdminServiceServer) RevokeAPIKey(context.Context, *Revo
 }
 func (UnimplementedAPIKeyAdminServiceServer) SetWhitelist(context.Context, *SetWhitelistRequest) (*SetWhitelistResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetWhitelist not implemented")
+}
+func (UnimplementedAPIKeyAdminServiceServer) SetRedirectURIs(context.Context, *SetRedirectURIsRequest) (*SetRedirectURIsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetRedirectURIs not implemented")
 }
 func (UnimplementedAPIKeyAdminServiceServer) mustEmbedUnimplementedAPIKeyAdminServiceServer() {}
 func (UnimplementedAPIKeyAdminServiceServer) testEmbeddedByValue()                            {}
@@ -388,6 +456,24 @@ func _APIKeyAdminService_SetWhitelist_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _APIKeyAdminService_SetRedirectURIs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRedirectURIsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(APIKeyAdminServiceServer).SetRedirectURIs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: APIKeyAdminService_SetRedirectURIs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(APIKeyAdminServiceServer).SetRedirectURIs(ctx, req.(*SetRedirectURIsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // APIKeyAdminService_ServiceDesc is the grpc.ServiceDesc for APIKeyAdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -410,6 +496,10 @@ var APIKeyAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetWhitelist",
 			Handler:    _APIKeyAdminService_SetWhitelist_Handler,
+		},
+		{
+			MethodName: "SetRedirectURIs",
+			Handler:    _APIKeyAdminService_SetRedirectURIs_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

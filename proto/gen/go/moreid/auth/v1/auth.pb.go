@@ -2068,6 +2068,360 @@ func (x *RevokeUserTokensResponse) GetRevoked() int32 {
 	return 0
 }
 
+// SigningKey is the public part of an ID token signing key.
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kid   string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	Alg   string                 `protobuf:"bytes,2,opt,name=alg,proto3" json:"alg,omitempty"`
+	// jwk is the public JWK, JSON.
+	Jwk string `protobuf:"bytes,3,opt,name=jwk,proto3" json:"jwk,omitempty"`
+	// state is next, current, retired or expired (ListSigningKeys).
+	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ActivateAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=activate_at,json=activateAt,proto3" json:"activate_at,omitempty"`
+	RetiredAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=retired_at,json=retiredAt,proto3" json:"retired_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SigningKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *SigningKey) GetAlg() string {
+	if x != nil {
+		return x.Alg
+	}
+	return ""
+}
+
+func (x *SigningKey) GetJwk() string {
+	if x != nil {
+		return x.Jwk
+	}
+	return ""
+}
+
+func (x *SigningKey) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SigningKey) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *SigningKey) GetActivateAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivateAt
+	}
+	return nil
+}
+
+func (x *SigningKey) GetRetiredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetiredAt
+	}
+	return nil
+}
+
+type RotateSigningKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyRequest) Reset() {
+	*x = RotateSigningKeyRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyRequest) ProtoMessage() {}
+
+func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{37}
+}
+
+type RotateSigningKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the new key: published now, signing from activate_at.
+	Key           *SigningKey `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyResponse) Reset() {
+	*x = RotateSigningKeyResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyResponse) ProtoMessage() {}
+
+func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RotateSigningKeyResponse) GetKey() *SigningKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type ListSigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSigningKeysRequest) Reset() {
+	*x = ListSigningKeysRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSigningKeysRequest) ProtoMessage() {}
+
+func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{39}
+}
+
+type ListSigningKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SigningKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSigningKeysResponse) Reset() {
+	*x = ListSigningKeysResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSigningKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSigningKeysResponse) ProtoMessage() {}
+
+func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListSigningKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type WithdrawConsentRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// client_id withdraws one app's consent; empty withdraws every app's.
+	ClientId      string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawConsentRequest) Reset() {
+	*x = WithdrawConsentRequest{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawConsentRequest) ProtoMessage() {}
+
+func (x *WithdrawConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawConsentRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawConsentRequest) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *WithdrawConsentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *WithdrawConsentRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type WithdrawConsentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// withdrawn is how many apps' consents ended.
+	Withdrawn     int32 `protobuf:"varint,1,opt,name=withdrawn,proto3" json:"withdrawn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawConsentResponse) Reset() {
+	*x = WithdrawConsentResponse{}
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawConsentResponse) ProtoMessage() {}
+
+func (x *WithdrawConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_moreid_auth_v1_auth_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawConsentResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawConsentResponse) Descriptor() ([]byte, []int) {
+	return file_moreid_auth_v1_auth_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *WithdrawConsentResponse) GetWithdrawn() int32 {
+	if x != nil {
+		return x.Withdrawn
+	}
+	return 0
+}
+
 var File_moreid_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_moreid_auth_v1_auth_proto_rawDesc = "" +
@@ -2216,7 +2570,30 @@ const file_moreid_auth_v1_auth_proto_rawDesc = "" +
 	"\x17RevokeUserTokensRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"4\n" +
 	"\x18RevokeUserTokensResponse\x12\x18\n" +
-	"\arevoked\x18\x01 \x01(\x05R\arevoked2\xa6\x05\n" +
+	"\arevoked\x18\x01 \x01(\x05R\arevoked\"\x8b\x02\n" +
+	"\n" +
+	"SigningKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x10\n" +
+	"\x03jwk\x18\x03 \x01(\tR\x03jwk\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vactivate_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"activateAt\x129\n" +
+	"\n" +
+	"retired_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tretiredAt\"\x19\n" +
+	"\x17RotateSigningKeyRequest\"H\n" +
+	"\x18RotateSigningKeyResponse\x12,\n" +
+	"\x03key\x18\x01 \x01(\v2\x1a.moreid.auth.v1.SigningKeyR\x03key\"\x18\n" +
+	"\x16ListSigningKeysRequest\"I\n" +
+	"\x17ListSigningKeysResponse\x12.\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1a.moreid.auth.v1.SigningKeyR\x04keys\"N\n" +
+	"\x16WithdrawConsentRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\"7\n" +
+	"\x17WithdrawConsentResponse\x12\x1c\n" +
+	"\twithdrawn\x18\x01 \x01(\x05R\twithdrawn2\xa6\x05\n" +
 	"\vAuthService\x12P\n" +
 	"\tAuthorize\x12 .moreid.auth.v1.AuthorizeRequest\x1a!.moreid.auth.v1.AuthorizeResponse\x12D\n" +
 	"\x05Login\x12\x1c.moreid.auth.v1.LoginRequest\x1a\x1d.moreid.auth.v1.LoginResponse\x12D\n" +
@@ -2235,9 +2612,12 @@ const file_moreid_auth_v1_auth_proto_rawDesc = "" +
 	"\fTokenService\x12b\n" +
 	"\x0fIntrospectToken\x12&.moreid.auth.v1.IntrospectTokenRequest\x1a'.moreid.auth.v1.IntrospectTokenResponse\x12V\n" +
 	"\vRevokeToken\x12\".moreid.auth.v1.RevokeTokenRequest\x1a#.moreid.auth.v1.RevokeTokenResponse\x12V\n" +
-	"\vGetUserinfo\x12\".moreid.auth.v1.GetUserinfoRequest\x1a#.moreid.auth.v1.GetUserinfoResponse2y\n" +
+	"\vGetUserinfo\x12\".moreid.auth.v1.GetUserinfoRequest\x1a#.moreid.auth.v1.GetUserinfoResponse2\xa8\x03\n" +
 	"\x10AuthAdminService\x12e\n" +
-	"\x10RevokeUserTokens\x12'.moreid.auth.v1.RevokeUserTokensRequest\x1a(.moreid.auth.v1.RevokeUserTokensResponseB?Z=github.com/moreline/moreid/proto/gen/go/moreid/auth/v1;authv1b\x06proto3"
+	"\x10RevokeUserTokens\x12'.moreid.auth.v1.RevokeUserTokensRequest\x1a(.moreid.auth.v1.RevokeUserTokensResponse\x12e\n" +
+	"\x10RotateSigningKey\x12'.moreid.auth.v1.RotateSigningKeyRequest\x1a(.moreid.auth.v1.RotateSigningKeyResponse\x12b\n" +
+	"\x0fListSigningKeys\x12&.moreid.auth.v1.ListSigningKeysRequest\x1a'.moreid.auth.v1.ListSigningKeysResponse\x12b\n" +
+	"\x0fWithdrawConsent\x12&.moreid.auth.v1.WithdrawConsentRequest\x1a'.moreid.auth.v1.WithdrawConsentResponseB?Z=github.com/moreline/moreid/proto/gen/go/moreid/auth/v1;authv1b\x06proto3"
 
 var (
 	file_moreid_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -2251,7 +2631,7 @@ func file_moreid_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_moreid_auth_v1_auth_proto_rawDescData
 }
 
-var file_moreid_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_moreid_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_moreid_auth_v1_auth_proto_goTypes = []any{
 	(*User)(nil),                      // 0: moreid.auth.v1.User
 	(*UpdatedUser)(nil),               // 1: moreid.auth.v1.UpdatedUser
@@ -2289,7 +2669,14 @@ var file_moreid_auth_v1_auth_proto_goTypes = []any{
 	(*GetUserinfoResponse)(nil),       // 33: moreid.auth.v1.GetUserinfoResponse
 	(*RevokeUserTokensRequest)(nil),   // 34: moreid.auth.v1.RevokeUserTokensRequest
 	(*RevokeUserTokensResponse)(nil),  // 35: moreid.auth.v1.RevokeUserTokensResponse
-	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
+	(*SigningKey)(nil),                // 36: moreid.auth.v1.SigningKey
+	(*RotateSigningKeyRequest)(nil),   // 37: moreid.auth.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),  // 38: moreid.auth.v1.RotateSigningKeyResponse
+	(*ListSigningKeysRequest)(nil),    // 39: moreid.auth.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),   // 40: moreid.auth.v1.ListSigningKeysResponse
+	(*WithdrawConsentRequest)(nil),    // 41: moreid.auth.v1.WithdrawConsentRequest
+	(*WithdrawConsentResponse)(nil),   // 42: moreid.auth.v1.WithdrawConsentResponse
+	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
 }
 var file_moreid_auth_v1_auth_proto_depIdxs = []int32{
 	0,  // 0: moreid.auth.v1.LoginResponse.user:type_name -> moreid.auth.v1.User
@@ -2300,46 +2687,57 @@ var file_moreid_auth_v1_auth_proto_depIdxs = []int32{
 	0,  // 5: moreid.auth.v1.GetConfirmationResponse.user:type_name -> moreid.auth.v1.User
 	0,  // 6: moreid.auth.v1.SignInResponse.user:type_name -> moreid.auth.v1.User
 	2,  // 7: moreid.auth.v1.IntrospectTokenResponse.user:type_name -> moreid.auth.v1.UserProfile
-	36, // 8: moreid.auth.v1.IntrospectTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
-	36, // 9: moreid.auth.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	43, // 8: moreid.auth.v1.IntrospectTokenResponse.issued_at:type_name -> google.protobuf.Timestamp
+	43, // 9: moreid.auth.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	2,  // 10: moreid.auth.v1.GetUserinfoResponse.user:type_name -> moreid.auth.v1.UserProfile
-	4,  // 11: moreid.auth.v1.AuthService.Authorize:input_type -> moreid.auth.v1.AuthorizeRequest
-	6,  // 12: moreid.auth.v1.AuthService.Login:input_type -> moreid.auth.v1.LoginRequest
-	8,  // 13: moreid.auth.v1.AuthService.Token:input_type -> moreid.auth.v1.TokenRequest
-	10, // 14: moreid.auth.v1.AuthService.GetPublicProfile:input_type -> moreid.auth.v1.GetPublicProfileRequest
-	12, // 15: moreid.auth.v1.AuthService.CreateUCA:input_type -> moreid.auth.v1.CreateUCARequest
-	14, // 16: moreid.auth.v1.AuthService.LoginSafe:input_type -> moreid.auth.v1.LoginSafeRequest
-	16, // 17: moreid.auth.v1.AuthService.UpdateUser:input_type -> moreid.auth.v1.UpdateUserRequest
-	18, // 18: moreid.auth.v1.AuthService.GetTokenUser:input_type -> moreid.auth.v1.GetTokenUserRequest
-	20, // 19: moreid.auth.v1.ConfirmationService.GetConfirmation:input_type -> moreid.auth.v1.GetConfirmationRequest
-	22, // 20: moreid.auth.v1.ConfirmationService.SignIn:input_type -> moreid.auth.v1.SignInRequest
-	24, // 21: moreid.auth.v1.ConfirmationService.GenerateLoginCode:input_type -> moreid.auth.v1.GenerateLoginCodeRequest
-	26, // 22: moreid.auth.v1.ConfirmationService.DenyConfirmation:input_type -> moreid.auth.v1.DenyConfirmationRequest
-	28, // 23: moreid.auth.v1.TokenService.IntrospectToken:input_type -> moreid.auth.v1.IntrospectTokenRequest
-	30, // 24: moreid.auth.v1.TokenService.RevokeToken:input_type -> moreid.auth.v1.RevokeTokenRequest
-	32, // 25: moreid.auth.v1.TokenService.GetUserinfo:input_type -> moreid.auth.v1.GetUserinfoRequest
-	34, // 26: moreid.auth.v1.AuthAdminService.RevokeUserTokens:input_type -> moreid.auth.v1.RevokeUserTokensRequest
-	5,  // 27: moreid.auth.v1.AuthService.Authorize:output_type -> moreid.auth.v1.AuthorizeResponse
-	7,  // 28: moreid.auth.v1.AuthService.Login:output_type -> moreid.auth.v1.LoginResponse
-	9,  // 29: moreid.auth.v1.AuthService.Token:output_type -> moreid.auth.v1.TokenResponse
-	11, // 30: moreid.auth.v1.AuthService.GetPublicProfile:output_type -> moreid.auth.v1.GetPublicProfileResponse
-	13, // 31: moreid.auth.v1.AuthService.CreateUCA:output_type -> moreid.auth.v1.CreateUCAResponse
-	15, // 32: moreid.auth.v1.AuthService.LoginSafe:output_type -> moreid.auth.v1.LoginSafeResponse
-	17, // 33: moreid.auth.v1.AuthService.UpdateUser:output_type -> moreid.auth.v1.UpdateUserResponse
-	19, // 34: moreid.auth.v1.AuthService.GetTokenUser:output_type -> moreid.auth.v1.GetTokenUserResponse
-	21, // 35: moreid.auth.v1.ConfirmationService.GetConfirmation:output_type -> moreid.auth.v1.GetConfirmationResponse
-	23, // 36: moreid.auth.v1.ConfirmationService.SignIn:output_type -> moreid.auth.v1.SignInResponse
-	25, // 37: moreid.auth.v1.ConfirmationService.GenerateLoginCode:output_type -> moreid.auth.v1.GenerateLoginCodeResponse
-	27, // 38: moreid.auth.v1.ConfirmationService.DenyConfirmation:output_type -> moreid.auth.v1.DenyConfirmationResponse
-	29, // 39: moreid.auth.v1.TokenService.IntrospectToken:output_type -> moreid.auth.v1.IntrospectTokenResponse
-	31, // 40: moreid.auth.v1.TokenService.RevokeToken:output_type -> moreid.auth.v1.RevokeTokenResponse
-	33, // 41: moreid.auth.v1.TokenService.GetUserinfo:output_type -> moreid.auth.v1.GetUserinfoResponse
-	35, // 42: moreid.auth.v1.AuthAdminService.RevokeUserTokens:output_type -> moreid.auth.v1.RevokeUserTokensResponse
-	27, // [27:43] is the sub-list for method output_type
-	11, // [11:27] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	43, // 11: moreid.auth.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
+	43, // 12: moreid.auth.v1.SigningKey.activate_at:type_name -> google.protobuf.Timestamp
+	43, // 13: moreid.auth.v1.SigningKey.retired_at:type_name -> google.protobuf.Timestamp
+	36, // 14: moreid.auth.v1.RotateSigningKeyResponse.key:type_name -> moreid.auth.v1.SigningKey
+	36, // 15: moreid.auth.v1.ListSigningKeysResponse.keys:type_name -> moreid.auth.v1.SigningKey
+	4,  // 16: moreid.auth.v1.AuthService.Authorize:input_type -> moreid.auth.v1.AuthorizeRequest
+	6,  // 17: moreid.auth.v1.AuthService.Login:input_type -> moreid.auth.v1.LoginRequest
+	8,  // 18: moreid.auth.v1.AuthService.Token:input_type -> moreid.auth.v1.TokenRequest
+	10, // 19: moreid.auth.v1.AuthService.GetPublicProfile:input_type -> moreid.auth.v1.GetPublicProfileRequest
+	12, // 20: moreid.auth.v1.AuthService.CreateUCA:input_type -> moreid.auth.v1.CreateUCARequest
+	14, // 21: moreid.auth.v1.AuthService.LoginSafe:input_type -> moreid.auth.v1.LoginSafeRequest
+	16, // 22: moreid.auth.v1.AuthService.UpdateUser:input_type -> moreid.auth.v1.UpdateUserRequest
+	18, // 23: moreid.auth.v1.AuthService.GetTokenUser:input_type -> moreid.auth.v1.GetTokenUserRequest
+	20, // 24: moreid.auth.v1.ConfirmationService.GetConfirmation:input_type -> moreid.auth.v1.GetConfirmationRequest
+	22, // 25: moreid.auth.v1.ConfirmationService.SignIn:input_type -> moreid.auth.v1.SignInRequest
+	24, // 26: moreid.auth.v1.ConfirmationService.GenerateLoginCode:input_type -> moreid.auth.v1.GenerateLoginCodeRequest
+	26, // 27: moreid.auth.v1.ConfirmationService.DenyConfirmation:input_type -> moreid.auth.v1.DenyConfirmationRequest
+	28, // 28: moreid.auth.v1.TokenService.IntrospectToken:input_type -> moreid.auth.v1.IntrospectTokenRequest
+	30, // 29: moreid.auth.v1.TokenService.RevokeToken:input_type -> moreid.auth.v1.RevokeTokenRequest
+	32, // 30: moreid.auth.v1.TokenService.GetUserinfo:input_type -> moreid.auth.v1.GetUserinfoRequest
+	34, // 31: moreid.auth.v1.AuthAdminService.RevokeUserTokens:input_type -> moreid.auth.v1.RevokeUserTokensRequest
+	37, // 32: moreid.auth.v1.AuthAdminService.RotateSigningKey:input_type -> moreid.auth.v1.RotateSigningKeyRequest
+	39, // 33: moreid.auth.v1.AuthAdminService.ListSigningKeys:input_type -> moreid.auth.v1.ListSigningKeysRequest
+	41, // 34: moreid.auth.v1.AuthAdminService.WithdrawConsent:input_type -> moreid.auth.v1.WithdrawConsentRequest
+	5,  // 35: moreid.auth.v1.AuthService.Authorize:output_type -> moreid.auth.v1.AuthorizeResponse
+	7,  // 36: moreid.auth.v1.AuthService.Login:output_type -> moreid.auth.v1.LoginResponse
+	9,  // 37: moreid.auth.v1.AuthService.Token:output_type -> moreid.auth.v1.TokenResponse
+	11, // 38: moreid.auth.v1.AuthService.GetPublicProfile:output_type -> moreid.auth.v1.GetPublicProfileResponse
+	13, // 39: moreid.auth.v1.AuthService.CreateUCA:output_type -> moreid.auth.v1.CreateUCAResponse
+	15, // 40: moreid.auth.v1.AuthService.LoginSafe:output_type -> moreid.auth.v1.LoginSafeResponse
+	17, // 41: moreid.auth.v1.AuthService.UpdateUser:output_type -> moreid.auth.v1.UpdateUserResponse
+	19, // 42: moreid.auth.v1.AuthService.GetTokenUser:output_type -> moreid.auth.v1.GetTokenUserResponse
+	21, // 43: moreid.auth.v1.ConfirmationService.GetConfirmation:output_type -> moreid.auth.v1.GetConfirmationResponse
+	23, // 44: moreid.auth.v1.ConfirmationService.SignIn:output_type -> moreid.auth.v1.SignInResponse
+	25, // 45: moreid.auth.v1.ConfirmationService.GenerateLoginCode:output_type -> moreid.auth.v1.GenerateLoginCodeResponse
+	27, // 46: moreid.auth.v1.ConfirmationService.DenyConfirmation:output_type -> moreid.auth.v1.DenyConfirmationResponse
+	29, // 47: moreid.auth.v1.TokenService.IntrospectToken:output_type -> moreid.auth.v1.IntrospectTokenResponse
+	31, // 48: moreid.auth.v1.TokenService.RevokeToken:output_type -> moreid.auth.v1.RevokeTokenResponse
+	33, // 49: moreid.auth.v1.TokenService.GetUserinfo:output_type -> moreid.auth.v1.GetUserinfoResponse
+	35, // 50: moreid.auth.v1.AuthAdminService.RevokeUserTokens:output_type -> moreid.auth.v1.RevokeUserTokensResponse
+	38, // 51: moreid.auth.v1.AuthAdminService.RotateSigningKey:output_type -> moreid.auth.v1.RotateSigningKeyResponse
+	40, // 52: moreid.auth.v1.AuthAdminService.ListSigningKeys:output_type -> moreid.auth.v1.ListSigningKeysResponse
+	42, // 53: moreid.auth.v1.AuthAdminService.WithdrawConsent:output_type -> moreid.auth.v1.WithdrawConsentResponse
+	35, // [35:54] is the sub-list for method output_type
+	16, // [16:35] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_moreid_auth_v1_auth_proto_init() }
@@ -2354,7 +2752,7 @@ func file_moreid_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moreid_auth_v1_auth_proto_rawDesc), len(file_moreid_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

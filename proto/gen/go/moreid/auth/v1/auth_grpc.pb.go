@@ -898,6 +898,9 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	AuthAdminService_RevokeUserTokens_FullMethodName = "/moreid.auth.v1.AuthAdminService/RevokeUserTokens"
+	AuthAdminService_RotateSigningKey_FullMethodName = "/moreid.auth.v1.AuthAdminService/RotateSigningKey"
+	AuthAdminService_ListSigningKeys_FullMethodName  = "/moreid.auth.v1.AuthAdminService/ListSigningKeys"
+	AuthAdminService_WithdrawConsent_FullMethodName  = "/moreid.auth.v1.AuthAdminService/WithdrawConsent"
 )
 
 // AuthAdminServiceClient is the client API for AuthAdminService service.
@@ -910,6 +913,15 @@ type AuthAdminServiceClient interface {
 	// RevokeUserTokens ends every access token of a user (for instance when an
 	// operator disables the user).
 	RevokeUserTokens(ctx context.Context, in *RevokeUserTokensRequest, opts ...grpc.CallOption) (*RevokeUserTokensResponse, error)
+	// RotateSigningKey creates the next ID token signing key: published in
+	// the JWKS at once, signing only after the propagation delay, when the
+	// current key retires (it stays published until its tokens expire).
+	RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error)
+	// ListSigningKeys returns every signing key's public part and state.
+	ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error)
+	// WithdrawConsent ends a user's remembered OIDC consent for one app or
+	// all, with the tokens and refresh tokens those apps hold for the user.
+	WithdrawConsent(ctx context.Context, in *WithdrawConsentRequest, opts ...grpc.CallOption) (*WithdrawConsentResponse, error)
 }
 
 type authAdminServiceClient struct {
@@ -930,6 +942,36 @@ func (c *authAdminServiceClient) RevokeUserTokens(ctx context.Context, in *Revok
 	return out, nil
 }
 
+func (c *authAdminServiceClient) RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSigningKeyResponse)
+	err := c.cc.Invoke(ctx, AuthAdminService_RotateSigningKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authAdminServiceClient) ListSigningKeys(ctx context.Context, in *ListSigningKeysRequest, opts ...grpc.CallOption) (*ListSigningKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSigningKeysResponse)
+	err := c.cc.Invoke(ctx, AuthAdminService_ListSigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authAdminServiceClient) WithdrawConsent(ctx context.Context, in *WithdrawConsentRequest, opts ...grpc.CallOption) (*WithdrawConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawConsentResponse)
+	err := c.cc.Invoke(ctx, AuthAdminService_WithdrawConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthAdminServiceServer is the server API for AuthAdminService service.
 // All implementations must embed UnimplementedAuthAdminServiceServer
 // for forward compatibility.
@@ -940,6 +982,15 @@ type AuthAdminServiceServer interface {
 	// RevokeUserTokens ends every access token of a user (for instance when an
 	// operator disables the user).
 	RevokeUserTokens(context.Context, *RevokeUserTokensRequest) (*RevokeUserTokensResponse, error)
+	// RotateSigningKey creates the next ID token signing key: published in
+	// the JWKS at once, signing only after the propagation delay, when the
+	// current key retires (it stays published until its tokens expire).
+	RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error)
+	// ListSigningKeys returns every signing key's public part and state.
+	ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error)
+	// WithdrawConsent ends a user's remembered OIDC consent for one app or
+	// all, with the tokens and refresh tokens those apps hold for the user.
+	WithdrawConsent(context.Context, *WithdrawConsentRequest) (*WithdrawConsentResponse, error)
 	mustEmbedUnimplementedAuthAdminServiceServer()
 }
 
@@ -952,6 +1003,15 @@ type UnimplementedAuthAdminServiceServer struct{}
 
 func (UnimplementedAuthAdminServiceServer) RevokeUserTokens(context.Context, *RevokeUserTokensRequest) (*RevokeUserTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeUserTokens not implemented")
+}
+func (UnimplementedAuthAdminServiceServer) RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSigningKey not implemented")
+}
+func (UnimplementedAuthAdminServiceServer) ListSigningKeys(context.Context, *ListSigningKeysRequest) (*ListSigningKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSigningKeys not implemented")
+}
+func (UnimplementedAuthAdminServiceServer) WithdrawConsent(context.Context, *WithdrawConsentRequest) (*WithdrawConsentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawConsent not implemented")
 }
 func (UnimplementedAuthAdminServiceServer) mustEmbedUnimplementedAuthAdminServiceServer() {}
 func (UnimplementedAuthAdminServiceServer) testEmbeddedByValue()                          {}
@@ -992,6 +1052,60 @@ func _AuthAdminService_RevokeUserTokens_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthAdminService_RotateSigningKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSigningKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthAdminServiceServer).RotateSigningKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthAdminService_RotateSigningKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthAdminServiceServer).RotateSigningKey(ctx, req.(*RotateSigningKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthAdminService_ListSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthAdminServiceServer).ListSigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthAdminService_ListSigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthAdminServiceServer).ListSigningKeys(ctx, req.(*ListSigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthAdminService_WithdrawConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthAdminServiceServer).WithdrawConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthAdminService_WithdrawConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthAdminServiceServer).WithdrawConsent(ctx, req.(*WithdrawConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthAdminService_ServiceDesc is the grpc.ServiceDesc for AuthAdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1002,6 +1116,18 @@ var AuthAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeUserTokens",
 			Handler:    _AuthAdminService_RevokeUserTokens_Handler,
+		},
+		{
+			MethodName: "RotateSigningKey",
+			Handler:    _AuthAdminService_RotateSigningKey_Handler,
+		},
+		{
+			MethodName: "ListSigningKeys",
+			Handler:    _AuthAdminService_ListSigningKeys_Handler,
+		},
+		{
+			MethodName: "WithdrawConsent",
+			Handler:    _AuthAdminService_WithdrawConsent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
