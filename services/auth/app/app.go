@@ -137,9 +137,10 @@ func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Se
 	trail := audit.NewWriter(db, "auth", log, audit.Metrics(tel))
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
-	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys)), keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
+	keyService := remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys))
+	cache := keycache.New(keyService, keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
 	store := redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout)
-	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache), ttl, cfg.Limits, trail, log, tel)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache, keyService), ttl, cfg.Limits, trail, log, tel)
 	return &App{
 		api:   server.New(flows),
 		keys:  keyChecks(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...), store, cfg.KeyRate, tel),

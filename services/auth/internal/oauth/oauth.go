@@ -77,6 +77,7 @@ type KeyDirectory interface {
 	// answer may be up to half a second old (keycache), so that a revoked
 	// key's tokens stop on every instance within a second.
 	KeyActive(ctx context.Context, keyID int64) (bool, error)
+	ClientDirectory
 }
 
 // StateRecord is the value of a state record.
@@ -101,6 +102,13 @@ type TokenRecord struct {
 	User     int32  `json:"u"`
 	UserID   string `json:"uid"`
 	IssuedAt int64  `json:"iat"`
+	// The OpenID Connect fields, empty for /api/oauth tokens: the client
+	// and scopes it was issued for, and the grant (and refresh token
+	// family) that revoking as one ends it with.
+	ClientID string   `json:"c,omitempty"`
+	Scopes   []string `json:"sc,omitempty"`
+	Grant    string   `json:"g,omitempty"`
+	Family   string   `json:"f,omitempty"`
 	// TTL is the remaining lifetime, filled in on reads; not stored.
 	TTL time.Duration `json:"-"`
 }

@@ -125,3 +125,17 @@ func TestLimitsDefaults(t *testing.T) {
 		})
 	}
 }
+
+func TestNormalizeUserCode(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"BCDF-GHJK", "BCDFGHJK"},
+		{"bcdf-ghjk", "BCDFGHJK"},
+		{"bcdfghjk", "BCDFGHJK"},
+		{" bcdf ghjk ", "BCDFGHJK"},
+		{"BCDF–GHJK", "BCDF–GHJK"}, // an en dash is not the dash: no match
+	} {
+		if got := NormalizeUserCode(c.in); got != c.want {
+			t.Errorf("NormalizeUserCode(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

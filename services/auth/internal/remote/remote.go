@@ -113,14 +113,43 @@ func (k Keys) CheckKey(ctx context.Context, id int64) (*apikeyv1.APIKey, error) 
 	return r.GetApiKey(), nil
 }
 
+// Client implements oauth.ClientDirectory over APIKeyService.GetClient.
+func (k Keys) Client(ctx context.Context, clientID string) (oauth.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := k.client.GetClient(ctx, &apikeyv1.GetClientRequest{ClientId: clientID})
+	if err != nil {
+		return oauth.Client{}, apierr.FromTransport(err)
+	}
+	a := r.GetApiKey()
+	if a == nil {
+		return oauth.Client{}, apierr.Wrap(apierr.Internal, errEmptyKey)
+	}
+	return oauth.Client{
+		KeyID:                  a.GetId(),
+		ClientID:               a.GetClientId(),
+		Name:                   a.GetName(),
+		Public:                 a.GetPublic(),
+		RedirectURIs:           a.GetRedirectUris(),
+		PostLogoutRedirectURIs: a.GetPostLogoutRedirectUris(),
+		Whitelist:              a.GetWhitelist(),
+	}, nil
+}
+
 // ActiveKeys is a keycache.Validator (auth's key cache) as the
-// oauth.KeyDirectory that tokens are checked against.
-type ActiveKeys struct{ keys keycache.Validator }
+// oauth.KeyDirectory that tokens are checked against, with the clients of
+// the OpenID Connect flows.
+type ActiveKeys struct {
+	keys keycache.Validator
+	oauth.ClientDirectory
+}
 
 var _ oauth.KeyDirectory = ActiveKeys{}
 
-// NewActiveKeys wraps keys.
-func NewActiveKeys(keys keycache.Validator) ActiveKeys { return ActiveKeys{keys: keys} }
+// NewActiveKeys wraps keys and clients.
+func NewActiveKeys(keys keycache.Validator, clients oauth.ClientDirectory) ActiveKeys {
+	return ActiveKeys{keys: keys, ClientDirectory: clients}
+}
 
 // KeyActive implements oauth.KeyDirectory: the key service's refusal
 // (invalid_api_key) means revoked or gone; other errors mean it could not

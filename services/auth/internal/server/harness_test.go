@@ -195,7 +195,8 @@ func (s *keyService) ValidateKey(_ context.Context, req *apikeyv1.ValidateKeyReq
 	defer s.mu.Unlock()
 	s.ips = append(s.ips, req.GetClientIp())
 	k, ok := s.keys[req.GetKey()]
-	if !ok || s.revoked[req.GetKey()] {
+	// A public client has no usable secret: the real service refuses it.
+	if !ok || s.revoked[req.GetKey()] || k.record.GetPublic() {
 		return nil, apierr.New(apierr.InvalidAPIKey)
 	}
 	if len(k.whitelist) > 0 {
@@ -222,6 +223,23 @@ func (s *keyService) CheckKey(_ context.Context, req *apikeyv1.CheckKeyRequest) 
 	return nil, apierr.New(apierr.InvalidAPIKey)
 }
 
+// GetClient answers as the real service: the active key with this
+// client_id; not_found otherwise.
+func (s *keyService) GetClient(_ context.Context, req *apikeyv1.GetClientRequest) (*apikeyv1.GetClientResponse, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, apierr.Wrap(apierr.Unavailable, errors.New("postgres: connection refused"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, k := range s.keys {
+		if k.record.GetClientId() == req.GetClientId() && !s.revoked[key] {
+			return &apikeyv1.GetClientResponse{ApiKey: k.record}, nil
+		}
+	}
+	return nil, apierr.New(apierr.NotFound)
+}
+
 func (s *keyService) revoke(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,15 +254,26 @@ func (s *keyService) clientIPs() []string {
 
 // Test keys and users.
 var (
-	keyA       = "ml_" + secret.New("", 64, secret.Hex)
-	keyB       = "ml_" + secret.New("", 64, secret.Hex)
-	keyNoPass  = "ml_" + secret.New("", 64, secret.Hex)
-	keyListed  = "ml_" + secret.New("", 64, secret.Hex)
-	alicePass  = "correct horse battery staple"
-	aliceID    = "alice"
-	aliceEmail = "alice@example.com"
-	bobID      = "bob"
-	bobPass    = "bob's own password"
+	keyA      = "ml_" + secret.New("", 64, secret.Hex)
+	keyB      = "ml_" + secret.New("", 64, secret.Hex)
+	keyNoPass = "ml_" + secret.New("", 64, secret.Hex)
+	keyListed = "ml_" + secret.New("", 64, secret.Hex)
+	// keyPublic is the stored secret of a public OAuth client: never
+	// accepted as an API key.
+	keyPublic = "ml_" + secret.New("", 64, secret.Hex)
+	// The keys' OAuth client ids and registered redirect URIs.
+	clientA        = "mlc_" + secret.New("", 32, secret.Hex)
+	clientB        = "mlc_" + secret.New("", 32, secret.Hex)
+	clientListed   = "mlc_" + secret.New("", 32, secret.Hex)
+	clientPublic   = "mlc_" + secret.New("", 32, secret.Hex)
+	redirectA      = "https://a.example/cb"
+	redirectB      = "https://b.example/cb"
+	redirectPublic = "http://127.0.0.1:8766/cb"
+	alicePass      = "correct horse battery staple"
+	aliceID        = "alice"
+	aliceEmail     = "alice@example.com"
+	bobID          = "bob"
+	bobPass        = "bob's own password"
 )
 
 const (
@@ -338,11 +367,17 @@ func newEnv(t *testing.T, o options) *env {
 		bobID:   {id: 8, username: "Bob", email: "bob@example.com", password: bobPass, avatar: "https://example.com/b.png"},
 	}}
 	keys := &keyService{revoked: map[string]bool{}, keys: map[string]fakeKey{
-		keyA:      {record: &apikeyv1.APIKey{Id: 1, Name: "app A", PasswordLogin: true}},
-		keyB:      {record: &apikeyv1.APIKey{Id: 2, Name: "app B", PasswordLogin: true}},
-		keyNoPass: {record: &apikeyv1.APIKey{Id: 3, Name: "safe only", PasswordLogin: false}},
-		keyListed: {record: &apikeyv1.APIKey{Id: 4, Name: "listed", PasswordLogin: true},
+		keyA: {record: &apikeyv1.APIKey{Id: 1, Name: "app A", PasswordLogin: true,
+			ClientId: clientA, RedirectUris: []string{redirectA, "http://127.0.0.1:8765/cb"},
+			PostLogoutRedirectUris: []string{"https://a.example/bye"}}},
+		keyB: {record: &apikeyv1.APIKey{Id: 2, Name: "app B", PasswordLogin: true,
+			ClientId: clientB, RedirectUris: []string{redirectB}}},
+		keyNoPass: {record: &apikeyv1.APIKey{Id: 3, Name: "safe only", PasswordLogin: false, ClientId: "mlc_" + secret.New("", 32, secret.Hex)}},
+		keyListed: {record: &apikeyv1.APIKey{Id: 4, Name: "listed", PasswordLogin: true,
+			ClientId: clientListed, RedirectUris: []string{"https://listed.example/cb"}, Whitelist: []string{"203.0.113.0/24"}},
 			whitelist: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+		keyPublic: {record: &apikeyv1.APIKey{Id: 5, Name: "public app", PasswordLogin: true,
+			ClientId: clientPublic, Public: true, RedirectUris: []string{redirectPublic}}},
 	}}
 
 	remoteSrv := grpctest.NewServer()
@@ -388,9 +423,10 @@ func (e *env) start(t *testing.T) {
 	var tel *telemetry.Telemetry
 	tel, e.metrics = telemetrytest.New(t)
 	ttl := oauth.Lifetimes{Token: tokenTTL, Session: sessionTTL}
-	cache := keycache.New(remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn)), keycache.MaxTTL, keycache.DefaultStale, 100)
+	keyService := remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(e.remoteConn))
+	cache := keycache.New(keyService, keycache.MaxTTL, keycache.DefaultStale, 100)
 	store := redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout)
-	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache), ttl, e.o.limits, e.o.events, log, tel)
+	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache, keyService), ttl, e.o.limits, e.o.events, log, tel)
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },
