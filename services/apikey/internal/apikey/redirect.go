@@ -74,7 +74,7 @@ func checkRedirectURI(s string, public bool) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
-		return bad("必须是绝对URI")
+		return bad("必须是有效的绝对URI")
 	}
 	if u.User != nil {
 		return bad("不能包含用户信息")
