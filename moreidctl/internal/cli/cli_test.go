@@ -165,10 +165,11 @@ func TestAPIKeyCreate(t *testing.T) {
 		wantSent   *apikeyv1.CreateAPIKeyRequest // nil: the service must not be called
 	}{
 		{
-			name:      "defaults",
-			args:      []string{"apikey", "create", "--name", "Demo App"},
-			wantLines: []string{"created API key 1", "name:           Demo App", "whitelist:      any IP", "password login: on"},
-			wantSent:  &apikeyv1.CreateAPIKeyRequest{Name: "Demo App"},
+			name: "defaults",
+			args: []string{"apikey", "create", "--name", "Demo App"},
+			wantLines: []string{"created API key 1", "name:           Demo App", "whitelist:      any IP", "password login: on",
+				"redirect URIs:  none", "post-logout:    none", "client_id: CLIENT_ID"},
+			wantSent: &apikeyv1.CreateAPIKeyRequest{Name: "Demo App"},
 		},
 		{
 			name:      "whitelist trimmed and blanks dropped, password login off",
@@ -240,6 +241,7 @@ func TestAPIKeyCreate(t *testing.T) {
 			}
 			want := append([]string{"prefix:         " + s.keys.secrets[0][:11]}, tt.wantLines...)
 			for _, w := range want {
+				w = strings.ReplaceAll(w, "CLIENT_ID", s.keys.keys[0].GetClientId())
 				if !slices.Contains(lines, w) {
 					t.Errorf("stdout lacks line %q:\n%s", w, got.stdout)
 				}
@@ -295,7 +297,8 @@ func TestAPIKeyListJSON(t *testing.T) {
 		if len(items) != 3 {
 			t.Fatalf("%d items, want 3", len(items))
 		}
-		wantFields := []string{"created_at", "id", "name", "password_login", "prefix", "revoked", "whitelist"}
+		wantFields := []string{"client_id", "created_at", "id", "name", "password_login", "post_logout_redirect_uris",
+			"prefix", "public", "redirect_uris", "revoked", "whitelist"}
 		wantWhitelist := [][]any{{}, {"192.168.1.0/24", "2001:db8::1"}, {}}
 		for i, it := range items {
 			var fields []string
@@ -353,15 +356,15 @@ func TestAPIKeyListTable(t *testing.T) {
 		if len(lines) != 4 {
 			t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(lines), got.stdout)
 		}
-		for _, col := range []string{"ID", "NAME", "PREFIX", "WHITELIST", "CREATED", "STATUS"} {
+		for _, col := range []string{"ID", "NAME", "PREFIX", "CLIENT_ID", "WHITELIST", "CREATED", "STATUS"} {
 			if !strings.Contains(lines[0], col) {
 				t.Errorf("header lacks %s: %q", col, lines[0])
 			}
 		}
 		want := [][]string{
-			{"1", "Open", secrets[0][:11], "any IP", "on", "2026-03-01T08:01:00Z", "active"},
-			{"2", "Office", secrets[1][:11], "192.168.1.0/24,2001:db8::1", "off", "active"},
-			{"3", "Old", secrets[2][:11], "revoked 2026-03-01T09:00:00Z"},
+			{"1", "Open", secrets[0][:11], s.keys.keys[0].GetClientId(), "any IP", "on", "2026-03-01T08:01:00Z", "active"},
+			{"2", "Office", secrets[1][:11], s.keys.keys[1].GetClientId(), "192.168.1.0/24,2001:db8::1", "off", "active"},
+			{"3", "Old", secrets[2][:11], s.keys.keys[2].GetClientId(), "revoked 2026-03-01T09:00:00Z"},
 		}
 		for i, cells := range want {
 			for _, c := range cells {
@@ -538,10 +541,12 @@ func TestUsage(t *testing.T) {
 		"moreidctl user disable USER_ID",
 		"moreidctl user enable USER_ID",
 		"moreidctl user revoke-tokens USER_ID",
-		"moreidctl apikey create --name NAME [--whitelist IP_OR_CIDR[,...]] [--no-password-login]",
+		"moreidctl apikey create --name NAME [--whitelist IP_OR_CIDR[,...]] [--no-password-login] " +
+			"[--redirect-uri URI]... [--post-logout-redirect-uri URI]... [--public]",
 		"moreidctl apikey list [--json]",
 		"moreidctl apikey revoke KEY_ID",
 		"moreidctl apikey whitelist KEY_ID --set IP_OR_CIDR[,...]",
+		"moreidctl apikey redirect-uris KEY_ID --set URI[,URI...] [--post-logout]",
 		"moreidctl audit list [--user ID] [--since DURATION] [--limit N] [--json]",
 		"moreidctl help",
 		"moreidctl --version",
@@ -559,7 +564,7 @@ func TestUsage(t *testing.T) {
 		{name: "group help", args: []string{"apikey", "help"}, fullUsage: true},
 		{name: "no command", args: nil, wantCode: 2, wantStderr: "no command given", fullUsage: true},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`, fullUsage: true},
-		{name: "missing subcommand", args: []string{"apikey"}, wantCode: 2, wantStderr: "create, list, revoke, whitelist", fullUsage: true},
+		{name: "missing subcommand", args: []string{"apikey"}, wantCode: 2, wantStderr: "create, list, revoke, whitelist, redirect-uris", fullUsage: true},
 		{name: "missing user subcommand", args: []string{"user"}, wantCode: 2, wantStderr: "create, disable, enable, revoke-tokens", fullUsage: true},
 		{name: "unknown subcommand", args: []string{"user", "delete"}, wantCode: 2, wantStderr: `unknown command "user delete"`, fullUsage: true},
 		{name: "unknown flag", args: []string{"apikey", "list", "--yaml"}, wantCode: 2, wantStderr: "unknown flag --yaml (see 'moreidctl apikey list --help')"},

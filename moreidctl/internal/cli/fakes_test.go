@@ -125,17 +125,59 @@ func (f *fakeKeys) CreateAPIKey(_ context.Context, req *apikeyv1.CreateAPIKeyReq
 	if err != nil {
 		return nil, err
 	}
+	if err := fakeCheckURIs(req.GetRedirectUris(), req.GetPostLogoutRedirectUris()); err != nil {
+		return nil, err
+	}
 	id := int64(len(f.keys) + 1)
 	sum := sha256.Sum256([]byte(fmt.Sprintf("key-%d-%s", id, req.GetName())))
 	secret := "ml_" + hex.EncodeToString(sum[:])
+	cid := sha256.Sum256([]byte(fmt.Sprintf("client-%d", id)))
 	k := &apikeyv1.APIKey{
 		Id: id, Name: req.GetName(), Prefix: secret[:11], Whitelist: wl,
 		PasswordLogin: !req.GetDisablePasswordLogin(),
 		CreatedAt:     timestamppb.New(baseTime.Add(time.Duration(id) * time.Minute)),
+		ClientId:      "mlc_" + hex.EncodeToString(cid[:16]),
+		Public:        req.GetPublic(),
+		RedirectUris:  req.GetRedirectUris(), PostLogoutRedirectUris: req.GetPostLogoutRedirectUris(),
 	}
 	f.keys = append(f.keys, k)
 	f.secrets = append(f.secrets, secret)
+	if req.GetPublic() {
+		return &apikeyv1.CreateAPIKeyResponse{ApiKey: k}, nil
+	}
 	return &apikeyv1.CreateAPIKeyResponse{ApiKey: k, Key: secret}, nil
+}
+
+// fakeCheckURIs stands in for the service's URI rules with one of them: a
+// fragment is refused, naming the URI as the service does.
+func fakeCheckURIs(lists ...[]string) error {
+	for _, l := range lists {
+		for _, u := range l {
+			if strings.Contains(u, "#") {
+				return apierr.Newf(apierr.InvalidRequest, "重定向URI无效：%q（不能包含片段（#））", u)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *fakeKeys) SetRedirectURIs(_ context.Context, req *apikeyv1.SetRedirectURIsRequest) (*apikeyv1.SetRedirectURIsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, proto.Clone(req))
+	k, err := f.find(req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := fakeCheckURIs(req.GetUris()); err != nil {
+		return nil, err
+	}
+	if req.GetPostLogout() {
+		k.PostLogoutRedirectUris = req.GetUris()
+	} else {
+		k.RedirectUris = req.GetUris()
+	}
+	return &apikeyv1.SetRedirectURIsResponse{ApiKey: k}, nil
 }
 
 func (f *fakeKeys) ListAPIKeys(_ context.Context, req *apikeyv1.ListAPIKeysRequest) (*apikeyv1.ListAPIKeysResponse, error) {

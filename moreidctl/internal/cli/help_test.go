@@ -24,6 +24,7 @@ func TestHelpListing(t *testing.T) {
 		{"apikey list", "  apikey list          List every API key, revoked ones included."},
 		{"apikey revoke", "  apikey revoke        Revoke an API key for good."},
 		{"apikey whitelist", "  apikey whitelist     Replace an API key's IP whitelist."},
+		{"apikey redirect-uris", "  apikey redirect-uris Replace an API key's OAuth redirect URIs."},
 		{"audit list", "  audit list           List the audit trail, newest first."},
 		{"audit prune", "  audit prune          Drop whole months of the audit trail before a date."},
 		{"help", "  help                 Print this listing."},

@@ -18,11 +18,14 @@ import (
 )
 
 // Key format: "ml_" and 64 lowercase hex characters (SPEC section 2).
+// Client id format: "mlc_" and 32 lowercase hex characters (SPEC section 8).
 const (
-	KeyPrefix  = "ml_"
-	keyHexLen  = 64
-	prefixHex  = 8   // hex characters of the key shown in Key.Prefix
-	MaxNameLen = 100 // runes
+	KeyPrefix      = "ml_"
+	keyHexLen      = 64
+	ClientIDPrefix = "mlc_"
+	clientIDHexLen = 32
+	prefixHex      = 8   // hex characters of the key shown in Key.Prefix
+	MaxNameLen     = 100 // runes
 	// MaxWhitelist bounds a whitelist so that one record stays small; no
 	// real application needs more ranges than this.
 	MaxWhitelist = 256
@@ -40,6 +43,15 @@ type Key struct {
 	PasswordLogin bool
 	CreatedAt     time.Time
 	RevokedAt     *time.Time // nil while the key is active
+	// ClientID is the key's public OAuth client id: random, not derived
+	// from the key, so that showing it reveals nothing of the secret.
+	ClientID string
+	// Public marks a public OAuth client (a native or browser app): its
+	// secret was never shown, so it authenticates with PKCE alone and
+	// Validate refuses it.
+	Public                 bool
+	RedirectURIs           []string // exact strings, as registered
+	PostLogoutRedirectURIs []string
 }
 
 // Revoked reports whether the key has been revoked.
@@ -47,11 +59,15 @@ func (k Key) Revoked() bool { return k.RevokedAt != nil }
 
 // NewKey is what Create hands to the store.
 type NewKey struct {
-	Hash          string
-	Prefix        string
-	Name          string
-	Whitelist     []netip.Prefix
-	PasswordLogin bool
+	Hash                   string
+	Prefix                 string
+	Name                   string
+	Whitelist              []netip.Prefix
+	PasswordLogin          bool
+	ClientID               string
+	Public                 bool
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
 }
 
 // Store keeps keys. Errors are apierr kinds: NotFound for an unknown id or
@@ -63,6 +79,11 @@ type Store interface {
 	// Revoke sets revoked_at unless it is already set, and returns the key.
 	Revoke(ctx context.Context, id int64) (Key, error)
 	SetWhitelist(ctx context.Context, id int64, whitelist []netip.Prefix) (Key, error)
+	// SetRedirectURIs replaces the redirect URIs, or with postLogout the
+	// post-logout redirect URIs, and returns the key.
+	SetRedirectURIs(ctx context.Context, id int64, uris []string, postLogout bool) (Key, error)
+	// ByClientID finds a key by its OAuth client id.
+	ByClientID(ctx context.Context, clientID string) (Key, error)
 	// ByHash finds a key by the SHA-256 hex of the key.
 	ByHash(ctx context.Context, hash string) (Key, error)
 	// ByID finds a key by its id.
@@ -79,14 +100,23 @@ func New(store Store) *Service { return &Service{store: store} }
 
 // CreateRequest describes a key to issue.
 type CreateRequest struct {
-	Name                 string
-	Whitelist            []string
-	DisablePasswordLogin bool
+	Name                   string
+	Whitelist              []string
+	DisablePasswordLogin   bool
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	// Public registers a public OAuth client: Create returns no key.
+	Public bool
 }
 
 // Create issues a new key and returns its record and the key itself. This is
 // the only time the key exists outside the caller's hands: the store keeps
 // its hash.
+//
+// A public client gets a random key all the same, so that every row has a
+// unique key_hash and nothing downstream has to know that a key may be
+// missing; but it is dropped here unseen (the returned key is ""), and
+// Validate refuses the record, so it can never be presented.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (Key, string, error) {
 	name, err := cleanName(req.Name)
 	if err != nil {
@@ -96,16 +126,31 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Key, string, e
 	if err != nil {
 		return Key{}, "", err
 	}
+	redirects, err := CleanRedirectURIs(req.RedirectURIs, req.Public)
+	if err != nil {
+		return Key{}, "", err
+	}
+	postLogout, err := CleanRedirectURIs(req.PostLogoutRedirectURIs, req.Public)
+	if err != nil {
+		return Key{}, "", err
+	}
 	key := secret.New(KeyPrefix, keyHexLen, secret.Hex)
 	k, err := s.store.Insert(ctx, NewKey{
-		Hash:          secret.Hash(key),
-		Prefix:        key[:len(KeyPrefix)+prefixHex],
-		Name:          name,
-		Whitelist:     wl,
-		PasswordLogin: !req.DisablePasswordLogin,
+		Hash:                   secret.Hash(key),
+		Prefix:                 key[:len(KeyPrefix)+prefixHex],
+		Name:                   name,
+		Whitelist:              wl,
+		PasswordLogin:          !req.DisablePasswordLogin,
+		ClientID:               secret.New(ClientIDPrefix, clientIDHexLen, secret.Hex),
+		Public:                 req.Public,
+		RedirectURIs:           redirects,
+		PostLogoutRedirectURIs: postLogout,
 	})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("create api key: %w", err)
+	}
+	if req.Public {
+		return k, "", nil
 	}
 	return k, key, nil
 }
@@ -151,9 +196,9 @@ func (s *Service) SetWhitelist(ctx context.Context, id int64, whitelist []string
 }
 
 // Validate returns the record of key when it is active and clientIP is
-// inside its whitelist. A malformed, unknown or revoked key gets the same
-// InvalidAPIKey answer; an IP outside a non-empty whitelist (or one that
-// cannot be parsed) gets IPNotAllowed.
+// inside its whitelist. A malformed, unknown or revoked key, or the unseen
+// key of a public client, gets the same InvalidAPIKey answer; an IP outside
+// a non-empty whitelist (or one that cannot be parsed) gets IPNotAllowed.
 //
 // Nothing is cached here: the caller caches briefly, and every call reads
 // Postgres so that a revocation is effective at the source at once.
@@ -172,7 +217,10 @@ func (s *Service) Validate(ctx context.Context, key, clientIP string) (Key, erro
 	}
 	// The lookup already matched the hash; comparing again in constant time
 	// keeps the decision itself independent of any index behaviour.
-	if !secret.Equal(k.Hash, hash) || k.Revoked() {
+	// A public client's key was never shown, so presenting it means it
+	// leaked from the database: refusing it keeps public clients off
+	// /api/oauth, where no PKCE protects them.
+	if !secret.Equal(k.Hash, hash) || k.Revoked() || k.Public {
 		return Key{}, apierr.New(apierr.InvalidAPIKey)
 	}
 	if len(k.Whitelist) == 0 {
@@ -205,12 +253,67 @@ func (s *Service) Check(ctx context.Context, id int64) (Key, error) {
 	return k, nil
 }
 
+// SetRedirectURIs replaces a key's redirect URIs, or with postLogout its
+// post-logout redirect URIs; an empty list clears them. The rules depend on
+// whether the key is a public client, so the key is read first (that flag
+// never changes). Like SetWhitelist it works on a revoked key.
+func (s *Service) SetRedirectURIs(ctx context.Context, id int64, uris []string, postLogout bool) (Key, error) {
+	if id <= 0 {
+		return Key{}, apierr.Newf(apierr.NotFound, "API密钥不存在")
+	}
+	k, err := s.store.ByID(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("set redirect uris of api key %d: %w", id, notFoundMessage(err))
+	}
+	clean, err := CleanRedirectURIs(uris, k.Public)
+	if err != nil {
+		return Key{}, err
+	}
+	k, err = s.store.SetRedirectURIs(ctx, id, clean, postLogout)
+	if err != nil {
+		return Key{}, fmt.Errorf("set redirect uris of api key %d: %w", id, notFoundMessage(err))
+	}
+	return k, nil
+}
+
+// Client returns the record of the active key whose OAuth client id this
+// is. An unknown, revoked or malformed client id is NotFound: the front
+// channel shows the same error page for each. A malformed one is refused
+// before the store is asked, so nothing but the documented shape ever
+// reaches SQL. Like Validate it reads Postgres every time.
+func (s *Service) Client(ctx context.Context, clientID string) (Key, error) {
+	notFound := apierr.Newf(apierr.NotFound, "客户端不存在或已停用")
+	if !ClientIDWellFormed(clientID) {
+		return Key{}, notFound
+	}
+	k, err := s.store.ByClientID(ctx, clientID)
+	if apierr.Is(err, apierr.NotFound) {
+		return Key{}, notFound
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("find oauth client: %w", err)
+	}
+	if k.Revoked() {
+		return Key{}, notFound
+	}
+	return k, nil
+}
+
+// ClientIDWellFormed reports whether id has the issued format
+// ^mlc_[0-9a-f]{32}$.
+func ClientIDWellFormed(id string) bool {
+	return len(id) == len(ClientIDPrefix)+clientIDHexLen && strings.HasPrefix(id, ClientIDPrefix) &&
+		lowerHex(id[len(ClientIDPrefix):])
+}
+
 // WellFormed reports whether key has the issued format ^ml_[0-9a-f]{64}$.
 func WellFormed(key string) bool {
-	if len(key) != len(KeyPrefix)+keyHexLen || !strings.HasPrefix(key, KeyPrefix) {
-		return false
-	}
-	for _, c := range []byte(key[len(KeyPrefix):]) {
+	return len(key) == len(KeyPrefix)+keyHexLen && strings.HasPrefix(key, KeyPrefix) &&
+		lowerHex(key[len(KeyPrefix):])
+}
+
+func lowerHex(s string) bool {
+	for _, c := range []byte(s) {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return false
 		}

@@ -66,11 +66,16 @@ type row struct {
 	PasswordLogin bool       `gorm:"column:password_login"`
 	CreatedAt     time.Time  `gorm:"column:created_at"`
 	RevokedAt     *time.Time `gorm:"column:revoked_at"`
+	ClientID      string     `gorm:"column:client_id"`
+	Public        bool       `gorm:"column:public"`
+	RedirectURIs  textArray  `gorm:"column:redirect_uris;type:text[]"`
+	PostLogout    textArray  `gorm:"column:post_logout_redirect_uris;type:text[]"`
 }
 
 func (row) TableName() string { return "api_keys" }
 
-const columns = "id, key_hash, prefix, name, whitelist, password_login, created_at, revoked_at"
+const columns = "id, key_hash, prefix, name, whitelist, password_login, created_at, revoked_at, " +
+	"client_id, public, redirect_uris, post_logout_redirect_uris"
 
 // Insert implements apikey.Store.
 func (s *Store) Insert(ctx context.Context, k apikey.NewKey) (apikey.Key, error) {
@@ -79,9 +84,11 @@ func (s *Store) Insert(ctx context.Context, k apikey.NewKey) (apikey.Key, error)
 	var r row
 	// created_at comes from the database clock, one clock for every replica.
 	err := db.Raw(
-		`INSERT INTO api_keys (key_hash, prefix, name, whitelist, password_login)
-		 VALUES (?, ?, ?, ?, ?) RETURNING `+columns,
+		`INSERT INTO api_keys (key_hash, prefix, name, whitelist, password_login,
+		                       client_id, public, redirect_uris, post_logout_redirect_uris)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+columns,
 		k.Hash, k.Prefix, k.Name, textArray(ipset.Strings(k.Whitelist)), k.PasswordLogin,
+		k.ClientID, k.Public, textArray(k.RedirectURIs), textArray(k.PostLogoutRedirectURIs),
 	).Scan(&r).Error
 	if err != nil {
 		return apikey.Key{}, pgdb.Classify("insert api key", err)
@@ -122,6 +129,17 @@ func (s *Store) SetWhitelist(ctx context.Context, id int64, whitelist []netip.Pr
 		textArray(ipset.Strings(whitelist)), id)
 }
 
+// SetRedirectURIs implements apikey.Store. The column is chosen here, from
+// a bool, never from caller text.
+func (s *Store) SetRedirectURIs(ctx context.Context, id int64, uris []string, postLogout bool) (apikey.Key, error) {
+	col := "redirect_uris"
+	if postLogout {
+		col = "post_logout_redirect_uris"
+	}
+	return s.update(ctx, "set api key "+col,
+		`UPDATE api_keys SET `+col+` = ? WHERE id = ? RETURNING `+columns, textArray(uris), id)
+}
+
 func (s *Store) update(ctx context.Context, op, query string, args ...any) (apikey.Key, error) {
 	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
 	defer cancel()
@@ -148,6 +166,22 @@ func (s *Store) ByHash(ctx context.Context, hash string) (apikey.Key, error) {
 	}
 	if err != nil {
 		return apikey.Key{}, pgdb.Classify("find api key", err)
+	}
+	return r.key()
+}
+
+// ByClientID implements apikey.Store: one lookup on the unique client_id
+// index.
+func (s *Store) ByClientID(ctx context.Context, clientID string) (apikey.Key, error) {
+	db, cancel := pgdb.Bound(ctx, s.db, s.timeout)
+	defer cancel()
+	var r row
+	err := db.Where("client_id = ?", clientID).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return apikey.Key{}, apierr.New(apierr.NotFound)
+	}
+	if err != nil {
+		return apikey.Key{}, pgdb.Classify("find api key by client id", err)
 	}
 	return r.key()
 }
@@ -181,11 +215,21 @@ func (r row) key() (apikey.Key, error) {
 		PasswordLogin: r.PasswordLogin,
 		CreatedAt:     r.CreatedAt,
 		RevokedAt:     r.RevokedAt,
+		ClientID:      r.ClientID,
+		Public:        r.Public,
+		// Never nil, so that an empty list reads the same whether it was
+		// just written or read back.
+		RedirectURIs:           nonNil(r.RedirectURIs),
+		PostLogoutRedirectURIs: nonNil(r.PostLogout),
 	}, nil
 }
 
-// classify turns a database error into Unavailable when Postgres could not
-// be reached (or gave up on the connection) and Internal otherwise.
+func nonNil(a textArray) []string {
+	if a == nil {
+		return []string{}
+	}
+	return []string(a)
+}
 
 // textArray is a Postgres text[] for database/sql: pgx's stdlib hands arrays
 // to Scan in their text form, which pgtype decodes.

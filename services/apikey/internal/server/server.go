@@ -41,6 +41,21 @@ func (s *Keys) CheckKey(ctx context.Context, req *apikeyv1.CheckKeyRequest) (*ap
 	return &apikeyv1.CheckKeyResponse{ApiKey: toProto(k)}, nil
 }
 
+// GetClient implements APIKeyService: the OAuth client behind a client_id,
+// for auth's OpenID Connect provider.
+func (s *Keys) GetClient(ctx context.Context, req *apikeyv1.GetClientRequest) (*apikeyv1.GetClientResponse, error) {
+	k, err := s.svc.Client(ctx, req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.GetClientResponse{ApiKey: toProto(k)}, nil
+}
+
+// EventRedirectURIs is the audit event of SetRedirectURIs. It lives here,
+// not in platform/audit, only because this service is its one writer;
+// the name follows audit.KeyWhitelist and is just as stable.
+const EventRedirectURIs = "apikey.redirect_uris_changed"
+
 // Admin implements APIKeyAdminService. Every change it makes, or is refused,
 // goes to the audit trail.
 type Admin struct {
@@ -62,9 +77,12 @@ func (s *Admin) record(ctx context.Context, event string, id int64, err error) {
 // CreateAPIKey implements APIKeyAdminService.
 func (s *Admin) CreateAPIKey(ctx context.Context, req *apikeyv1.CreateAPIKeyRequest) (*apikeyv1.CreateAPIKeyResponse, error) {
 	k, key, err := s.svc.Create(ctx, apikey.CreateRequest{
-		Name:                 req.GetName(),
-		Whitelist:            req.GetWhitelist(),
-		DisablePasswordLogin: req.GetDisablePasswordLogin(),
+		Name:                   req.GetName(),
+		Whitelist:              req.GetWhitelist(),
+		DisablePasswordLogin:   req.GetDisablePasswordLogin(),
+		RedirectURIs:           req.GetRedirectUris(),
+		PostLogoutRedirectURIs: req.GetPostLogoutRedirectUris(),
+		Public:                 req.GetPublic(),
 	})
 	s.record(ctx, audit.KeyCreated, k.ID, err)
 	if err != nil {
@@ -106,15 +124,38 @@ func (s *Admin) SetWhitelist(ctx context.Context, req *apikeyv1.SetWhitelistRequ
 	return &apikeyv1.SetWhitelistResponse{ApiKey: toProto(k)}, nil
 }
 
+// SetRedirectURIs implements APIKeyAdminService. The audit detail says which
+// list changed ("post_logout" for the post-logout one) on success; on
+// failure it is the error kind, as for every admin event.
+func (s *Admin) SetRedirectURIs(ctx context.Context, req *apikeyv1.SetRedirectURIsRequest) (*apikeyv1.SetRedirectURIsResponse, error) {
+	k, err := s.svc.SetRedirectURIs(ctx, req.GetId(), req.GetUris(), req.GetPostLogout())
+	outcome, detail := audit.Result(err)
+	if err == nil {
+		detail = "redirect"
+		if req.GetPostLogout() {
+			detail = "post_logout"
+		}
+	}
+	s.rec.Record(ctx, audit.Event{Event: EventRedirectURIs, Outcome: outcome, APIKeyID: req.GetId(), ClientIP: audit.PeerIP(ctx), Detail: detail})
+	if err != nil {
+		return nil, err
+	}
+	return &apikeyv1.SetRedirectURIsResponse{ApiKey: toProto(k)}, nil
+}
+
 // toProto is the public record: the hash stays inside this service.
 func toProto(k apikey.Key) *apikeyv1.APIKey {
 	out := &apikeyv1.APIKey{
-		Id:            k.ID,
-		Name:          k.Name,
-		Prefix:        k.Prefix,
-		Whitelist:     ipset.Strings(k.Whitelist),
-		PasswordLogin: k.PasswordLogin,
-		CreatedAt:     timestamppb.New(k.CreatedAt),
+		Id:                     k.ID,
+		Name:                   k.Name,
+		Prefix:                 k.Prefix,
+		Whitelist:              ipset.Strings(k.Whitelist),
+		PasswordLogin:          k.PasswordLogin,
+		CreatedAt:              timestamppb.New(k.CreatedAt),
+		ClientId:               k.ClientID,
+		Public:                 k.Public,
+		RedirectUris:           k.RedirectURIs,
+		PostLogoutRedirectUris: k.PostLogoutRedirectURIs,
 	}
 	if k.RevokedAt != nil {
 		out.RevokedAt = timestamppb.New(*k.RevokedAt)
