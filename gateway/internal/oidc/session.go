@@ -175,7 +175,7 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 // keys and issued here. Its expiry does not matter (logout often comes
 // after the ID token expired). It returns the client it was issued to.
 func (e *Edge) checkHint(r *http.Request, hint string) (string, bool) {
-	jws, err := jose.ParseSigned(hint, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(hint, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
 		return "", false
 	}
