@@ -281,6 +281,9 @@ func (e *Edge) login(w http.ResponseWriter, r *http.Request) {
 
 func (e *Edge) loginForm(w http.ResponseWriter, r *http.Request, ar *authv1.AuthRequest, code int, notice, userID string) {
 	token := e.kit.FormToken(w, r, loginCookie, LoginPath, "oidc:"+ar.GetId())
+	// A remembered consent answers the sign-in with the redirect to the
+	// client.
+	e.kit.AllowFormTarget(w, ar.GetRedirectUri())
 	e.kit.Render(w, r, code, &page.View{
 		Kind: "oidc_login", Title: "登录", App: ar.GetAppName(), Post: LoginPath,
 		Request: ar.GetId(), CSRF: token, UserID: userID, Notice: notice,
@@ -412,6 +415,7 @@ func (e *Edge) consent(w http.ResponseWriter, r *http.Request) {
 		e.see(w, r, LoginPath+"?id="+url.QueryEscape(id))
 		return
 	}
+	e.kit.AllowFormTarget(w, ar.GetRedirectUri())
 	e.kit.Render(w, r, http.StatusOK, &page.View{
 		Kind: "oidc_consent", Title: "授权确认", App: ar.GetAppName(), Post: ConsentPath,
 		Request: ar.GetId(), User: ar.GetUser(), CSRF: ar.GetCsrfToken(), Scopes: scopeTexts(ar.GetScopes()),

@@ -231,6 +231,11 @@ func TestAuthorizeCodeFlowThroughThePages(t *testing.T) {
 				t.Fatalf("login page %d: %s", a.status, a.body)
 			}
 			checkPageHeaders(t, a)
+			// The sign-in may be answered with the redirect to the client,
+			// which form-action must admit.
+			if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://app.example;") {
+				t.Fatalf("login CSP %q", csp)
+			}
 			csrf := hidden(t, a.body, "csrf_token")
 			form := url.Values{"id": {id}, "csrf_token": {csrf}, "user_id": {"alice"}, "password": {"wrong"}}
 			a = do(t, br, "POST", rg.srv.URL+LoginPath, form, nil)
@@ -254,6 +259,9 @@ func TestAuthorizeCodeFlowThroughThePages(t *testing.T) {
 				t.Fatalf("consent page %d: %s", a.status, a.body)
 			}
 			checkPageHeaders(t, a)
+			if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://app.example;") {
+				t.Fatalf("consent CSP %q", csp)
+			}
 			action := "confirm"
 			if deny {
 				action = "deny"

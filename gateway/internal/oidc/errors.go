@@ -68,6 +68,7 @@ func oauthKind(k apierr.Kind) (string, int) {
 // description is auth's message (never a secret: auth's messages are the
 // kinds' fixed texts), or the kind's default.
 func (e *Edge) jsonFailure(w http.ResponseWriter, r *http.Request, err error) {
+	e.kit.Fault(r, err)
 	d := page.Details(err)
 	e.kit.Note(r, d.Kind)
 	code, status := oauthKind(d.Kind)

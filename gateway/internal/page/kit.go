@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
@@ -49,6 +51,52 @@ func NewKit(edge Edge, csrfKey []byte, log *slog.Logger) (*Kit, error) {
 // SecureHeaders sets the headers every page answer carries (CSP, no
 // framing, no referrer, no-store).
 func (p *Kit) SecureHeaders(w http.ResponseWriter) { p.secureHeaders(w) }
+
+// AllowFormTarget widens the answer's form-action to the origin of uri
+// (scheme://host, or scheme: for an app's custom scheme). A page whose form
+// is answered with a redirect to a client's redirect_uri needs it: browsers
+// apply form-action to the redirects that follow a submission too. A URI
+// that makes no safe CSP source leaves the policy as it is.
+func (p *Kit) AllowFormTarget(w http.ResponseWriter, uri string) {
+	src, ok := cspSource(uri)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Security-Policy", strings.Replace(p.csp, "form-action 'self'", "form-action 'self' "+src, 1))
+}
+
+func cspSource(uri string) (string, bool) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme == "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	for i, c := range scheme {
+		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return "", false
+		}
+	}
+	if scheme != "http" && scheme != "https" {
+		return scheme + ":", true
+	}
+	if u.Host == "" {
+		return "", false
+	}
+	for _, c := range u.Host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
+			return "", false
+		}
+	}
+	return scheme + "://" + u.Host, true
+}
+
+// Fault records a failed backend call that is the edge's own fault (auth
+// not reached), for the access log's ERROR line.
+func (p *Kit) Fault(r *http.Request, err error) {
+	if p.edge.Fault != nil && apierr.IsFault(err) && apierr.OriginatedHere(err) {
+		p.edge.Fault(r, err)
+	}
+}
 
 // Render writes a view with status code.
 func (p *Kit) Render(w http.ResponseWriter, r *http.Request, code int, v *View) {
