@@ -579,13 +579,13 @@ func TestDeviceAuthorization(t *testing.T) {
 		t.Error("the user code was not drawn again after a clash")
 	}
 	uc := last.GetUserCode()
-	if len(uc) != 8 || strings.Trim(uc, userCodeAlphabet) != "" {
+	if len(uc) != 9 || uc[4] != '-' || strings.Trim(uc[:4]+uc[5:], userCodeAlphabet) != "" {
 		t.Fatalf("user code %q", uc)
 	}
-	if m["user_code"] != uc[:4]+"-"+uc[4:] || m["device_code"] != last.GetDeviceCode() || !strings.HasPrefix(last.GetDeviceCode(), "mldc_") {
+	if m["user_code"] != uc || m["device_code"] != last.GetDeviceCode() || !strings.HasPrefix(last.GetDeviceCode(), "mldc_") {
 		t.Fatalf("answer %v vs %v", m, last)
 	}
-	if m["verification_uri"] != testIssuer+"/device" || m["verification_uri_complete"] != testIssuer+"/device?user_code="+uc[:4]+"-"+uc[4:] ||
+	if m["verification_uri"] != testIssuer+"/device" || m["verification_uri_complete"] != testIssuer+"/device?user_code="+uc ||
 		m["interval"] != float64(7) || m["expires_in"] != float64(600) {
 		t.Fatalf("answer %v", m)
 	}

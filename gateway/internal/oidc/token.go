@@ -315,7 +315,10 @@ func (e *Edge) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	// A taken user code (ALREADY_EXISTS) is drawn again; a few tries make
 	// a clash vanishingly rare at any realistic number of pending codes.
 	for range 5 {
-		user = secret.New("", 8, userCodeAlphabet)
+		// The display form: auth compares a normalised copy and keeps
+		// this one to show on the verification page.
+		code := secret.New("", 8, userCodeAlphabet)
+		user = code[:4] + "-" + code[4:]
 		res, err = e.back.StartDevice(ctx, &authv1.StartDeviceRequest{ClientId: c.id, DeviceCode: device, UserCode: user,
 			Scopes: scopes, ExpiresIn: int32(deviceCodeTTL / time.Second)})
 		if err == nil || page.Details(err).Kind != apierr.Conflict {
@@ -330,7 +333,7 @@ func (e *Edge) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	if interval <= 0 {
 		interval = 5
 	}
-	display := user[:4] + "-" + user[4:]
+	display := user
 	writeJSON(w, http.StatusOK, map[string]any{
 		"device_code":               device,
 		"user_code":                 display,
