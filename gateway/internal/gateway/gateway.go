@@ -69,14 +69,15 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 	if err := authv1.RegisterTokenServiceHandlerClient(ctx, mux, authv1.NewTokenServiceClient(auth)); err != nil {
 		return nil, fmt.Errorf("gateway: register TokenService: %w", err)
 	}
-	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind, Fault: noteCause}, csrfKey, log)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: confirmation page: %w", err)
-	}
 	edge := page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind, Fault: noteCause}
+	// One kit for every page: one look, one CSRF key, one session cookie.
 	kit, err := page.NewKit(edge, csrfKey, log)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: page kit: %w", err)
+	}
+	confirmation, err := page.OnKit(confirmations, kit)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: confirmation page: %w", err)
 	}
 	provider, err := oidc.New(auth, oidc.Config{Issuer: o.issuer, Kit: kit, Log: log})
 	if err != nil {

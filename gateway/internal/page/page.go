@@ -77,6 +77,15 @@ func New(client authv1.ConfirmationServiceClient, edge Edge, csrfKey []byte, log
 	return &Page{Kit: kit, client: client}, nil
 }
 
+// OnKit returns the page over a kit the gateway shares with its other
+// pages (the OpenID Connect ones).
+func OnKit(client authv1.ConfirmationServiceClient, kit *Kit) (*Page, error) {
+	if client == nil || kit == nil {
+		return nil, errors.New("page: client and kit are required")
+	}
+	return &Page{Kit: kit, client: client}, nil
+}
+
 // ServeHTTP implements http.Handler for Path.
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.secureHeaders(w)
