@@ -299,10 +299,21 @@ func TestRememberedConsentRedirectsAtOnce(t *testing.T) {
 	br.Jar.SetCookies(u, []*http.Cookie{{Name: wire.SessionCookie, Value: session, Path: "/"}})
 	v := url.Values{"client_id": {pubID}, "redirect_uri": {pubRedirect}, "response_type": {"code"}, "scope": {"openid"},
 		"state": {"s1"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	a := do(t, br, "GET", rg.srv.URL+AuthorizePath+"?"+v.Encode(), nil, nil)
-	loc, _ := url.Parse(a.header.Get("Location"))
-	if a.status != http.StatusFound || loc.Host != "127.0.0.1:7777" || loc.Query().Get("code") != "code_ok" || loc.Query().Get("iss") != testIssuer {
-		t.Fatalf("%d %s", a.status, loc)
+	for _, c := range []struct {
+		method string
+		status int
+	}{{"GET", http.StatusFound}, {"POST", http.StatusSeeOther}} {
+		var a answer
+		if c.method == "GET" {
+			a = do(t, br, "GET", rg.srv.URL+AuthorizePath+"?"+v.Encode(), nil, nil)
+		} else {
+			a = do(t, br, "POST", rg.srv.URL+AuthorizePath, v, nil)
+		}
+		loc, _ := url.Parse(a.header.Get("Location"))
+		if a.status != c.status || loc.Host != "127.0.0.1:7777" || loc.Query().Get("code") != "code_ok" ||
+			loc.Query().Get("iss") != testIssuer || loc.Query().Get("state") != "s1" {
+			t.Fatalf("%s: %d %s", c.method, a.status, loc)
+		}
 	}
 }
 
