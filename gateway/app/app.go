@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/moreline/moreid/gateway/internal/gateway"
+	"github.com/moreline/moreid/gateway/internal/oidc"
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/config"
 	"github.com/moreline/moreid/platform/grpcx"
@@ -33,6 +34,9 @@ type Settings struct {
 	CSRFKey []byte
 	// CSRFKeyGenerated is set when CSRFKey was made up at start.
 	CSRFKeyGenerated bool
+	// Issuer is the OpenID Connect issuer (MOREID_ISSUER): the public
+	// base URL of the gateway, scheme and host, no path.
+	Issuer string
 }
 
 // ReadSettings reads the MOREID_* variables of the gateway, recording bad
@@ -43,6 +47,12 @@ func ReadSettings(r *config.Reader) Settings {
 		AuthAddr: r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
 		Trusted:  r.Prefixes("MOREID_TRUSTED_PROXIES", nil),
 		CSRFKey:  []byte(r.String("MOREID_CSRF_KEY", "")),
+	}
+	issuer := r.String("MOREID_ISSUER", oidc.DefaultIssuer)
+	if v, err := oidc.ParseIssuer(issuer); err != nil {
+		r.Fail("MOREID_ISSUER", issuer, err)
+	} else {
+		s.Issuer = v
 	}
 	switch {
 	case len(s.CSRFKey) == 0:
@@ -66,7 +76,7 @@ func NewServer(auth grpc.ClientConnInterface, s Settings, log *slog.Logger, tel 
 	// Ready while auth answers: auth's own readiness (Redis) is its own
 	// pods' business, reported here only as moreid_downstream_up.
 	ready := grpcx.ConnectionProbe("gateway", "auth", log, tel, healthpb.NewHealthClient(auth))
-	handler, err := gateway.New(auth, s.Trusted, s.CSRFKey, log, tel, ready)
+	handler, err := gateway.New(auth, s.Trusted, s.CSRFKey, log, tel, ready, gateway.WithIssuer(s.Issuer))
 	if err != nil {
 		return nil, err
 	}

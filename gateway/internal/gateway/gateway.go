@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/moreline/moreid/gateway/internal/apidocs"
+	"github.com/moreline/moreid/gateway/internal/oidc"
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/grpcx"
 	"github.com/moreline/moreid/platform/telemetry"
@@ -33,15 +34,28 @@ const MaxBodyBytes = 64 << 10
 // be longer.
 const UpstreamTimeout = 15 * time.Second
 
+// Option changes a default of New.
+type Option func(*options)
+
+type options struct{ issuer string }
+
+// WithIssuer sets the OpenID Connect issuer (MOREID_ISSUER); the default
+// is oidc.DefaultIssuer.
+func WithIssuer(issuer string) Option { return func(o *options) { o.issuer = issuer } }
+
 // New returns the gateway's HTTP handler. auth is the connection to the auth
 // service (AuthService, ConfirmationService, TokenService); trusted are the proxies whose X-Forwarded-For is believed
 // (MOREID_TRUSTED_PROXIES); csrfKey signs the confirmation page's sign-in
 // form tokens (MOREID_CSRF_KEY); tel counts the answers (nil: not
 // counted); ready tells /readyz whether the backend and its dependencies
 // answer.
-func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, log *slog.Logger, tel *telemetry.Telemetry, ready grpcx.Probe) (http.Handler, error) {
+func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, log *slog.Logger, tel *telemetry.Telemetry, ready grpcx.Probe, opts ...Option) (http.Handler, error) {
 	if auth == nil || log == nil || ready == nil {
 		return nil, errors.New("gateway: auth connection, logger and readiness probe are required")
+	}
+	o := options{issuer: oidc.DefaultIssuer}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	mux := newMux()
 	ctx := context.Background()
@@ -55,9 +69,25 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 	if err := authv1.RegisterTokenServiceHandlerClient(ctx, mux, authv1.NewTokenServiceClient(auth)); err != nil {
 		return nil, fmt.Errorf("gateway: register TokenService: %w", err)
 	}
-	confirmation, err := page.New(confirmations, page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind, Fault: noteCause}, csrfKey, log)
+	edge := page.Edge{Metadata: requestMD, Secure: secure, Failed: noteKind, Fault: noteCause}
+	// One kit for every page: one look, one CSRF key, one session cookie.
+	kit, err := page.NewKit(edge, csrfKey, log)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: page kit: %w", err)
+	}
+	confirmation, err := page.OnKit(confirmations, kit)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: confirmation page: %w", err)
+	}
+	provider, err := oidc.New(auth, oidc.Config{Issuer: o.issuer, Kit: kit, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: OpenID Connect: %w", err)
+	}
+	// Each OIDC endpoint reads (and bounds) its own form body.
+	oidcHandler := withTimeout(provider)
+	oidcPaths := map[string]bool{}
+	for _, p := range provider.Paths() {
+		oidcPaths[p] = true
 	}
 	docs, err := apidocs.New()
 	if err != nil {
@@ -83,6 +113,12 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 				page.Favicon(w, r)
 			}
 		default:
+			// Only the explicit OIDC paths: nothing of the provider may
+			// shadow /healthz, /readyz or /api/oauth.
+			if oidcPaths[r.URL.Path] {
+				oidcHandler.ServeHTTP(w, r)
+				return
+			}
 			api.ServeHTTP(w, r)
 		}
 	})
@@ -90,6 +126,9 @@ func New(auth grpc.ClientConnInterface, trusted []netip.Prefix, csrfKey []byte, 
 	// path, so clients cannot grow the number of series.
 	known := map[string]bool{"/healthz": true, "/readyz": true, apidocs.SpecPath: true, apidocs.DocsPath: true, page.Path: true, page.FaviconPath: true}
 	for _, p := range docs.Paths() {
+		known[p] = true
+	}
+	for p := range oidcPaths {
 		known[p] = true
 	}
 	return observe(log, tel, trusted, known, routes), nil

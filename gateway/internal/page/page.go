@@ -19,19 +19,14 @@
 package page
 
 import (
-	"context"
 	"errors"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/moreline/moreid/platform/apierr"
-	"github.com/moreline/moreid/platform/secret"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/proto/wire"
 )
@@ -64,30 +59,31 @@ type Edge struct {
 
 // Page serves the confirmation page.
 type Page struct {
+	*Kit
 	client authv1.ConfirmationServiceClient
-	edge   Edge
-	log    *slog.Logger
-	tmpl   *template.Template
-	csp    string
-	forms  formTokens
 }
 
 // New returns the page over a ConfirmationService client. csrfKey signs the
 // sign-in form's double-submit tokens (MOREID_CSRF_KEY, at least
 // MinCSRFKeyLen bytes); every gateway replica must share it.
 func New(client authv1.ConfirmationServiceClient, edge Edge, csrfKey []byte, log *slog.Logger) (*Page, error) {
-	if client == nil || edge.Metadata == nil || edge.Secure == nil || log == nil {
-		return nil, errors.New("page: client, edge metadata and secure functions and logger are required")
+	if client == nil {
+		return nil, errors.New("page: client is required")
 	}
-	forms, err := newFormTokens(csrfKey)
+	kit, err := NewKit(edge, csrfKey, log)
 	if err != nil {
 		return nil, err
 	}
-	tmpl, csp, err := parse()
-	if err != nil {
-		return nil, err
+	return &Page{Kit: kit, client: client}, nil
+}
+
+// OnKit returns the page over a kit the gateway shares with its other
+// pages (the OpenID Connect ones).
+func OnKit(client authv1.ConfirmationServiceClient, kit *Kit) (*Page, error) {
+	if client == nil || kit == nil {
+		return nil, errors.New("page: client and kit are required")
 	}
-	return &Page{client: client, edge: edge, log: log, tmpl: tmpl, csp: csp, forms: forms}, nil
+	return &Page{Kit: kit, client: client}, nil
 }
 
 // ServeHTTP implements http.Handler for Path.
@@ -161,30 +157,10 @@ func (p *Page) post(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sendable reports whether the backend call can carry the values at all:
-// protobuf strings must be UTF-8 and gRPC metadata (the CSRF token) printable
-// ASCII. Otherwise the call fails inside the gRPC client, which would read
-// as an internal error, while it is the client's mistake. Each text is
-// checked alone: two invalid halves of a character would pass when joined.
-func sendable(meta string, texts ...string) bool {
-	for _, s := range texts {
-		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	for i := 0; i < len(meta); i++ {
-		if meta[i] < 0x20 || meta[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // login checks the double-submit token (cookie and field equal, and signed
 // by a gateway for this UCA), signs in and opens the session.
 func (p *Page) login(w http.ResponseWriter, r *http.Request, uca string) {
-	c, err := r.Cookie(csrfCookie)
-	if err != nil || c.Value == "" || !secret.Equal(c.Value, r.PostForm.Get("csrf_token")) || !p.forms.valid(c.Value, uca) {
+	if !p.FormTokenValid(r, csrfCookie, uca) {
 		p.failKind(w, r, apierr.CSRFFailed)
 		return
 	}
@@ -206,11 +182,7 @@ func (p *Page) login(w http.ResponseWriter, r *http.Request, uca string) {
 		}
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: wire.SessionCookie, Value: res.GetSession(), Path: "/",
-		MaxAge: int(res.GetExpiresIn()), HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: p.edge.Secure(r),
-	})
+	p.SetSession(w, r, res.GetSession(), int(res.GetExpiresIn()))
 	// The form token has done its job; the session's own token takes over.
 	p.clearCookie(w, r, csrfCookie, Path)
 	http.Redirect(w, r, Path+"?uca="+url.QueryEscape(uca), http.StatusSeeOther)
@@ -269,41 +241,9 @@ func (p *Page) signInAgain(w http.ResponseWriter, r *http.Request, uca string, c
 // form of the request stays valid; any other (another UCA's, a forged one)
 // is replaced.
 func (p *Page) signIn(w http.ResponseWriter, r *http.Request, conf *authv1.GetConfirmationResponse, uca string, code int, notice, userID string) {
-	token := ""
-	if c, err := r.Cookie(csrfCookie); err == nil && p.forms.valid(c.Value, uca) {
-		token = c.Value
-	} else {
-		token = p.forms.mint(uca)
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: csrfCookie, Value: token, Path: Path,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: p.edge.Secure(r),
-	})
+	token := p.FormToken(w, r, csrfCookie, Path, uca)
 	p.render(w, r, code, &view{
 		Kind: "signin", Title: "登录", App: conf.GetAppName(), UCA: uca,
 		ExpiresIn: conf.GetExpiresIn(), TimerLabel: "请求剩余有效时间", CSRF: token, UserID: userID, Notice: notice,
 	})
-}
-
-func (p *Page) clearCookie(w http.ResponseWriter, r *http.Request, name, path string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Path: path, MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: p.edge.Secure(r)})
-}
-
-// call is the context of a backend call: the edge's metadata, plus the
-// CSRF token for the calls that change something.
-func (p *Page) call(r *http.Request, csrf string) context.Context {
-	md := p.edge.Metadata(r)
-	if csrf != "" {
-		md.Set(wire.CSRF, csrf)
-	}
-	return metadata.NewOutgoingContext(r.Context(), md)
-}
-
-func details(err error) apierr.Details { return apierr.FromStatus(status.Convert(err)) }
-
-func (p *Page) note(r *http.Request, k apierr.Kind) {
-	if p.edge.Failed != nil {
-		p.edge.Failed(r, k)
-	}
 }

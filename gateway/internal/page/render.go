@@ -17,9 +17,13 @@ import (
 //go:embed assets/page.html assets/page.css assets/page.js
 var assets embed.FS
 
-// view is everything a state of the page shows.
-type view struct {
-	Kind       string // signin, confirm, code, denied or error; also the <main> id
+// view is everything a state of a kit page shows. View is its exported
+// name for the other pages built on the kit (gateway/internal/oidc).
+type view = View
+
+// View is everything a state of a kit page shows.
+type View struct {
+	Kind       string // signin, confirm, code, denied, error or an OIDC view; also <main>'s data-view
 	Title      string
 	App        string
 	UCA        string
@@ -32,10 +36,28 @@ type view struct {
 	Code       string
 	Message    string // the error page's text
 	Hint       string
+	// Post is where the forms of a view post; empty means the
+	// confirmation page (Path).
+	Post string
+	// The OIDC views: the authorization request or the device's user
+	// code, the requested scopes, and where a "continue" link leads.
+	Request  string
+	UserCode string
+	Scopes   []Scope
+	Link     string
 }
 
-// Action is where every form posts.
-func (view) Action() string { return Path }
+// Scope is one line of the consent page: a scope and what it lets the app
+// see, in words.
+type Scope struct{ Name, Text string }
+
+// Action is where every form of the view posts.
+func (v View) Action() string {
+	if v.Post != "" {
+		return v.Post
+	}
+	return Path
+}
 
 // parse reads the embedded template, style and script. The style and the
 // script are inline (one request, no external asset) and the
@@ -101,7 +123,7 @@ func clock(s int32) string {
 // secureHeaders go on every answer of the page. The URL carries the UCA, so
 // no Referer may take it elsewhere; nothing is cached; no site may frame
 // the page (clickjacking of the confirm button).
-func (p *Page) secureHeaders(w http.ResponseWriter) {
+func (p *Kit) secureHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", p.csp)
 	h.Set("X-Frame-Options", "DENY")
@@ -113,7 +135,7 @@ func (p *Page) secureHeaders(w http.ResponseWriter) {
 
 // render writes a view. The page is executed into a buffer first so that a
 // template failure still yields a clean 500 instead of half a page.
-func (p *Page) render(w http.ResponseWriter, r *http.Request, code int, v *view) {
+func (p *Kit) render(w http.ResponseWriter, r *http.Request, code int, v *view) {
 	var buf bytes.Buffer
 	if err := p.tmpl.ExecuteTemplate(&buf, "page", v); err != nil {
 		p.log.Error("page: render", "view", v.Kind, "error", err.Error())
@@ -129,7 +151,7 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, code int, v *view)
 }
 
 // fail answers a failed backend call with the error page of its kind.
-func (p *Page) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Kit) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if p.edge.Fault != nil && apierr.IsFault(err) && apierr.OriginatedHere(err) {
 		p.edge.Fault(r, err)
 	}
@@ -147,12 +169,12 @@ func (p *Page) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.errorPage(w, r, d.Kind, d.HTTPStatus, title, msg, hint)
 }
 
-func (p *Page) failKind(w http.ResponseWriter, r *http.Request, k apierr.Kind) {
+func (p *Kit) failKind(w http.ResponseWriter, r *http.Request, k apierr.Kind) {
 	title, hint := texts(k)
 	p.errorPage(w, r, k, apierr.HTTPStatus(k), title, apierr.DefaultMessage(k), hint)
 }
 
-func (p *Page) failWith(w http.ResponseWriter, r *http.Request, k apierr.Kind, msg, hint string) {
+func (p *Kit) failWith(w http.ResponseWriter, r *http.Request, k apierr.Kind, msg, hint string) {
 	title, _ := texts(k)
 	p.errorPage(w, r, k, apierr.HTTPStatus(k), title, msg, hint)
 }
@@ -162,7 +184,7 @@ func (p *Page) missingUCA(w http.ResponseWriter, r *http.Request) {
 		"链接中缺少确认码（uca）。", "请回到应用重新发起登录，并完整打开应用给出的链接。")
 }
 
-func (p *Page) errorPage(w http.ResponseWriter, r *http.Request, k apierr.Kind, code int, title, msg, hint string) {
+func (p *Kit) errorPage(w http.ResponseWriter, r *http.Request, k apierr.Kind, code int, title, msg, hint string) {
 	p.note(r, k)
 	p.render(w, r, code, &view{Kind: "error", Title: title, Message: msg, Hint: hint})
 }

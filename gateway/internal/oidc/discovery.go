@@ -1,0 +1,56 @@
+package oidc
+
+import (
+	"net/http"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// discoveryDoc is the provider metadata: the library's field set plus the
+// RFC 9207 flag it lacks.
+type discoveryDoc struct {
+	oidc.DiscoveryConfiguration
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// Scopes the provider knows.
+var knownScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
+
+// discovery is GET /.well-known/openid-configuration. It advertises only
+// what is served: the code flow in query mode, S256, the four grants and
+// the three client authentication methods (no implicit, no hybrid, no
+// private_key_jwt, no request objects).
+func (e *Edge) discovery(w http.ResponseWriter, _ *http.Request) {
+	auth := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
+	doc := discoveryDoc{
+		DiscoveryConfiguration: oidc.DiscoveryConfiguration{
+			Issuer:                      e.issuer,
+			AuthorizationEndpoint:       e.url(AuthorizePath),
+			TokenEndpoint:               e.url(TokenPath),
+			IntrospectionEndpoint:       e.url(IntrospectPath),
+			UserinfoEndpoint:            e.url(UserinfoPath),
+			RevocationEndpoint:          e.url(RevokePath),
+			EndSessionEndpoint:          e.url(EndSessionPath),
+			DeviceAuthorizationEndpoint: e.url(DeviceAuthPath),
+			JwksURI:                     e.url(JWKSPath),
+			ScopesSupported:             knownScopes,
+			ResponseTypesSupported:      []string{string(oidc.ResponseTypeCode)},
+			ResponseModesSupported:      []string{"query"},
+			GrantTypesSupported: []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken,
+				oidc.GrantTypeClientCredentials, oidc.GrantTypeDeviceCode},
+			SubjectTypesSupported:                     []string{"public"},
+			IDTokenSigningAlgValuesSupported:          []string{"RS256"},
+			TokenEndpointAuthMethodsSupported:         auth,
+			RevocationEndpointAuthMethodsSupported:    auth,
+			IntrospectionEndpointAuthMethodsSupported: auth,
+			ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "amr",
+				"preferred_username", "name", "picture", "bio", "email", "email_verified"},
+			CodeChallengeMethodsSupported: []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},
+			RequestURIParameterSupported:  false,
+			UILocalesSupported:            nil,
+		},
+		AuthorizationResponseIssParameterSupported: true,
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, doc)
+}
