@@ -149,7 +149,7 @@ type component struct {
 
 var components = []component{
 	{name: "gateway", stores: []string{"MOREID_CSRF_KEY"}},
-	{name: "auth", grpc: 9090, admin: 9190, env: "AUTH", stores: []string{"MOREID_REDIS_URL", "MOREID_POSTGRES_DSN"}},
+	{name: "auth", grpc: 9090, admin: 9190, env: "AUTH", stores: []string{"MOREID_REDIS_URL", "MOREID_POSTGRES_DSN", "MOREID_KEY_ENCRYPTION_KEY"}},
 	{name: "user", grpc: 9091, admin: 9191, env: "USER", stores: []string{"MOREID_POSTGRES_DSN"}},
 	{name: "apikey", grpc: 9092, admin: 9192, env: "APIKEY", stores: []string{"MOREID_POSTGRES_DSN"}},
 }
@@ -161,6 +161,7 @@ var operatorSecrets = map[string]struct{ key, env string }{
 	"moreid-postgres-owner": {key: "dsn", env: "MOREID_POSTGRES_OWNER_DSN"},
 	"moreid-redis":          {key: "url", env: "MOREID_REDIS_URL"},
 	"moreid-csrf":           {key: "key", env: "MOREID_CSRF_KEY"},
+	"moreid-kek":            {key: "key", env: "MOREID_KEY_ENCRYPTION_KEY"},
 }
 
 func TestOverlays(t *testing.T) {
@@ -1002,11 +1003,11 @@ func checkSecrets(t *testing.T, m *manifest, ov overlay) {
 			}
 		}
 	}
-	// Per role: gateway, user, apikey, auth (two); all roles: three; and
+	// Per role: gateway, user, apikey, auth (three); all roles: four; and
 	// the migration container's two.
-	want := 7
+	want := 8
 	if ov.allRoles {
-		want = 5
+		want = 6
 	}
 	if refs != want {
 		t.Errorf("%d secretKeyRef variables, want %d", refs, want)

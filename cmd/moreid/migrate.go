@@ -8,6 +8,7 @@ import (
 	"github.com/moreline/moreid/platform/pgdb"
 	"github.com/moreline/moreid/platform/run"
 	apikeyapp "github.com/moreline/moreid/services/apikey/app"
+	authapp "github.com/moreline/moreid/services/auth/app"
 	userapp "github.com/moreline/moreid/services/user/app"
 )
 
@@ -16,8 +17,8 @@ import (
 // MOREID_POSTGRES_DSN what it needs; without an owner DSN the serving role
 // applies them itself. It is the Kubernetes migration Job and the first step
 // of make run. A Postgres advisory lock keeps concurrent runs from applying
-// a migration twice. (auth keeps no tables of its own: its audit trail is
-// the one both schemas carry.)
+// a migration twice. (auth's own table is the OIDC signing keys; its audit
+// trail is the one every schema list carries.)
 func migrate(log *slog.Logger, env *config.Reader) error {
 	dsn, owner := pgdb.DSN(env), pgdb.OwnerDSN(env)
 	if err := env.Err(); err != nil {
@@ -31,6 +32,7 @@ func migrate(log *slog.Logger, env *config.Reader) error {
 	}{
 		{"user", userapp.Schemas()},
 		{"apikey", apikeyapp.Schemas()},
+		{"auth", authapp.Schemas()},
 	} {
 		_, db, err := pgdb.OpenMigrated(ctx, dsn, owner, pgdb.Options{MaxOpenConns: 1}, s.schemas...)
 		if err != nil {

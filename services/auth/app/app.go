@@ -8,8 +8,10 @@ package app
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,13 +28,30 @@ import (
 	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 	"github.com/moreline/moreid/services/auth/internal/redisstore"
 	"github.com/moreline/moreid/services/auth/internal/remote"
 	"github.com/moreline/moreid/services/auth/internal/server"
+	"github.com/moreline/moreid/services/auth/internal/signing"
 )
+
+// DefaultIssuer is MOREID_ISSUER's default: the gateway of a local suite.
+const DefaultIssuer = "http://localhost:8080"
+
+// DefaultSigningKeyPropagation is MOREID_SIGNING_KEY_PROPAGATION's default:
+// how long a rotated-in signing key is published before it signs. It must
+// cover the caches between a new key and a relying party: auth's own
+// (signing.DefaultCacheTTL), the gateway's JWKS cache and the relying
+// party's, which the JWKS response's max-age bounds.
+const DefaultSigningKeyPropagation = 60 * time.Second
+
+// maxIDTokenTTL is the longest ID token the gateway issues: with the access
+// token TTL it bounds how long a retired signing key stays published.
+// SignJWT refuses a token whose exp reaches further.
+const maxIDTokenTTL = time.Hour
 
 // keyCacheEntries bounds the ValidateKey cache: one entry per (key, client
 // IP) seen recently (kept up to MOREID_KEY_CACHE_STALE for outages).
@@ -60,12 +79,24 @@ type Settings struct {
 
 	// RedisTimeout bounds each Redis call (MOREID_REDIS_TIMEOUT).
 	RedisTimeout time.Duration
+
+	// Issuer is the OpenID Connect issuer (MOREID_ISSUER): SignJWT signs
+	// only tokens naming it.
+	Issuer string
+	// KEKs seal the signing keys' private parts
+	// (MOREID_KEY_ENCRYPTION_KEY); KEKDefault is set when the variable is
+	// unset and the documented development KEK is used.
+	KEKs       *signing.KEKs
+	KEKDefault bool
+	// SigningKeyPropagation is how long a rotated-in key is published
+	// before it signs (MOREID_SIGNING_KEY_PROPAGATION).
+	SigningKeyPropagation time.Duration
 }
 
 // ReadSettings reads the MOREID_* variables of the auth service, recording
 // bad values in r (the caller checks r.Err once it has read everything).
 func ReadSettings(r *config.Reader) Settings {
-	return Settings{
+	s := Settings{
 		Addr:       r.String("MOREID_AUTH_ADDR", "127.0.0.1:9090"),
 		AdminAddr:  r.String(grpcx.EnvAuthAdminAddr, grpcx.DefaultAuthAdminAddr),
 		UserAddr:   r.String("MOREID_USER_ADDR", "127.0.0.1:9091"),
@@ -90,7 +121,34 @@ func ReadSettings(r *config.Reader) Settings {
 		}),
 		GatewayNames: names(r.String("MOREID_GATEWAY_NAMES", "")),
 		RedisTimeout: redisdb.Timeout(r),
+
+		Issuer:                r.String("MOREID_ISSUER", DefaultIssuer),
+		SigningKeyPropagation: r.Duration("MOREID_SIGNING_KEY_PROPAGATION", DefaultSigningKeyPropagation),
 	}
+	if err := checkIssuer(s.Issuer); err != nil {
+		r.Fail("MOREID_ISSUER", s.Issuer, err)
+	}
+	list := r.String("MOREID_KEY_ENCRYPTION_KEY", "")
+	if list == "" {
+		list, s.KEKDefault = signing.DevKEK, true
+	}
+	keks, err := signing.ParseKEKs(list)
+	if err != nil {
+		// A secret: the error names the variable, never its value.
+		r.Fail("MOREID_KEY_ENCRYPTION_KEY", "", err)
+	}
+	s.KEKs = keks
+	return s
+}
+
+// checkIssuer accepts what OpenID Connect Discovery allows as an issuer: an
+// absolute http(s) URL without query or fragment.
+func checkIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(issuer, "/") {
+		return errors.New("must be an absolute http or https URL with no query, fragment or trailing slash")
+	}
+	return nil
 }
 
 // names splits a comma-separated list, dropping empty entries.
@@ -113,7 +171,17 @@ type App struct {
 	audit  auditv1.AuditAdminServiceServer
 	rdb    redis.UniversalClient
 	sqlDB  *sql.DB
+
+	// The OIDC signing keys' calls: SignJWT and GetJWKS of OIDCService,
+	// RotateSigningKey and ListSigningKeys of AuthAdminService.
+	signing      *server.Signing
+	signingAdmin *server.SigningAdmin
 }
+
+// Schemas are auth's tables (the signing keys) and the audit trail's, in
+// the order they are applied: what New migrates, and `moreid migrate` with
+// it.
+func Schemas() []pgdb.Schema { return []pgdb.Schema{audit.Schema, signing.Schema} }
 
 // New opens Redis and the audit database (applying its migrations) and
 // wires the flows over users and keys, the connections to the user and
@@ -125,16 +193,36 @@ func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Se
 	if err != nil {
 		return nil, err
 	}
-	// Postgres holds only the audit trail here. It is needed to start (the
-	// migrations), not to serve: the writer queues and retries through an
-	// outage, and no health probe of auth depends on it.
-	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, cfg.PgOwnerDSN, pgdb.Options{MaxOpenConns: 5, Telemetry: tel}, audit.Schema)
+	// Postgres holds the audit trail and the OIDC signing keys here. It is
+	// needed to start (the migrations, the first key), not to serve: the
+	// writer queues and retries through an outage, the signing keys are
+	// served from what was read last, and no health probe of auth depends
+	// on it.
+	db, sqlDB, err := pgdb.OpenMigrated(ctx, cfg.PgDSN, cfg.PgOwnerDSN, pgdb.Options{MaxOpenConns: 5, Telemetry: tel}, Schemas()...)
 	if err != nil {
 		rdb.Close()
 		return nil, err
 	}
 	audit.WarnIfOwner(ctx, db, log)
 	trail := audit.NewWriter(db, "auth", log, audit.Metrics(tel))
+
+	if cfg.KEKDefault {
+		log.Warn("MOREID_KEY_ENCRYPTION_KEY is not set: the OIDC signing keys are sealed with the public development key; set a secret one (base64 of 32 bytes) outside local use")
+	}
+	signKeys := signing.New(db, signing.Config{
+		Rules: signing.Rules{Propagation: cfg.SigningKeyPropagation, Lifetime: max(cfg.TokenTTL, maxIDTokenTTL)},
+		KEKs:  cfg.KEKs,
+		Clock: time.Now,
+	}, log)
+	created, err := signKeys.Ensure(ctx)
+	if err != nil {
+		rdb.Close()
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	if created {
+		trail.Record(ctx, audit.Event{Event: server.EventSigningKey, Outcome: audit.Success, Detail: "create"})
+	}
 
 	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
 	keyService := remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys))
@@ -157,6 +245,9 @@ func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Se
 		audit: audit.NewAdminServer(db),
 		rdb:   rdb,
 		sqlDB: sqlDB,
+		signing: server.NewSigning(signKeys, cfg.Issuer, server.NewAPIKeyClients(apikeyv1.NewAPIKeyServiceClient(keys)),
+			cfg.Gateways, cfg.GatewayNames, trail),
+		signingAdmin: server.NewSigningAdmin(signKeys, trail),
 	}, nil
 }
 
@@ -178,13 +269,16 @@ func (a *App) KeyInterceptors() []grpc.UnaryServerInterceptor { return a.keys }
 // TokenService) and health on r, which must run KeyInterceptor.
 func (a *App) Register(r grpc.ServiceRegistrar) {
 	a.api.Register(r)
+	// Until the rest of OIDCService is served here, only its signing calls
+	// are: the type that implements the others embeds *server.Signing.
+	authv1.RegisterOIDCServiceServer(r, a.signing)
 	healthpb.RegisterHealthServer(r, a.health)
 }
 
 // RegisterAdmin registers the operator services (AuthAdminService,
 // AuditAdminService) and health on r, never mapped by the gateway.
 func (a *App) RegisterAdmin(r grpc.ServiceRegistrar) {
-	a.api.RegisterAdmin(r)
+	a.api.RegisterAdminWithSigning(r, a.signingAdmin)
 	auditv1.RegisterAuditAdminServiceServer(r, a.audit)
 	healthpb.RegisterHealthServer(r, a.health)
 }
