@@ -41,7 +41,9 @@ func (d *directory) UpdateProfile(context.Context, string, oauth.ProfileChange) 
 	return oauth.User{}, apierr.New(apierr.Unavailable)
 }
 
-func (d *directory) KeyActive(_ context.Context, id int64) (bool, error) { return id == 1 || id == 2, nil }
+func (d *directory) KeyActive(_ context.Context, id int64) (bool, error) {
+	return id == 1 || id == 2, nil
+}
 
 func (d *directory) Client(_ context.Context, id string) (oauth.Client, error) {
 	switch id {
