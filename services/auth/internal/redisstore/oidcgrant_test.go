@@ -439,3 +439,90 @@ func TestPollDevice(t *testing.T) {
 		}
 	})
 }
+
+// oidcConsumers are the back channel's consuming calls, as consumers():
+// each must survive a late reply (go-redis sends the script again) and
+// answer what its first run did.
+func oidcConsumers(direct redis.UniversalClient, prefix string) []consumer {
+	ctx := context.Background()
+	return []consumer{
+		{"RedeemOIDCCode", func(t *testing.T, s *redisstore.Store) (func() (bool, error), func() bool) {
+			e := &oidcEnv{store: s, rdb: direct, prefix: prefix}
+			code := e.putCode(t, codeRec("openid"))
+			h := secret.Hash(code)
+			return func() (bool, error) {
+					r, err := s.RedeemOIDCCode(ctx, h, clientA.ClientID)
+					return r.Outcome == oauth.Redeemed, err
+				},
+				func() bool { _, found, _ := s.OIDCCode(ctx, h); return !found }
+		}},
+		{"RotateRefresh", func(t *testing.T, s *redisstore.Store) (func() (bool, error), func() bool) {
+			fam, cur, next := secret.New("", 24, secret.Alphanumeric), hash(), hash()
+			if err := s.PutFamily(ctx, fam, oauth.FamilyRecord{ClientID: "mlc_a", UserID: "alice"}, cur, hash(), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			return func() (bool, error) {
+					r, err := s.RotateRefresh(ctx, fam, cur, "mlc_a", next, hash(), time.Minute)
+					return r.Outcome == oauth.Rotated, err
+				},
+				func() bool { f, _, _ := s.Family(ctx, fam); return f.Current == next }
+		}},
+		{"PollDevice", func(t *testing.T, s *redisstore.Store) (func() (bool, error), func() bool) {
+			dh := hash()
+			rec := oauth.DeviceRecord{ClientID: "mlc_a", State: oauth.DeviceApproved, UserID: "alice", Interval: 5, ExpiresAt: time.Now().Add(time.Minute).Unix()}
+			if ok, err := s.PutDevice(ctx, dh, hash(), rec, time.Minute); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			now := time.Now()
+			return func() (bool, error) {
+					p, err := s.PollDevice(ctx, dh, "mlc_a", now)
+					return p.Outcome == oauth.PollApproved, err
+				},
+				func() bool {
+					b, _ := direct.Get(ctx, prefix+"oidc:device:{"+dh+"}").Bytes()
+					var got oauth.DeviceRecord
+					return json.Unmarshal(b, &got) == nil && got.State == oauth.DeviceRedeemed
+				}
+		}},
+		{"RevokeFamily", func(t *testing.T, s *redisstore.Store) (func() (bool, error), func() bool) {
+			fam, cur := secret.New("", 24, secret.Alphanumeric), hash()
+			if err := s.PutFamily(ctx, fam, oauth.FamilyRecord{ClientID: "mlc_a", UserID: "alice"}, cur, hash(), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			return func() (bool, error) { return s.RevokeFamily(ctx, fam, cur, "mlc_a") },
+				func() bool { _, found, _ := s.Family(ctx, fam); return !found }
+		}},
+	}
+}
+
+func TestOIDCConsumingCallsSurviveSlowReplies(t *testing.T) {
+	for i, c := range oidcConsumers(nil, "") {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s, p, direct, prefix := slowStore(t)
+			c := oidcConsumers(direct, prefix)[i]
+			// The script is loaded by a first run on a record of its own,
+			// so that the late reply is the script's, not a NOSCRIPT.
+			warm, _ := c.prepare(t, s)
+			if ok, err := warm(); err != nil || !ok {
+				t.Fatalf("warm-up = %v, %v", ok, err)
+			}
+			call, gone := c.prepare(t, s)
+			before := p.Replies()
+			p.DelayNext(1, hold)
+			got, err := call()
+			if err != nil || !got {
+				t.Fatalf("call through a late reply = %v, %v; want the record", got, err)
+			}
+			if p.Replies()-before < 2 {
+				t.Fatalf("%d replies forwarded: the late reply was never re-sent", p.Replies()-before)
+			}
+			if !gone() {
+				t.Fatal("the record survived its consumption")
+			}
+			if again, err := call(); err != nil || again {
+				t.Fatalf("a new attempt after the consumption = %v, %v; want nothing", again, err)
+			}
+		})
+	}
+}
