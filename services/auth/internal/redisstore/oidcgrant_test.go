@@ -213,6 +213,53 @@ func testOIDCRaces(t *testing.T, e *oidcEnv) {
 	})
 }
 
+// testUserEnds runs the operator's ends of a user's grants, whose steps
+// span slots: revoke-tokens and consent withdrawal.
+func testUserEnds(t *testing.T, e *oidcEnv) {
+	ctx := context.Background()
+	grant := func(t *testing.T) oauth.Grant {
+		g, err := e.flows.RedeemCode(ctx, clientA, e.putCode(t, codeRec("openid", "offline_access")), verifier, redirect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	t.Run("revoke-tokens", func(t *testing.T) {
+		g := grant(t)
+		// One family, which ends with the access token it minted.
+		if n, err := e.flows.RevokeUserTokens(ctx, "alice"); err != nil || n != 1 {
+			t.Fatalf("RevokeUserTokens = %d, %v", n, err)
+		}
+		e.dead(t, g)
+	})
+	t.Run("withdraw consent", func(t *testing.T) {
+		g := grant(t)
+		key := e.prefix + "oidc:consent:{7}"
+		if err := e.rdb.HSet(ctx, key, clientA.ClientID, `{"sc":["openid"],"t":1}`, clientB.ClientID, `{"sc":["openid"],"t":1}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := e.flows.WithdrawConsent(ctx, "alice", clientA.ClientID); err != nil || n != 1 {
+			t.Fatalf("WithdrawConsent = %d, %v", n, err)
+		}
+		e.dead(t, g)
+		if left, err := e.rdb.HKeys(ctx, key).Result(); err != nil || len(left) != 1 || left[0] != clientB.ClientID {
+			t.Fatalf("consents left = %v, %v", left, err)
+		}
+		if n, err := e.flows.WithdrawConsent(ctx, "alice", ""); err != nil || n != 1 {
+			t.Fatalf("WithdrawConsent all = %d, %v", n, err)
+		}
+	})
+}
+
+func TestOIDCUserEnds(t *testing.T) {
+	_, rdb, prefix := newStore(t)
+	testUserEnds(t, newOIDC(t, rdb, prefix))
+}
+
+func TestOIDCUserEndsOnCluster(t *testing.T) {
+	testUserEnds(t, newOIDC(t, startCluster(t), "moreid-test:"))
+}
+
 func TestOIDCRaces(t *testing.T) {
 	_, rdb, prefix := newStore(t)
 	testOIDCRaces(t, newOIDC(t, rdb, prefix))
