@@ -69,6 +69,7 @@ type Settings struct {
 	Prefix     string
 	TokenTTL   time.Duration
 	SessionTTL time.Duration
+	RefreshTTL time.Duration // MOREID_REFRESH_TOKEN_TTL
 	Limits     oauth.Limits
 	KeyRate    int // requests per second per API key, 0: no limit
 	KeyStale   time.Duration
@@ -107,6 +108,7 @@ func ReadSettings(r *config.Reader) Settings {
 		Prefix:     r.String("MOREID_REDIS_PREFIX", "moreid:"),
 		TokenTTL:   r.Duration("MOREID_ACCESS_TOKEN_TTL", 3600*time.Second),
 		SessionTTL: r.Duration("MOREID_SESSION_TTL", 24*time.Hour),
+		RefreshTTL: r.Duration("MOREID_REFRESH_TOKEN_TTL", oauth.DefaultRefreshTTL),
 		Limits: oauth.Limits{
 			PerUser:    r.Int("MOREID_LOGIN_MAX_FAILURES_PER_USER", oauth.DefaultLimits.PerUser, 1),
 			PerAccount: r.Int("MOREID_LOGIN_MAX_FAILURES_PER_ACCOUNT", oauth.DefaultLimits.PerAccount, 1),
@@ -224,7 +226,7 @@ func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Se
 		trail.Record(ctx, audit.Event{Event: server.EventSigningKey, Outcome: audit.Success, Detail: "create"})
 	}
 
-	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL}
+	ttl := oauth.Lifetimes{Token: cfg.TokenTTL, Session: cfg.SessionTTL, Refresh: cfg.RefreshTTL}
 	keyService := remote.NewKeys(apikeyv1.NewAPIKeyServiceClient(keys))
 	cache := keycache.New(keyService, keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
 	store := redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout)

@@ -251,12 +251,14 @@ type Store interface {
 	// the key may have more.
 	PutCountedState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration, max int) (refusedFor time.Duration, err error)
 	KeyRateStore
+	GrantStore
 }
 
 // Lifetimes are the configurable record lifetimes.
 type Lifetimes struct {
 	Token   time.Duration // MOREID_ACCESS_TOKEN_TTL
 	Session time.Duration // MOREID_SESSION_TTL
+	Refresh time.Duration // MOREID_REFRESH_TOKEN_TTL; 0: DefaultRefreshTTL
 }
 
 // Service runs the flows.

@@ -38,7 +38,9 @@ func (s *Service) ResolveToken(ctx context.Context, token string) (ActiveToken, 
 	if err != nil {
 		return ActiveToken{}, err
 	}
-	if !found {
+	if !found || rec.UserID == "" {
+		// A client_credentials token has no user: no user endpoint
+		// accepts it.
 		return ActiveToken{}, apierr.New(apierr.InvalidToken)
 	}
 	active, err := s.keys.KeyActive(ctx, rec.KeyID)

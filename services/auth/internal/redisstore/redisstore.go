@@ -309,6 +309,10 @@ func (s *Store) PutToken(ctx context.Context, tokenHash string, rec oauth.TokenR
 	index := s.userTokensKey(rec.UserID)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.tokenKey(tokenHash), b, ttl)
+		if rec.UserID == "" {
+			// A client_credentials token has no user to revoke it with.
+			return nil
+		}
 		p.SAdd(ctx, index, tokenHash)
 		ms := ttl.Milliseconds()
 		p.Do(ctx, "PEXPIRE", index, ms, "NX")
@@ -382,8 +386,33 @@ func (s *Store) DeleteToken(ctx context.Context, tokenHash string) (oauth.TokenR
 }
 
 // DeleteUserTokens implements oauth.Store. Only the index entries read are
-// removed, so a token issued meanwhile stays indexed.
+// removed, so a token issued meanwhile stays indexed. The user's OpenID
+// Connect refresh token families end first (each with the access tokens
+// it minted), so that none can mint a token after the index was read;
+// every family ended counts as one.
 func (s *Store) DeleteUserTokens(ctx context.Context, userID string) (int, error) {
+	fams, err := s.UserFamilies(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	ended := 0
+	for _, f := range fams {
+		ok, err := s.RevokeFamily(ctx, f, "", "")
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			ended++
+		} else if err := s.deleteTokens(ctx, userID, f, nil); err != nil {
+			// Expired meanwhile: only its index entry is left.
+			return 0, err
+		}
+	}
+	n, err := s.deleteUserTokens(ctx, userID)
+	return n + ended, err
+}
+
+func (s *Store) deleteUserTokens(ctx context.Context, userID string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	index := s.userTokensKey(userID)

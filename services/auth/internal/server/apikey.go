@@ -43,6 +43,11 @@ var (
 	optionalKeyMethods = map[string]bool{
 		authv1.ConfirmationService_GenerateLoginCode_FullMethodName: true,
 	}
+	// oidcClientPrefix is the OpenID Connect back channel: a confidential
+	// client's calls carry its secret as the key (checked here, whitelist
+	// included); a public client's carry none, and OIDCClients.caller
+	// admits them by x-oidc-client-id.
+	oidcClientPrefix = "/" + authv1.OIDCClientService_ServiceDesc.ServiceName + "/"
 )
 
 // KeyInterceptor admits an AuthService call, and TokenService's
@@ -74,6 +79,21 @@ func KeyInterceptor(keys keycache.Validator, gateways []netip.Prefix, gatewayNam
 		key := incoming(ctx, wire.APIKey)
 		if optionalKeyMethods[info.FullMethod] && key == "" {
 			return next(ctx, req)
+		}
+		if strings.HasPrefix(info.FullMethod, oidcClientPrefix) {
+			if key == "" {
+				return next(ctx, req)
+			}
+			k, err := keys.ValidateKey(ctx, key, ip.String())
+			if apierr.Is(err, apierr.InvalidAPIKey) {
+				// The token endpoint's answer to a bad secret (RFC 6749
+				// section 5.2); ip_not_allowed stays what it is.
+				return nil, apierr.New(apierr.InvalidClient)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return next(WithKey(ctx, k), req)
 		}
 		if !strings.HasPrefix(info.FullMethod, authMethodPrefix) && !keyedTokenMethods[info.FullMethod] && !optionalKeyMethods[info.FullMethod] {
 			return next(ctx, req)

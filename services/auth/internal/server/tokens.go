@@ -78,3 +78,12 @@ func (a *Admin) RevokeUserTokens(ctx context.Context, req *authv1.RevokeUserToke
 	}
 	return &authv1.RevokeUserTokensResponse{Revoked: int32(n)}, nil
 }
+
+// WithdrawConsent implements AuthAdminService.
+func (a *Admin) WithdrawConsent(ctx context.Context, req *authv1.WithdrawConsentRequest) (*authv1.WithdrawConsentResponse, error) {
+	n, err := a.flows.WithdrawConsent(oauth.WithClientIP(ctx, peerIP(ctx)), req.GetUserId(), req.GetClientId())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.WithdrawConsentResponse{Withdrawn: int32(n)}, nil
+}
