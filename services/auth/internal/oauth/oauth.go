@@ -251,6 +251,7 @@ type Store interface {
 	// the key may have more.
 	PutCountedState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration, max int) (refusedFor time.Duration, err error)
 	KeyRateStore
+	OIDCFrontStore
 }
 
 // Lifetimes are the configurable record lifetimes.
