@@ -41,6 +41,7 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 	authv1.RegisterAuthServiceServer(g, s)
 	authv1.RegisterConfirmationServiceServer(g, &Confirmation{flows: s.flows})
 	authv1.RegisterTokenServiceServer(g, &Tokens{flows: s.flows})
+	authv1.RegisterOIDCServiceServer(g, NewOIDC(s.flows))
 }
 
 // RegisterAdmin adds the operator service to g, the admin listener's server.
