@@ -62,15 +62,15 @@ const (
 // value (RP libraries put JWTs in state), low enough that one request
 // cannot store megabytes for ten minutes.
 const (
-	maxClientID    = 64
-	maxRedirectURI = 2048
-	maxRPState     = 2048
-	maxNonce       = 1024
-	maxLoginHint   = 256
-	maxScopes      = 32
-	maxScope       = 128
-	maxAuthReqID   = 64
-	maxUserCode    = 32
+	maxClientID      = 64
+	maxRedirectURI   = 2048
+	maxRPState       = 2048
+	maxNonce         = 1024
+	maxLoginHint     = 256
+	maxAuthReqScopes = 32
+	maxScope         = 128
+	maxAuthReqID     = 64
+	maxUserCode      = 32
 	// An S256 challenge is the base64url of 32 bytes, unpadded.
 	challengeLen = 43
 )
@@ -263,7 +263,7 @@ func validAuthRequest(p AuthRequestParams) (AuthRequestRecord, error) {
 	case p.CodeChallengeMethod != "":
 		return AuthRequestRecord{}, apierr.Newf(apierr.InvalidRequest, "缺少code_challenge")
 	}
-	if len(p.Scopes) > maxScopes {
+	if len(p.Scopes) > maxAuthReqScopes {
 		return AuthRequestRecord{}, apierr.Newf(apierr.InvalidScope, "scope过多")
 	}
 	for _, sc := range p.Scopes {
@@ -738,6 +738,13 @@ type Userinfo struct {
 // /api/oauth/userinfo already.
 func (s *Service) OIDCUserinfo(ctx context.Context, token string) (Userinfo, error) {
 	t, err := s.ResolveToken(ctx, token)
+	if apierr.Is(err, apierr.InvalidRequest) {
+		// ResolveToken checks the token's own form itself (invalid_token),
+		// so invalid_request can only be the user service refusing the
+		// record's user_id: a token with no user (client credentials),
+		// which is no token for userinfo.
+		return Userinfo{}, apierr.New(apierr.InvalidToken)
+	}
 	if err != nil {
 		return Userinfo{}, err
 	}
