@@ -29,8 +29,8 @@ import (
 // checked here, only its form).
 const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
-// oidc is a client of the auth instance's OIDCService.
-func (e *env) oidc(t *testing.T) authv1.OIDCServiceClient {
+// front is a client of the auth instance's OIDCService.
+func (e *env) front(t *testing.T) authv1.OIDCServiceClient {
 	t.Helper()
 	return authv1.NewOIDCServiceClient(grpctest.Dial(t, e.authAddr))
 }
@@ -123,7 +123,7 @@ func (e *env) countKeys(t *testing.T, pattern string) int {
 
 func TestOIDCGetClient(t *testing.T) {
 	e := newEnv(t, options{})
-	c := e.oidc(t)
+	c := e.front(t)
 	e.keys.revoke(keyB)
 	tests := []struct {
 		name     string
@@ -163,7 +163,7 @@ func TestOIDCGetClient(t *testing.T) {
 func TestOIDCCreateAuthRequest(t *testing.T) {
 	c0 := newClock()
 	e := newEnv(t, options{clock: c0.now})
-	c := e.oidc(t)
+	c := e.front(t)
 	neg, zero := int64(-1), int64(0)
 	tests := []struct {
 		name       string
@@ -237,7 +237,7 @@ func TestOIDCCreateAuthRequest(t *testing.T) {
 
 func TestOIDCGetAuthRequest(t *testing.T) {
 	e := newEnv(t, options{})
-	c := e.oidc(t)
+	c := e.front(t)
 	ar := e.createAuthReq(t, c, nil)
 	s := oidcSession(t, c, aliceID, alicePass)
 	tests := []struct {
@@ -283,7 +283,7 @@ func TestOIDCGetAuthRequest(t *testing.T) {
 func TestOIDCDecide(t *testing.T) {
 	clk := newClock()
 	e := newEnv(t, options{clock: clk.now})
-	c := e.oidc(t)
+	c := e.front(t)
 	start := clk.now()
 	at := func(sec int) { clk.unixNano.Store(start.Add(time.Duration(sec) * time.Second).UnixNano()) }
 	ptr := func(v int64) *int64 { return &v }
@@ -479,7 +479,7 @@ func equalCode(a, b oauth.OIDCCodeRecord) bool {
 // 64 concurrent Decides of one request: one code, and one code record.
 func TestOIDCDecideRace(t *testing.T) {
 	e := newEnv(t, options{})
-	c := e.oidc(t)
+	c := e.front(t)
 	s := oidcSession(t, c, aliceID, alicePass)
 	for _, decision := range []authv1.Decision{authv1.Decision_DECISION_APPROVE, authv1.Decision_DECISION_AUTO} {
 		t.Run(decision.String(), func(t *testing.T) {
@@ -516,7 +516,7 @@ func TestOIDCDecideRace(t *testing.T) {
 func TestOIDCSignInThrottles(t *testing.T) {
 	t.Run("shared with the confirmation page", func(t *testing.T) {
 		e := newEnv(t, options{limits: oauth.Limits{PerUser: 3, PerIP: 50, Window: time.Minute}})
-		c := e.oidc(t)
+		c := e.front(t)
 		for range 2 {
 			_, err := e.conf.SignIn(from(t, "", ip1), &authv1.SignInRequest{Uca: e.createUCA(t, keyA, e.authorize(t, keyA)), UserId: aliceID, Password: "wrong"})
 			wantErr(t, err, apierr.InvalidCredentials)
@@ -538,7 +538,7 @@ func TestOIDCSignInThrottles(t *testing.T) {
 	})
 	t.Run("per auth request", func(t *testing.T) {
 		e := newEnv(t, options{limits: oauth.Limits{PerUser: 50, PerIP: 50, Window: time.Minute}})
-		c := e.oidc(t)
+		c := e.front(t)
 		ar := e.createAuthReq(t, c, nil)
 		for range oauth.MaxUCAFails {
 			_, err := c.SignIn(from(t, "", ip1), &authv1.OIDCServiceSignInRequest{AuthRequestId: ar.GetId(), UserId: bobID, Password: "wrong"})
@@ -553,7 +553,7 @@ func TestOIDCSignInThrottles(t *testing.T) {
 	})
 	t.Run("refusals", func(t *testing.T) {
 		e := newEnv(t, options{})
-		c := e.oidc(t)
+		c := e.front(t)
 		tests := []struct {
 			name string
 			req  *authv1.OIDCServiceSignInRequest
@@ -606,7 +606,7 @@ func pendingDevice(code string, exp int64) oauth.DeviceRecord {
 func TestOIDCDevice(t *testing.T) {
 	clk := newClock()
 	e := newEnv(t, options{clock: clk.now, limits: oauth.Limits{PerUser: 50, PerIP: 50, Window: time.Minute}})
-	c := e.oidc(t)
+	c := e.front(t)
 	exp := clk.now().Add(10 * time.Minute).Unix()
 	s := oidcSession(t, c, aliceID, alicePass)
 	dh := e.seedDevice(t, "BCDF-GHJK", pendingDevice("BCDF-GHJK", exp))
@@ -734,7 +734,7 @@ func equalDevice(a, b oauth.DeviceRecord) bool {
 func TestOIDCDeviceThrottle(t *testing.T) {
 	t.Run("per address", func(t *testing.T) {
 		e := newEnv(t, options{limits: oauth.Limits{PerUser: 50, PerIP: 3, Window: time.Minute}})
-		c := e.oidc(t)
+		c := e.front(t)
 		e.seedDevice(t, "BCDF-GHJK", pendingDevice("BCDF-GHJK", time.Now().Add(time.Hour).Unix()))
 		for range 3 {
 			_, err := c.GetDevice(from(t, "", ip1), &authv1.GetDeviceRequest{UserCode: "ZZZZ-ZZZZ"})
@@ -751,7 +751,7 @@ func TestOIDCDeviceThrottle(t *testing.T) {
 	})
 	t.Run("per session", func(t *testing.T) {
 		e := newEnv(t, options{limits: oauth.Limits{PerUser: 50, PerIP: 50, Window: time.Minute}})
-		c := e.oidc(t)
+		c := e.front(t)
 		e.seedDevice(t, "BCDF-GHJK", pendingDevice("BCDF-GHJK", time.Now().Add(time.Hour).Unix()))
 		s := oidcSession(t, c, aliceID, alicePass)
 		for i := range oauth.MaxUCAFails {
@@ -773,7 +773,7 @@ func TestOIDCDeviceThrottle(t *testing.T) {
 
 func TestOIDCEndSession(t *testing.T) {
 	e := newEnv(t, options{})
-	c := e.oidc(t)
+	c := e.front(t)
 	s := oidcSession(t, c, aliceID, alicePass)
 	ar := e.createAuthReq(t, c, nil)
 	tests := []struct {
@@ -803,7 +803,7 @@ func TestOIDCEndSession(t *testing.T) {
 
 func TestOIDCUserinfo(t *testing.T) {
 	e := newEnv(t, options{})
-	c := e.oidc(t)
+	c := e.front(t)
 	store := redisstore.New(e.rdb, e.prefix, redisdb.DefaultTimeout)
 	put := func(rec oauth.TokenRecord) string {
 		tok := "token_" + secret.New("", 56, secret.Alphanumeric)
@@ -870,7 +870,7 @@ func TestOIDCUserinfo(t *testing.T) {
 func TestOIDCAuditEvents(t *testing.T) {
 	rec := &audittest.Recorder{}
 	e := newEnv(t, options{events: rec})
-	c := e.oidc(t)
+	c := e.front(t)
 	const ip = "198.51.100.7"
 	ev := func(name, outcome, userID string, keyID int64, detail string) audit.Event {
 		return audit.Event{Event: name, Outcome: outcome, UserID: userID, APIKeyID: keyID, ClientIP: ip, Detail: detail}
