@@ -672,19 +672,17 @@ func (s *Service) DecideDevice(ctx context.Context, session, csrf, userCode stri
 	var user User
 	var rec DeviceRecord
 	defer func() { s.recordResult(ctx, EventOIDCDevice, rec.KeyID, user.UserID, err, detail) }()
-	user, err = s.sessionWithCSRF(ctx, session, csrf)
+	// sessionWithCSRF's checks, keeping the session record: its issue
+	// time is the approval's auth_time.
+	user, sess, err := s.sessionAndUser(ctx, session)
 	if err != nil {
 		return err
+	}
+	if csrf == "" || !secret.Equal(wire.CSRFToken(session), csrf) {
+		return apierr.New(apierr.CSRFFailed)
 	}
 	if user.Disabled {
 		return apierr.New(apierr.AccountDisabled)
-	}
-	sess, found, err := s.store.Session(ctx, secret.Hash(session))
-	if err != nil {
-		return err
-	}
-	if !found {
-		return apierr.New(apierr.Unauthenticated)
 	}
 	deviceHash, r, err := s.pendingDevice(ctx, secret.Hash(session), userCode)
 	if err != nil {

@@ -657,6 +657,10 @@ func TestOIDCDevice(t *testing.T) {
 		wantErr(t, decide(as(t, ""), "BCDF-GHJK", true), apierr.Unauthenticated)
 		wantErr(t, decide(as(t, "", wire.Session, s.GetSession()), "BCDF-GHJK", true), apierr.CSRFFailed)
 		wantErr(t, decide(browser(t, s), "ZZZZ-ZZZZ", true), apierr.InvalidCode)
+		bob := oidcSession(t, c, bobID, bobPass)
+		e.users.setDisabled(bobID, true)
+		wantErr(t, decide(browser(t, bob), "BCDF-GHJK", true), apierr.AccountDisabled)
+		e.users.setDisabled(bobID, false)
 		if got := e.deviceRecord(t, dh); got.State != oauth.DevicePending {
 			t.Fatalf("state = %q, want pending", got.State)
 		}
