@@ -120,6 +120,10 @@ type DeviceDecision struct {
 // Absent records are found=false, never errors.
 type OIDCFrontStore interface {
 	PutAuthRequest(ctx context.Context, id string, rec AuthRequestRecord, ttl time.Duration) error
+	// PutCountedAuthRequest is PutAuthRequest counting the request against
+	// its key's live requests (as PutCountedState counts states); over max
+	// it stores nothing and returns how long until the key may have more.
+	PutCountedAuthRequest(ctx context.Context, id string, rec AuthRequestRecord, ttl time.Duration, max int) (refusedFor time.Duration, err error)
 	// AuthRequest returns the request with its remaining lifetime.
 	AuthRequest(ctx context.Context, id string) (AuthRequestRecord, bool, error)
 	// FinishAuthRequest takes the request, exactly once among concurrent
@@ -230,11 +234,29 @@ func (s *Service) CreateAuthRequest(ctx context.Context, p AuthRequestParams) (r
 	now := s.now()
 	rec.CreatedAt = now.Unix()
 	id := secret.New(authReqPrefix, 43, secret.Alphanumeric)
-	if err := s.store.PutAuthRequest(ctx, id, rec, AuthRequestTTL); err != nil {
+	if err := s.putAuthRequest(ctx, id, rec); err != nil {
 		return AuthRequest{}, err
 	}
 	rec.TTL = AuthRequestTTL
 	return AuthRequest{ID: id, AuthRequestRecord: rec, ExpiresAt: now.Add(AuthRequestTTL).Truncate(time.Second)}, nil
+}
+
+// putAuthRequest stores a request. The authorization endpoint takes no
+// key, so anyone can make auth store requests in a client's name; with
+// MOREID_KEY_MAX_STATES set, a client's live requests are capped as its
+// live states are, so that nobody can fill Redis through it.
+func (s *Service) putAuthRequest(ctx context.Context, id string, rec AuthRequestRecord) error {
+	if s.limits.KeyStates <= 0 {
+		return s.store.PutAuthRequest(ctx, id, rec, AuthRequestTTL)
+	}
+	wait, err := s.store.PutCountedAuthRequest(ctx, id, rec, AuthRequestTTL, s.limits.KeyStates)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return throttled(s.tel, LimitStates, wait)
+	}
+	return nil
 }
 
 // validAuthRequest checks the request's own fields (the client's are

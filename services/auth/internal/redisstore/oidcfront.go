@@ -23,6 +23,10 @@ func (s *Store) frontConsentKey(user int32) string {
 	return s.prefix + "oidc:consent:{" + strconv.FormatInt(int64(user), 10) + "}"
 }
 
+func (s *Store) frontLiveAuthReqsKey(keyID, bucket int64) string {
+	return s.prefix + "oidc:authreqs:" + strconv.FormatInt(keyID, 10) + ":" + strconv.FormatInt(bucket, 10)
+}
+
 // PutAuthRequest implements oauth.Store.
 func (s *Store) PutAuthRequest(ctx context.Context, id string, rec oauth.AuthRequestRecord, ttl time.Duration) error {
 	return s.put(ctx, s.frontAuthReqKey(id), rec, ttl)
@@ -34,6 +38,48 @@ func (s *Store) AuthRequest(ctx context.Context, id string) (oauth.AuthRequestRe
 	ttl, found, err := s.getWithTTL(ctx, s.frontAuthReqKey(id), &rec)
 	rec.TTL = ttl
 	return rec, found, err
+}
+
+// PutCountedAuthRequest implements oauth.Store: PutCountedState's
+// counting (the requests issued for the key in this window and the one
+// before bound its live ones from above) for authorization requests, in
+// their own counters.
+func (s *Store) PutCountedAuthRequest(ctx context.Context, id string, rec oauth.AuthRequestRecord, ttl time.Duration, max int) (time.Duration, error) {
+	b, err := encode(rec)
+	if err != nil {
+		return 0, err
+	}
+	now := s.now()
+	bucket := now.UnixMilli() / ttl.Milliseconds()
+	cur, prev := s.frontLiveAuthReqsKey(rec.KeyID, bucket), s.frontLiveAuthReqsKey(rec.KeyID, bucket-1)
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	var n *redis.IntCmd
+	var before *redis.StringCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.frontAuthReqKey(id), b, ttl)
+		n = p.Incr(ctx, cur)
+		p.PExpire(ctx, cur, 2*ttl)
+		before = p.Get(ctx, prev)
+		return nil
+	})
+	// GET of a window that counted nothing answers nil: no failure.
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, unavailable("put auth request", err)
+	}
+	earlier, _ := before.Int64()
+	if n.Val()+earlier <= int64(max) {
+		return 0, nil
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.frontAuthReqKey(id))
+		p.Decr(ctx, cur)
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("refuse auth request", err)
+	}
+	return time.UnixMilli((bucket + 1) * ttl.Milliseconds()).Sub(now), nil
 }
 
 // takeAuthRequest reads and deletes an authorization request. KEYS: the

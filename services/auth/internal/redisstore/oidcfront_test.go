@@ -314,4 +314,27 @@ func TestOIDCFrontOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	testDecideDevice(t, s, rdb, "moreid-test:")
+	testCountedAuthRequests(t, s, rdb, "moreid-test:")
+}
+
+func TestPutCountedAuthRequest(t *testing.T) {
+	s, rdb, prefix := newStore(t)
+	testCountedAuthRequests(t, s, rdb, prefix)
+}
+
+// testCountedAuthRequests: over the cap nothing is stored and the wait
+// is at most a window.
+func testCountedAuthRequests(t *testing.T, s *redisstore.Store, rdb redis.UniversalClient, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 3 {
+		id := authReqID()
+		wait, err := s.PutCountedAuthRequest(ctx, id, oauth.AuthRequestRecord{KeyID: 77}, 10*time.Minute, 2)
+		if err != nil || (wait > 0) != (i == 2) || wait > 10*time.Minute {
+			t.Fatalf("PutCountedAuthRequest %d = %v, %v", i, wait, err)
+		}
+		if n, _ := rdb.Exists(ctx, prefix+"oidc:authreq:{"+id+"}").Result(); (n == 1) != (i < 2) {
+			t.Fatalf("request %d stored = %v", i, n == 1)
+		}
+	}
 }

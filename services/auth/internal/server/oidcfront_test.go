@@ -999,3 +999,38 @@ func TestOIDCAuditEvents(t *testing.T) {
 		})
 	}
 }
+
+// With MOREID_KEY_MAX_STATES set, a client's live authorization requests
+// are capped like its states, in counters of their own.
+func TestOIDCAuthRequestCap(t *testing.T) {
+	e := newEnv(t, options{limits: oauth.Limits{KeyStates: 2}})
+	c := e.front(t)
+	tests := []struct {
+		name     string
+		mod      func(r *authv1.CreateAuthRequestRequest)
+		wantKind apierr.Kind
+	}{
+		{"first", nil, ""},
+		{"second", nil, ""},
+		{"third", nil, apierr.RateLimited},
+		{"another client", func(r *authv1.CreateAuthRequestRequest) { r.ClientId, r.RedirectUri = clientB, redirectB }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.CreateAuthRequest(as(t, ""), authReq(tt.mod))
+			if tt.wantKind != "" {
+				wantErr(t, err, tt.wantKind)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if n := e.countKeys(t, "oidc:authreq:*"); n != 3 {
+		t.Fatalf("%d requests stored, want 3 (the refused one is not)", n)
+	}
+	// The states' cap is separate: client A's key still gets states.
+	e.authorize(t, keyA)
+	e.authorize(t, keyA)
+}
