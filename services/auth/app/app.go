@@ -28,7 +28,6 @@ import (
 	"github.com/moreline/moreid/platform/telemetry"
 	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	auditv1 "github.com/moreline/moreid/proto/gen/go/moreid/audit/v1"
-	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 	"github.com/moreline/moreid/services/auth/internal/keycache"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
@@ -173,11 +172,6 @@ type App struct {
 	audit  auditv1.AuditAdminServiceServer
 	rdb    redis.UniversalClient
 	sqlDB  *sql.DB
-
-	// The OIDC signing keys' calls: SignJWT and GetJWKS of OIDCService,
-	// RotateSigningKey and ListSigningKeys of AuthAdminService.
-	signing      *server.Signing
-	signingAdmin *server.SigningAdmin
 }
 
 // Schemas are auth's tables (the signing keys) and the audit trail's, in
@@ -231,8 +225,11 @@ func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Se
 	cache := keycache.New(keyService, keycache.MaxTTL, cfg.KeyStale, keyCacheEntries)
 	store := redisstore.New(rdb, cfg.Prefix, cfg.RedisTimeout)
 	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(users)), remote.NewActiveKeys(cache, keyService), ttl, cfg.Limits, trail, log, tel)
+	api := server.New(flows).WithSigning(
+		server.NewSigning(signKeys, cfg.Issuer, keyService, cfg.Gateways, cfg.GatewayNames, trail),
+		server.NewSigningAdmin(signKeys, trail))
 	return &App{
-		api:   server.New(flows),
+		api:   api,
 		keys:  keyChecks(server.KeyInterceptor(cache, cfg.Gateways, cfg.GatewayNames...), store, cfg.KeyRate, tel),
 		trail: trail,
 		// Ready means Redis answers: with user or apikey down (Postgres
@@ -247,9 +244,6 @@ func New(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, cfg Se
 		audit: audit.NewAdminServer(db),
 		rdb:   rdb,
 		sqlDB: sqlDB,
-		signing: server.NewSigning(signKeys, cfg.Issuer, server.NewAPIKeyClients(apikeyv1.NewAPIKeyServiceClient(keys)),
-			cfg.Gateways, cfg.GatewayNames, trail),
-		signingAdmin: server.NewSigningAdmin(signKeys, trail),
 	}, nil
 }
 
@@ -271,16 +265,13 @@ func (a *App) KeyInterceptors() []grpc.UnaryServerInterceptor { return a.keys }
 // TokenService) and health on r, which must run KeyInterceptor.
 func (a *App) Register(r grpc.ServiceRegistrar) {
 	a.api.Register(r)
-	// Until the rest of OIDCService is served here, only its signing calls
-	// are: the type that implements the others embeds *server.Signing.
-	authv1.RegisterOIDCServiceServer(r, a.signing)
 	healthpb.RegisterHealthServer(r, a.health)
 }
 
 // RegisterAdmin registers the operator services (AuthAdminService,
 // AuditAdminService) and health on r, never mapped by the gateway.
 func (a *App) RegisterAdmin(r grpc.ServiceRegistrar) {
-	a.api.RegisterAdminWithSigning(r, a.signingAdmin)
+	a.api.RegisterAdmin(r)
 	auditv1.RegisterAuditAdminServiceServer(r, a.audit)
 	healthpb.RegisterHealthServer(r, a.health)
 }

@@ -252,6 +252,7 @@ type Store interface {
 	PutCountedState(ctx context.Context, stateHash string, keyID int64, ttl time.Duration, max int) (refusedFor time.Duration, err error)
 	KeyRateStore
 	GrantStore
+	OIDCFrontStore
 }
 
 // Lifetimes are the configurable record lifetimes.

@@ -86,28 +86,51 @@ type SignedIn struct {
 
 // SignIn checks a user_id/password pair on the page of a live UCA and opens a
 // web session. A wrong password leaves the UCA alone.
-func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (in SignedIn, err error) {
+func (s *Service) SignIn(ctx context.Context, uca, userID, password string) (SignedIn, error) {
+	if err := required(field{"uca", uca, maxUCA}); err != nil {
+		return SignedIn{}, err
+	}
+	return s.pageSignIn(ctx, audit.SignIn, userID, password, func(ctx context.Context) (int64, string, error) {
+		// Only the page of a live UCA signs in, so the form is no open
+		// password oracle.
+		rec, err := s.liveUCA(ctx, uca)
+		if err != nil {
+			return 0, "", err
+		}
+		return rec.KeyID, secret.Hash(uca), nil
+	})
+}
+
+// pageSignIn is the one password sign-in of the web pages (the
+// confirmation page, the OIDC sign-in and device pages): the same checks,
+// limits, session and audit trail wherever the person types the password,
+// so that no page is a cheaper guess at an account than another. event
+// names the page's audit event. page finds what the page is for (nil: a
+// page of no record, the device page): the key to audit the attempt under
+// and the hash that the page's own failure counter (MaxUCAFails) is kept
+// under ("" for none); its error ends the attempt before anything is
+// counted.
+func (s *Service) pageSignIn(ctx context.Context, event, userID, password string, page func(context.Context) (keyID int64, pageHash string, err error)) (in SignedIn, err error) {
 	if err := cmp.Or(
-		required(field{"uca", uca, maxUCA}),
 		account.CheckUserID(userID),
 		account.CheckLoginPassword(password),
 	); err != nil {
 		return SignedIn{}, err
 	}
-	// The key is the one of the app that asked, once the UCA is known.
+	// The key is the one of the app that asked, once the page's record is
+	// known.
 	var keyID int64
-	defer func() { s.recordResult(ctx, audit.SignIn, keyID, userID, err, "password") }()
-	// Only the page of a live UCA signs in, so the form is no open
-	// password oracle.
-	rec, err := s.liveUCA(ctx, uca)
-	if err != nil {
-		return SignedIn{}, err
+	defer func() { s.recordResult(ctx, event, keyID, userID, err, "password") }()
+	var pageHash string
+	if page != nil {
+		if keyID, pageHash, err = page(ctx); err != nil {
+			return SignedIn{}, err
+		}
 	}
-	keyID = rec.KeyID
 	// The same limits as /login (both are password guesses at the
-	// account), and the UCA's own: after MaxUCAFails wrong passwords its
+	// account), and the page's own: after MaxUCAFails wrong passwords its
 	// page signs nobody in any more.
-	att, err := s.reserve(ctx, Attempt{UCAHash: secret.Hash(uca), UserID: userID, IP: ipSubject(ClientIP(ctx))})
+	att, err := s.reserve(ctx, Attempt{UCAHash: pageHash, UserID: userID, IP: ipSubject(ClientIP(ctx))})
 	if err != nil {
 		return SignedIn{}, err
 	}

@@ -352,6 +352,7 @@ type options struct {
 	limits   oauth.Limits          // default: oauth.DefaultLimits
 	keyRate  int                   // requests per second per key; default none
 	now      func() time.Time      // the key rate's clock; default time.Now
+	clock    func() time.Time      // the flows' clock (oauth SetClock); default time.Now
 	events   audit.Recorder        // default: audit.Discard
 	// pki, when set, serves AuthService over mutual TLS (e.auth presents
 	// its component certificate; e.authTLS dials with another), and
@@ -427,6 +428,9 @@ func (e *env) start(t *testing.T) {
 	cache := keycache.New(keyService, keycache.MaxTTL, keycache.DefaultStale, 100)
 	store := redisstore.New(e.store, e.prefix, redisdb.DefaultTimeout)
 	flows := oauth.New(store, remote.NewUsers(userv1.NewUserServiceClient(e.remoteConn)), remote.NewActiveKeys(cache, keyService), ttl, e.o.limits, e.o.events, log, tel)
+	if e.o.clock != nil {
+		flows.SetClock(e.o.clock)
+	}
 
 	health := grpcx.NewHealth(map[string]grpcx.Probe{
 		"redis": func(ctx context.Context) error { return e.store.Ping(ctx).Err() },

@@ -29,7 +29,9 @@ const (
 // Server implements authv1.AuthServiceServer.
 type Server struct {
 	authv1.UnimplementedAuthServiceServer
-	flows *oauth.Service
+	flows        *oauth.Service
+	signing      *Signing
+	signingAdmin *SigningAdmin
 }
 
 // New returns the AuthService over flows.
@@ -42,11 +44,66 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 	authv1.RegisterConfirmationServiceServer(g, &Confirmation{flows: s.flows})
 	authv1.RegisterTokenServiceServer(g, &Tokens{flows: s.flows})
 	authv1.RegisterOIDCClientServiceServer(g, &OIDCClients{flows: s.flows})
+	authv1.RegisterOIDCServiceServer(g, &oidcService{OIDC: NewOIDC(s.flows), signing: s.signing})
 }
 
 // RegisterAdmin adds the operator service to g, the admin listener's server.
 func (s *Server) RegisterAdmin(g grpc.ServiceRegistrar) {
-	authv1.RegisterAuthAdminServiceServer(g, &Admin{flows: s.flows})
+	authv1.RegisterAuthAdminServiceServer(g, &adminService{Admin: &Admin{flows: s.flows}, signing: s.signingAdmin})
+}
+
+// WithSigning serves OIDCService's SignJWT and GetJWKS from sig and the
+// signing-key operator calls from admin. Without it they answer
+// unimplemented: the flows' own tests need no signing keys.
+func (s *Server) WithSigning(sig *Signing, admin *SigningAdmin) *Server {
+	s.signing, s.signingAdmin = sig, admin
+	return s
+}
+
+// oidcService is OIDCService: the front channel's flows and, when set, the
+// signing keys' calls.
+type oidcService struct {
+	*OIDC
+	signing *Signing
+}
+
+// SignJWT implements OIDCService.
+func (o *oidcService) SignJWT(ctx context.Context, req *authv1.SignJWTRequest) (*authv1.SignJWTResponse, error) {
+	if o.signing == nil {
+		return o.OIDC.SignJWT(ctx, req)
+	}
+	return o.signing.SignJWT(ctx, req)
+}
+
+// GetJWKS implements OIDCService.
+func (o *oidcService) GetJWKS(ctx context.Context, req *authv1.GetJWKSRequest) (*authv1.GetJWKSResponse, error) {
+	if o.signing == nil {
+		return o.OIDC.GetJWKS(ctx, req)
+	}
+	return o.signing.GetJWKS(ctx, req)
+}
+
+// adminService is AuthAdminService: the token and consent calls and, when
+// set, the signing keys'.
+type adminService struct {
+	*Admin
+	signing *SigningAdmin
+}
+
+// RotateSigningKey implements AuthAdminService.
+func (a *adminService) RotateSigningKey(ctx context.Context, req *authv1.RotateSigningKeyRequest) (*authv1.RotateSigningKeyResponse, error) {
+	if a.signing == nil {
+		return a.Admin.RotateSigningKey(ctx, req)
+	}
+	return a.signing.RotateSigningKey(ctx, req)
+}
+
+// ListSigningKeys implements AuthAdminService.
+func (a *adminService) ListSigningKeys(ctx context.Context, req *authv1.ListSigningKeysRequest) (*authv1.ListSigningKeysResponse, error) {
+	if a.signing == nil {
+		return a.Admin.ListSigningKeys(ctx, req)
+	}
+	return a.signing.ListSigningKeys(ctx, req)
 }
 
 // Authorize implements AuthService.

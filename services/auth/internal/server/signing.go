@@ -9,14 +9,12 @@ import (
 	"net/netip"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
 	"github.com/moreline/moreid/platform/ipset"
-	apikeyv1 "github.com/moreline/moreid/proto/gen/go/moreid/apikey/v1"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
 	"github.com/moreline/moreid/services/auth/internal/signing"
@@ -35,45 +33,12 @@ const maxSigningInput = 16 << 10
 // own clock, a moment before auth's.
 const clockSkew = time.Minute
 
-// ClientCheck answers whether client_id names a live (registered, not
-// revoked) client: SignJWT signs only tokens for one.
-type ClientCheck interface {
-	ClientLive(ctx context.Context, clientID string) (bool, error)
-}
-
-// APIKeyClients is the API-key service's GetClient as a ClientCheck.
-type APIKeyClients struct{ client apikeyv1.APIKeyServiceClient }
-
-// NewAPIKeyClients wraps client.
-func NewAPIKeyClients(client apikeyv1.APIKeyServiceClient) APIKeyClients {
-	return APIKeyClients{client: client}
-}
-
-// ClientLive implements ClientCheck: the key service's not_found is "not
-// live"; any other failure is the caller's to report (unavailable).
-func (a APIKeyClients) ClientLive(ctx context.Context, clientID string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	r, err := a.client.GetClient(ctx, &apikeyv1.GetClientRequest{ClientId: clientID})
-	if err != nil {
-		err = apierr.FromTransport(err)
-		if apierr.Is(err, apierr.NotFound) {
-			return false, nil
-		}
-		return false, err
-	}
-	k := r.GetApiKey()
-	return k != nil && k.GetClientId() == clientID && k.GetRevokedAt() == nil, nil
-}
-
-// Signing implements OIDCService's SignJWT and GetJWKS; the other methods
-// are Unimplemented, so the type that serves OIDCService embeds *Signing
-// and defines the rest.
+// Signing implements OIDCService's SignJWT and GetJWKS; Server serves them
+// beside the front channel's other calls (Server.WithSigning).
 type Signing struct {
-	authv1.UnimplementedOIDCServiceServer
 	keys         *signing.Keys
 	issuer       string
-	clients      ClientCheck
+	clients      oauth.ClientDirectory
 	gateways     []netip.Prefix
 	gatewayNames []string
 	trail        audit.Recorder
@@ -83,7 +48,7 @@ type Signing struct {
 // issuer and an aud that clients knows; only a caller inside gateways (and,
 // with TLS and gatewayNames, presenting a gateway's certificate) is
 // answered, as for the client-IP metadata of KeyInterceptor.
-func NewSigning(keys *signing.Keys, issuer string, clients ClientCheck, gateways []netip.Prefix, gatewayNames []string, trail audit.Recorder) *Signing {
+func NewSigning(keys *signing.Keys, issuer string, clients oauth.ClientDirectory, gateways []netip.Prefix, gatewayNames []string, trail audit.Recorder) *Signing {
 	return &Signing{keys: keys, issuer: issuer, clients: clients, gateways: gateways, gatewayNames: gatewayNames, trail: trail}
 }
 
@@ -182,7 +147,7 @@ func (s *Signing) check(ctx context.Context, input []byte) (string, error) {
 		return bad("aud", "受众无效")
 	}
 	for _, a := range aud {
-		live, err := s.clients.ClientLive(ctx, a)
+		live, err := clientLive(ctx, s.clients, a)
 		if err != nil {
 			return "", err
 		}
@@ -289,25 +254,16 @@ func signingKey(k signing.Key, state string) *authv1.SigningKey {
 	return out
 }
 
-// RegisterAdminWithSigning is RegisterAdmin with AuthAdminService's
-// signing-key calls served by sa.
-func (s *Server) RegisterAdminWithSigning(g grpc.ServiceRegistrar, sa *SigningAdmin) {
-	authv1.RegisterAuthAdminServiceServer(g, &adminWithSigning{Admin: &Admin{flows: s.flows}, signing: sa})
-}
-
-// adminWithSigning is Admin with the signing-key calls of SigningAdmin
-// (its own methods win over Admin's Unimplemented ones).
-type adminWithSigning struct {
-	*Admin
-	signing *SigningAdmin
-}
-
-// RotateSigningKey implements AuthAdminService.
-func (a *adminWithSigning) RotateSigningKey(ctx context.Context, req *authv1.RotateSigningKeyRequest) (*authv1.RotateSigningKeyResponse, error) {
-	return a.signing.RotateSigningKey(ctx, req)
-}
-
-// ListSigningKeys implements AuthAdminService.
-func (a *adminWithSigning) ListSigningKeys(ctx context.Context, req *authv1.ListSigningKeysRequest) (*authv1.ListSigningKeysResponse, error) {
-	return a.signing.ListSigningKeys(ctx, req)
+// clientLive reports whether clientID names a registered client whose key
+// is not revoked: the key service's not_found means not; any other failure
+// is the caller's to report (unavailable).
+func clientLive(ctx context.Context, clients oauth.ClientDirectory, clientID string) (bool, error) {
+	c, err := clients.Client(ctx, clientID)
+	if apierr.Is(err, apierr.NotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return c.ClientID == clientID, nil
 }

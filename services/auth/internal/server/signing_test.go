@@ -42,7 +42,7 @@ const (
 )
 
 // clientService is the API-key service's GetClient over a fixed set of
-// clients.
+// clients, answering as the real one does: not_found for a revoked key.
 type clientService struct {
 	apikeyv1.UnimplementedAPIKeyServiceServer
 	clients map[string]*apikeyv1.APIKey
@@ -50,7 +50,7 @@ type clientService struct {
 
 func (c *clientService) GetClient(_ context.Context, req *apikeyv1.GetClientRequest) (*apikeyv1.GetClientResponse, error) {
 	k, ok := c.clients[req.GetClientId()]
-	if !ok {
+	if !ok || k.GetRevokedAt() != nil {
 		return nil, apierr.New(apierr.NotFound)
 	}
 	return &apikeyv1.GetClientResponse{ApiKey: k}, nil
@@ -110,10 +110,15 @@ func newSigningEnv(t *testing.T, gateways string) *signingEnv {
 	trail := &audittest.Recorder{}
 	gw := []netip.Prefix{netip.MustParsePrefix(gateways)}
 
+	// Only the signing calls are exercised: the flows behind the other
+	// methods are not needed (nil).
+	srv := server.New(nil).WithSigning(
+		server.NewSigning(keys, testIssuer, remote.NewKeys(apikeys), gw, nil, trail),
+		server.NewSigningAdmin(keys, trail))
 	pub := grpctest.NewServer(server.KeyInterceptor(remote.NewKeys(apikeys), gw))
-	authv1.RegisterOIDCServiceServer(pub, server.NewSigning(keys, testIssuer, server.NewAPIKeyClients(apikeys), gw, nil, trail))
+	srv.Register(pub)
 	admin := grpctest.NewServer()
-	server.New(nil).RegisterAdminWithSigning(admin, server.NewSigningAdmin(keys, trail))
+	srv.RegisterAdmin(admin)
 	return &signingEnv{
 		clock: c,
 		oidc:  authv1.NewOIDCServiceClient(grpctest.Dial(t, grpctest.Serve(t, pub))),
