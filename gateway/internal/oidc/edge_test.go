@@ -690,9 +690,21 @@ func TestIntrospectAndRevoke(t *testing.T) {
 	if a.status != 200 || m["active"] != true || m["sub"] != "42" || m["client_id"] != confID || m["exp"] != float64(authTime.Add(time.Hour).Unix()) {
 		t.Fatalf("%d %v", a.status, m)
 	}
-	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {accessToken}, "client_id": {pubID}}, nil)
+	// A token not issued to the caller is just inactive.
+	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {"token_other"}}, basic(confID, confSecret))
 	if m := a.json(t); a.status != 200 || len(m) != 1 || m["active"] != false {
-		t.Fatalf("other client: %d %v", a.status, m)
+		t.Fatalf("other token: %d %v", a.status, m)
+	}
+	// A public client cannot authenticate, so it cannot introspect (the
+	// library's rule, RFC 7662 section 2.1); auth is not asked.
+	before := rg.auth.count("Introspect")
+	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {accessToken}, "client_id": {pubID}}, nil)
+	if a.status != 401 || a.json(t)["error"] != "invalid_client" || rg.auth.count("Introspect") != before {
+		t.Fatalf("public client: %d %s", a.status, a.body)
+	}
+	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{}, basic(confID, confSecret))
+	if a.status != 400 || a.json(t)["error"] != "invalid_request" {
+		t.Fatalf("no token: %d %s", a.status, a.body)
 	}
 	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {accessToken}}, basic(confID, "ml_bad"))
 	if a.status != 401 || a.json(t)["error"] != "invalid_client" {
