@@ -464,6 +464,29 @@ func TestTokenEndpointGrants(t *testing.T) {
 	}
 }
 
+// TestBackChannelReadsTheBodyOnly: parameters in the query string of a
+// back-channel POST are not read (RFC 6749 section 3.2 wants the body; the
+// library would merge the query in).
+func TestBackChannelReadsTheBodyOnly(t *testing.T) {
+	rg := newRig(t)
+	cases := []struct {
+		name, path, query string
+		form              url.Values
+	}{
+		{"code", TokenPath, "code=code_ok", url.Values{"grant_type": {"authorization_code"}, "code_verifier": {"verifier"}, "redirect_uri": {confRedirect}}},
+		{"introspected token", IntrospectPath, "token=" + accessToken, url.Values{}},
+		{"revoked token", RevokePath, "token=mlrt_next", url.Values{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := do(t, http.DefaultClient, "POST", rg.srv.URL+c.path+"?"+c.query, c.form, basic(confID, confSecret))
+			if a.status != 400 || a.json(t)["error"] != "invalid_request" {
+				t.Fatalf("%d %s", a.status, a.body)
+			}
+		})
+	}
+}
+
 // TestIDTokenVerifiesAgainstTheJWKS: the ID token is signed through the
 // OpaqueSigner (SignJWT with the fake's RSA key) and verifies against what
 // /oidc/jwks publishes, with the SPEC's claims.
@@ -547,17 +570,20 @@ func TestJWKSIsCachedBriefly(t *testing.T) {
 func TestDevicePollingErrors(t *testing.T) {
 	rg := newRig(t)
 	cases := []struct {
-		kind   apierr.Kind
-		status int
-		err    string
+		kind       apierr.Kind
+		status     int
+		err        string
+		retryAfter string
 	}{
-		{apierr.AuthorizationPending, 400, "authorization_pending"},
-		{apierr.SlowDown, 400, "slow_down"},
-		{apierr.AccessDenied, 400, "access_denied"},
-		{apierr.ExpiredToken, 400, "expired_token"},
-		{apierr.InvalidGrant, 400, "invalid_grant"},
-		{apierr.Unavailable, 503, "temporarily_unavailable"},
-		{"", 200, ""},
+		{apierr.AuthorizationPending, 400, "authorization_pending", ""},
+		{apierr.SlowDown, 400, "slow_down", ""},
+		{apierr.AccessDenied, 400, "access_denied", ""},
+		{apierr.ExpiredToken, 400, "expired_token", ""},
+		{apierr.InvalidGrant, 400, "invalid_grant", ""},
+		{apierr.Unavailable, 503, "temporarily_unavailable", ""},
+		// The library cannot put a header on an error; the edge does.
+		{apierr.RateLimited, 429, "invalid_request", "30"},
+		{"", 200, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(string(c.kind), func(t *testing.T) {
@@ -568,6 +594,9 @@ func TestDevicePollingErrors(t *testing.T) {
 				url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"mldc_x"}, "client_id": {pubID}}, nil)
 			if a.status != c.status || (c.err != "" && a.json(t)["error"] != c.err) {
 				t.Fatalf("%d %s", a.status, a.body)
+			}
+			if got := a.header.Get("Retry-After"); got != c.retryAfter {
+				t.Fatalf("Retry-After %q, want %q", got, c.retryAfter)
 			}
 		})
 	}
@@ -784,6 +813,8 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 	}{
 		{"GET", TokenPath, 405}, {"PUT", AuthorizePath, 405}, {"POST", JWKSPath, 405}, {"DELETE", UserinfoPath, 405},
 		{"GET", RevokePath, 405}, {"POST", LoggedOutPath, 405}, {"GET", "/oidc/nothing", 404},
+		// The library's router has these; the edge does not hand them over.
+		{"GET", "/healthz", 404}, {"GET", "/ready", 404},
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/apierr"
@@ -174,7 +175,7 @@ func (e *Edge) backChannel(w http.ResponseWriter, r *http.Request) {
 
 // userCodeAlphabet has no vowels (no words in codes) and none of the
 // letters that read alike (SPEC 8: 8 letters, shown XXXX-XXXX).
-const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+const userCodeAlphabet = op.CharSetBase20
 
 // deviceCodeLen: 43 alphanumeric characters, about 256 bits.
 const deviceCodeLen = 43
@@ -192,8 +193,10 @@ func (e *Edge) startDevice(ctx context.Context, clientID string, scopes []string
 	for range 5 {
 		// The display form: auth compares a normalised copy and keeps
 		// this one to show on the verification page.
-		code := secret.New("", 8, userCodeAlphabet)
-		user = code[:4] + "-" + code[4:]
+		user, err = op.NewUserCode([]rune(userCodeAlphabet), 8, 4)
+		if err != nil {
+			return nil, "", "", err
+		}
 		res, err = e.back.StartDevice(ctx, &authv1.StartDeviceRequest{ClientId: clientID, DeviceCode: device, UserCode: user,
 			Scopes: scopes, ExpiresIn: int32(deviceCodeTTL / time.Second)})
 		if err == nil || page.Details(err).Kind != apierr.Conflict {
