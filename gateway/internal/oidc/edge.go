@@ -105,14 +105,15 @@ func New(auth grpc.ClientConnInterface, cfg Config) (*Edge, error) {
 		keys: newKeyCache(front, now, jwksCacheLifetime),
 	}
 	e.op = newOPHandler(e)
+	cors := publicCORS()
 	e.handler = map[string]http.HandlerFunc{
-		DiscoveryPath:  cors(readOnly(e.public)),
-		JWKSPath:       cors(readOnly(e.public)),
+		DiscoveryPath:  cors(readOnly(e.public)).ServeHTTP,
+		JWKSPath:       cors(readOnly(e.public)).ServeHTTP,
 		AuthorizePath:  e.pageMethods(e.authorize),
 		LoginPath:      e.pageMethods(e.login),
 		ConsentPath:    e.pageMethods(e.consent),
-		TokenPath:      cors(postOnly(e.token)),
-		UserinfoPath:   cors(e.userinfoMethods),
+		TokenPath:      cors(postOnly(e.token)).ServeHTTP,
+		UserinfoPath:   cors(http.HandlerFunc(e.userinfoMethods)).ServeHTTP,
 		IntrospectPath: postOnly(e.backChannel),
 		RevokePath:     postOnly(e.backChannel),
 		DeviceAuthPath: postOnly(e.backChannel),
@@ -198,27 +199,6 @@ func postOnly(h http.HandlerFunc) http.HandlerFunc {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
 			writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
-			return
-		}
-		h(w, r)
-	}
-}
-
-// cors lets browser apps (openid-client in a SPA) read discovery, the JWKS,
-// the token and userinfo answers from any origin. Credentials are never
-// allowed: these endpoints authenticate by what the request carries, not by
-// cookies, and the pages and the other endpoints get no CORS at all.
-func cors(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" {
-			w.Header().Set("Access-Control-Allow-Origin", "*")
-			w.Header().Add("Vary", "Origin")
-		}
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
-			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			w.Header().Set("Access-Control-Max-Age", "600")
-			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		h(w, r)

@@ -84,6 +84,25 @@ func TestCORSOnlyOnPublicEndpoints(t *testing.T) {
 			}
 		})
 	}
+	// A browser app must be able to read the refusals too, the edge's own
+	// (before the library) and the library's.
+	refusals := []struct {
+		name, method, path string
+		form               url.Values
+		status             int
+	}{
+		{"edge: no client", "POST", TokenPath, url.Values{"grant_type": {"client_credentials"}}, 401},
+		{"library: no code", "POST", TokenPath, url.Values{"grant_type": {"authorization_code"}, "client_id": {pubID}}, 400},
+		{"edge: no token", "GET", UserinfoPath, nil, 401},
+	}
+	for _, c := range refusals {
+		t.Run(c.name, func(t *testing.T) {
+			a := do(t, http.DefaultClient, c.method, rg.srv.URL+c.path, c.form, map[string]string{"Origin": "https://spa.example"})
+			if a.status != c.status || a.header.Get("Access-Control-Allow-Origin") != "*" || a.header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Fatalf("%d, allow-origin %q", a.status, a.header.Get("Access-Control-Allow-Origin"))
+			}
+		})
+	}
 }
 
 // TestAuthorizeNeverRedirectsToAnUnknownPlace: without a known client and

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"google.golang.org/grpc/metadata"
@@ -34,19 +35,36 @@ type opServer struct {
 }
 
 // newOPHandler is the library's handler for the back-channel paths only:
-// no authorization or end-session route (those are the edge's, with the kit
-// pages) and no library CORS (the edge's cors wrapper limits it to four
-// paths, without credentials). The library's /healthz and /ready stay
-// unreachable: the edge hands it only the paths of Paths.
+// no authorization or end-session route (those are the edge's, with the
+// kit pages). The library's own /healthz and /ready stay unreachable: the
+// edge hands it only the paths of Paths. Its CORS is off: the library
+// wraps its whole router in one policy, while only four paths may be read
+// cross-origin and the edge's own refusals on them need the headers too
+// (see publicCORS).
 func newOPHandler(e *Edge) http.Handler {
 	return op.RegisterServer(&opServer{e: e}, op.Endpoints{
 		Token:               op.NewEndpoint(TokenPath),
-		Userinfo:            op.NewEndpoint(UserinfoPath),
 		Introspection:       op.NewEndpoint(IntrospectPath),
+		Userinfo:            op.NewEndpoint(UserinfoPath),
 		Revocation:          op.NewEndpoint(RevokePath),
 		DeviceAuthorization: op.NewEndpoint(DeviceAuthPath),
 		JwksURI:             op.NewEndpoint(JWKSPath),
 	}, op.WithServerCORSOptions(nil))
+}
+
+// publicCORS is the CORS policy (the library's CORS package, rs/cors) of
+// discovery, the JWKS, the token endpoint and userinfo, which browser apps
+// read from any origin. Credentials are never allowed: these endpoints
+// authenticate by what the request carries, not by cookies. It wraps the
+// edge's whole handler of each path, so a preflight is answered before the
+// method checks and the edge's own errors carry the headers too.
+func publicCORS() func(http.Handler) http.Handler {
+	return cors.New(cors.Options{
+		AllowedOrigins: []string{"*"},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+		MaxAge:         600,
+	}).Handler
 }
 
 // exchange is what one op request carries beyond its data: the HTTP
