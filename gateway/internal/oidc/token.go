@@ -27,6 +27,15 @@ type clientAuth struct {
 // from HTTP Basic (RFC 6749 section 2.3.1, form-encoded halves) or the
 // client_id / client_secret fields. It answers the error itself when it
 // returns false.
+//
+// It is the gate in front of the library, which reads the credentials
+// again (parseClientCredentials) and authenticates through VerifyClient.
+// The gate keeps what the library does otherwise: no client at all is
+// invalid_client 401 (the library: invalid_request), Basic plus a form
+// client_secret is two methods even without a form client_id (the library
+// sees two only when the form has both), a repeated parameter is refused
+// (the library's decoder takes one), and nothing that cannot travel as
+// gRPC metadata goes on.
 func (e *Edge) backForm(w http.ResponseWriter, r *http.Request) (clientAuth, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, page.MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
