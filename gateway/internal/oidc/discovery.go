@@ -1,8 +1,6 @@
 package oidc
 
 import (
-	"net/http"
-
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -16,11 +14,14 @@ type discoveryDoc struct {
 // Scopes the provider knows.
 var knownScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
 
-// discovery is GET /.well-known/openid-configuration. It advertises only
-// what is served: the code flow in query mode, S256, the four grants and
-// the three client authentication methods (no implicit, no hybrid, no
-// private_key_jwt, no request objects).
-func (e *Edge) discovery(w http.ResponseWriter, _ *http.Request) {
+// discoveryDoc is GET /.well-known/openid-configuration (served by the
+// library through opServer.Discovery). It advertises only what is served:
+// the code flow in query mode, S256, the four grants and the three client
+// authentication methods (no implicit, no hybrid, no private_key_jwt, no
+// request objects). The library's own op.CreateDiscoveryConfig would
+// advertise what its Provider configuration enables, which is not the
+// SPEC's list, and lacks the RFC 9207 flag.
+func (e *Edge) discoveryDoc() discoveryDoc {
 	auth := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
 	doc := discoveryDoc{
 		DiscoveryConfiguration: oidc.DiscoveryConfiguration{
@@ -51,6 +52,5 @@ func (e *Edge) discovery(w http.ResponseWriter, _ *http.Request) {
 		},
 		AuthorizationResponseIssParameterSupported: true,
 	}
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, doc)
+	return doc
 }

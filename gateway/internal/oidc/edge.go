@@ -13,12 +13,14 @@
 // through OIDCService.SignJWT and maps auth's error kinds to the OAuth
 // error vocabulary.
 //
-// zitadel/oidc's op package is not mounted: each endpoint it offers would
-// have had to be overridden (iss on every redirect, discovery, PKCE,
-// redirect matching, the error page, device polling, exactly-once
-// redemption in one RPC, logout), so what it would have served is only
-// JSON framing. Its pkg/oidc types and at_hash helper, and go-jose with an
-// OpaqueSigner for the signature, are used instead.
+// The back channel (discovery, JWKS, token, introspection, userinfo,
+// revocation, device authorization) is served by zitadel/oidc's certified
+// op package (op.RegisterServer over opServer, opserver.go): the library
+// parses the requests, authenticates clients, dispatches grants and writes
+// the OAuth answers; opServer's methods are auth's RPCs. The authorization
+// endpoint, its pages, the device page and logout stay the edge's: the
+// library has no pages, and its authorize and end-session handlers answer
+// in JSON where the SPEC wants the kit's error page (see notes/gwop.md).
 package oidc
 
 import (
@@ -80,6 +82,7 @@ type Edge struct {
 	back    authv1.OIDCClientServiceClient
 	keys    *keyCache
 	handler map[string]http.HandlerFunc
+	op      http.Handler // zitadel/oidc's op handler for the back channel
 }
 
 // New returns the edge over the auth connection.
@@ -101,17 +104,19 @@ func New(auth grpc.ClientConnInterface, cfg Config) (*Edge, error) {
 		front: front, back: authv1.NewOIDCClientServiceClient(auth),
 		keys: newKeyCache(front, now, jwksCacheLifetime),
 	}
+	e.op = newOPHandler(e)
+	cors := publicCORS()
 	e.handler = map[string]http.HandlerFunc{
-		DiscoveryPath:  cors(readOnly(e.discovery)),
-		JWKSPath:       cors(readOnly(e.jwks)),
+		DiscoveryPath:  cors(readOnly(e.public)).ServeHTTP,
+		JWKSPath:       cors(readOnly(e.public)).ServeHTTP,
 		AuthorizePath:  e.pageMethods(e.authorize),
 		LoginPath:      e.pageMethods(e.login),
 		ConsentPath:    e.pageMethods(e.consent),
-		TokenPath:      cors(postOnly(e.token)),
-		UserinfoPath:   cors(e.userinfoMethods),
-		IntrospectPath: postOnly(e.introspect),
-		RevokePath:     postOnly(e.revoke),
-		DeviceAuthPath: postOnly(e.deviceAuthorization),
+		TokenPath:      cors(postOnly(e.token)).ServeHTTP,
+		UserinfoPath:   cors(http.HandlerFunc(e.userinfoMethods)).ServeHTTP,
+		IntrospectPath: postOnly(e.backChannel),
+		RevokePath:     postOnly(e.backChannel),
+		DeviceAuthPath: postOnly(e.backChannel),
 		DevicePath:     e.pageMethods(e.device),
 		EndSessionPath: e.pageMethods(e.endSession),
 		LoggedOutPath:  e.pageReadOnly(e.loggedOut),
@@ -200,25 +205,10 @@ func postOnly(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// cors lets browser apps (openid-client in a SPA) read discovery, the JWKS,
-// the token and userinfo answers from any origin. Credentials are never
-// allowed: these endpoints authenticate by what the request carries, not by
-// cookies, and the pages and the other endpoints get no CORS at all.
-func cors(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" {
-			w.Header().Set("Access-Control-Allow-Origin", "*")
-			w.Header().Add("Vary", "Origin")
-		}
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
-			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			w.Header().Set("Access-Control-Max-Age", "600")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		h(w, r)
-	}
+// public is discovery and the JWKS, served by the library.
+func (e *Edge) public(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	e.viaOP(w, r)
 }
 
 // frontMD is the metadata of a front-channel call: the edge's (client IP,

@@ -84,6 +84,25 @@ func TestCORSOnlyOnPublicEndpoints(t *testing.T) {
 			}
 		})
 	}
+	// A browser app must be able to read the refusals too, the edge's own
+	// (before the library) and the library's.
+	refusals := []struct {
+		name, method, path string
+		form               url.Values
+		status             int
+	}{
+		{"edge: no client", "POST", TokenPath, url.Values{"grant_type": {"client_credentials"}}, 401},
+		{"library: no code", "POST", TokenPath, url.Values{"grant_type": {"authorization_code"}, "client_id": {pubID}}, 400},
+		{"edge: no token", "GET", UserinfoPath, nil, 401},
+	}
+	for _, c := range refusals {
+		t.Run(c.name, func(t *testing.T) {
+			a := do(t, http.DefaultClient, c.method, rg.srv.URL+c.path, c.form, map[string]string{"Origin": "https://spa.example"})
+			if a.status != c.status || a.header.Get("Access-Control-Allow-Origin") != "*" || a.header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Fatalf("%d, allow-origin %q", a.status, a.header.Get("Access-Control-Allow-Origin"))
+			}
+		})
+	}
 }
 
 // TestAuthorizeNeverRedirectsToAnUnknownPlace: without a known client and
@@ -464,6 +483,29 @@ func TestTokenEndpointGrants(t *testing.T) {
 	}
 }
 
+// TestBackChannelReadsTheBodyOnly: parameters in the query string of a
+// back-channel POST are not read (RFC 6749 section 3.2 wants the body; the
+// library would merge the query in).
+func TestBackChannelReadsTheBodyOnly(t *testing.T) {
+	rg := newRig(t)
+	cases := []struct {
+		name, path, query string
+		form              url.Values
+	}{
+		{"code", TokenPath, "code=code_ok", url.Values{"grant_type": {"authorization_code"}, "code_verifier": {"verifier"}, "redirect_uri": {confRedirect}}},
+		{"introspected token", IntrospectPath, "token=" + accessToken, url.Values{}},
+		{"revoked token", RevokePath, "token=mlrt_next", url.Values{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := do(t, http.DefaultClient, "POST", rg.srv.URL+c.path+"?"+c.query, c.form, basic(confID, confSecret))
+			if a.status != 400 || a.json(t)["error"] != "invalid_request" {
+				t.Fatalf("%d %s", a.status, a.body)
+			}
+		})
+	}
+}
+
 // TestIDTokenVerifiesAgainstTheJWKS: the ID token is signed through the
 // OpaqueSigner (SignJWT with the fake's RSA key) and verifies against what
 // /oidc/jwks publishes, with the SPEC's claims.
@@ -547,17 +589,20 @@ func TestJWKSIsCachedBriefly(t *testing.T) {
 func TestDevicePollingErrors(t *testing.T) {
 	rg := newRig(t)
 	cases := []struct {
-		kind   apierr.Kind
-		status int
-		err    string
+		kind       apierr.Kind
+		status     int
+		err        string
+		retryAfter string
 	}{
-		{apierr.AuthorizationPending, 400, "authorization_pending"},
-		{apierr.SlowDown, 400, "slow_down"},
-		{apierr.AccessDenied, 400, "access_denied"},
-		{apierr.ExpiredToken, 400, "expired_token"},
-		{apierr.InvalidGrant, 400, "invalid_grant"},
-		{apierr.Unavailable, 503, "temporarily_unavailable"},
-		{"", 200, ""},
+		{apierr.AuthorizationPending, 400, "authorization_pending", ""},
+		{apierr.SlowDown, 400, "slow_down", ""},
+		{apierr.AccessDenied, 400, "access_denied", ""},
+		{apierr.ExpiredToken, 400, "expired_token", ""},
+		{apierr.InvalidGrant, 400, "invalid_grant", ""},
+		{apierr.Unavailable, 503, "temporarily_unavailable", ""},
+		// The library cannot put a header on an error; the edge does.
+		{apierr.RateLimited, 429, "invalid_request", "30"},
+		{"", 200, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(string(c.kind), func(t *testing.T) {
@@ -568,6 +613,9 @@ func TestDevicePollingErrors(t *testing.T) {
 				url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"mldc_x"}, "client_id": {pubID}}, nil)
 			if a.status != c.status || (c.err != "" && a.json(t)["error"] != c.err) {
 				t.Fatalf("%d %s", a.status, a.body)
+			}
+			if got := a.header.Get("Retry-After"); got != c.retryAfter {
+				t.Fatalf("Retry-After %q, want %q", got, c.retryAfter)
 			}
 		})
 	}
@@ -690,9 +738,21 @@ func TestIntrospectAndRevoke(t *testing.T) {
 	if a.status != 200 || m["active"] != true || m["sub"] != "42" || m["client_id"] != confID || m["exp"] != float64(authTime.Add(time.Hour).Unix()) {
 		t.Fatalf("%d %v", a.status, m)
 	}
-	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {accessToken}, "client_id": {pubID}}, nil)
+	// A token not issued to the caller is just inactive.
+	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {"token_other"}}, basic(confID, confSecret))
 	if m := a.json(t); a.status != 200 || len(m) != 1 || m["active"] != false {
-		t.Fatalf("other client: %d %v", a.status, m)
+		t.Fatalf("other token: %d %v", a.status, m)
+	}
+	// A public client cannot authenticate, so it cannot introspect (the
+	// library's rule, RFC 7662 section 2.1); auth is not asked.
+	before := rg.auth.count("Introspect")
+	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {accessToken}, "client_id": {pubID}}, nil)
+	if a.status != 401 || a.json(t)["error"] != "invalid_client" || rg.auth.count("Introspect") != before {
+		t.Fatalf("public client: %d %s", a.status, a.body)
+	}
+	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{}, basic(confID, confSecret))
+	if a.status != 400 || a.json(t)["error"] != "invalid_request" {
+		t.Fatalf("no token: %d %s", a.status, a.body)
 	}
 	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {accessToken}}, basic(confID, "ml_bad"))
 	if a.status != 401 || a.json(t)["error"] != "invalid_client" {
@@ -772,6 +832,8 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 	}{
 		{"GET", TokenPath, 405}, {"PUT", AuthorizePath, 405}, {"POST", JWKSPath, 405}, {"DELETE", UserinfoPath, 405},
 		{"GET", RevokePath, 405}, {"POST", LoggedOutPath, 405}, {"GET", "/oidc/nothing", 404},
+		// The library's router has these; the edge does not hand them over.
+		{"GET", "/healthz", 404}, {"GET", "/ready", 404},
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {

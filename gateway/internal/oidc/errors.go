@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/apierr"
 )
 
@@ -62,22 +61,4 @@ func oauthKind(k apierr.Kind) (string, int) {
 		return "temporarily_unavailable", http.StatusServiceUnavailable
 	}
 	return "server_error", http.StatusInternalServerError
-}
-
-// jsonFailure answers a failed auth call on a JSON endpoint. The
-// description is auth's message (never a secret: auth's messages are the
-// kinds' fixed texts), or the kind's default.
-func (e *Edge) jsonFailure(w http.ResponseWriter, r *http.Request, err error) {
-	e.kit.Fault(r, err)
-	d := page.Details(err)
-	e.kit.Note(r, d.Kind)
-	code, status := oauthKind(d.Kind)
-	if d.RetryAfter != "" {
-		w.Header().Set("Retry-After", d.RetryAfter)
-	}
-	msg := d.Message
-	if status >= 500 {
-		msg = apierr.DefaultMessage(d.Kind)
-	}
-	writeOAuthError(w, status, code, msg)
 }

@@ -343,6 +343,9 @@ func (f *fakeAuth) PollDevice(ctx context.Context, req *authv1.PollDeviceRequest
 	f.mu.Lock()
 	k := f.pollErr
 	f.mu.Unlock()
+	if k == apierr.RateLimited {
+		return nil, &apierr.Error{Kind: k, RetryAfterSeconds: 30}
+	}
 	if k != "" {
 		return nil, apierr.New(k)
 	}

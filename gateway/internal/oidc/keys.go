@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 )
@@ -142,20 +140,4 @@ func (e *Edge) sign(ctx context.Context, claims any) (string, error) {
 		return "", err
 	}
 	return jws.CompactSerialize()
-}
-
-// jwks is GET /oidc/jwks: auth's published keys, cacheable for a minute
-// (a relying party that sees an unknown kid fetches again).
-func (e *Edge) jwks(w http.ResponseWriter, r *http.Request) {
-	set, err := e.keys.get(metadata.NewOutgoingContext(r.Context(), e.plainMD(r)))
-	if err != nil {
-		e.jsonFailure(w, r, err)
-		return
-	}
-	keys := set.raw
-	if keys == nil {
-		keys = []json.RawMessage{}
-	}
-	w.Header().Set("Cache-Control", "public, max-age=60")
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"google.golang.org/grpc/metadata"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/apierr"
@@ -29,6 +27,15 @@ type clientAuth struct {
 // from HTTP Basic (RFC 6749 section 2.3.1, form-encoded halves) or the
 // client_id / client_secret fields. It answers the error itself when it
 // returns false.
+//
+// It is the gate in front of the library, which reads the credentials
+// again (parseClientCredentials) and authenticates through VerifyClient.
+// The gate keeps what the library does otherwise: no client at all is
+// invalid_client 401 (the library: invalid_request), Basic plus a form
+// client_secret is two methods even without a form client_id (the library
+// sees two only when the form has both), a repeated parameter is refused
+// (the library's decoder takes one), and nothing that cannot travel as
+// gRPC metadata goes on.
 func (e *Edge) backForm(w http.ResponseWriter, r *http.Request) (clientAuth, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, page.MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
@@ -89,34 +96,6 @@ func (e *Edge) invalidClient(w http.ResponseWriter, r *http.Request, basic bool,
 	writeOAuthError(w, http.StatusUnauthorized, "invalid_client", desc)
 }
 
-// backFailure answers a failed back-channel call.
-func (e *Edge) backFailure(w http.ResponseWriter, r *http.Request, c clientAuth, err error) {
-	if code, _ := oauthKind(page.Details(err).Kind); code == "invalid_client" && c.basic {
-		w.Header().Set("WWW-Authenticate", `Basic realm="moreid", charset="UTF-8"`)
-	}
-	e.jsonFailure(w, r, err)
-}
-
-func (e *Edge) backCtx(r *http.Request, c clientAuth) context.Context {
-	return metadata.NewOutgoingContext(r.Context(), e.backMD(r, c))
-}
-
-// authenticate is the token endpoint's client authentication: auth checks
-// the key (or that a keyless client is public) and the key's whitelist.
-func (e *Edge) authenticate(w http.ResponseWriter, r *http.Request, c clientAuth) (*authv1.OIDCClient, bool) {
-	res, err := e.back.AuthenticateClient(e.backCtx(r, c), &authv1.AuthenticateClientRequest{ClientId: c.id})
-	if err != nil {
-		e.backFailure(w, r, c, err)
-		return nil, false
-	}
-	client := res.GetClient()
-	if c.secret == "" && !client.GetPublic() {
-		e.invalidClient(w, r, c.basic, "this client must authenticate with its secret")
-		return nil, false
-	}
-	return client, true
-}
-
 // tokenResponse is RFC 6749 section 5.1 plus the ID token.
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
@@ -127,16 +106,19 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token,omitempty"`
 }
 
-// token is POST /oidc/token.
+// token is POST /oidc/token: the edge's form checks (backForm), then only
+// the four grants reach the library, which authenticates the client
+// (VerifyClient), checks its grants and the grant's required parameters
+// and calls the opServer method of the grant. Other grants the library
+// knows (JWT bearer, token exchange) are not served.
 func (e *Edge) token(w http.ResponseWriter, r *http.Request) {
-	c, ok := e.backForm(w, r)
-	if !ok {
+	noStore(w)
+	if _, ok := e.backForm(w, r); !ok {
 		return
 	}
-	f := r.PostForm
-	grant := f.Get("grant_type")
-	switch grant {
-	case "authorization_code", "refresh_token", "client_credentials", string(oidc.GrantTypeDeviceCode):
+	switch grant := r.PostForm.Get("grant_type"); grant {
+	case string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken), string(oidc.GrantTypeClientCredentials),
+		string(oidc.GrantTypeDeviceCode):
 	case "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 		return
@@ -144,66 +126,7 @@ func (e *Edge) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type")
 		return
 	}
-	client, ok := e.authenticate(w, r, c)
-	if !ok {
-		return
-	}
-	ctx := e.backCtx(r, c)
-	var g *authv1.OIDCGrant
-	var err error
-	switch grant {
-	case "authorization_code":
-		if f.Get("code") == "" || f.Get("redirect_uri") == "" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "code and redirect_uri are required")
-			return
-		}
-		var res *authv1.RedeemCodeResponse
-		res, err = e.back.RedeemCode(ctx, &authv1.RedeemCodeRequest{ClientId: c.id, Code: f.Get("code"),
-			CodeVerifier: f.Get("code_verifier"), RedirectUri: f.Get("redirect_uri")})
-		g = res.GetGrant()
-	case "refresh_token":
-		if f.Get("refresh_token") == "" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
-			return
-		}
-		var res *authv1.RefreshResponse
-		res, err = e.back.Refresh(ctx, &authv1.RefreshRequest{ClientId: c.id, RefreshToken: f.Get("refresh_token"),
-			Scopes: strings.Fields(f.Get("scope"))})
-		g = res.GetGrant()
-	case "client_credentials":
-		if client.GetPublic() {
-			writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "a public client cannot use client_credentials")
-			return
-		}
-		var res *authv1.IssueClientTokenResponse
-		res, err = e.back.IssueClientToken(ctx, &authv1.IssueClientTokenRequest{ClientId: c.id, Scopes: strings.Fields(f.Get("scope"))})
-		g = res.GetGrant()
-	default: // device code
-		if f.Get("device_code") == "" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "device_code is required")
-			return
-		}
-		var res *authv1.PollDeviceResponse
-		res, err = e.back.PollDevice(ctx, &authv1.PollDeviceRequest{ClientId: c.id, DeviceCode: f.Get("device_code")})
-		g = res.GetGrant()
-	}
-	if err != nil {
-		e.backFailure(w, r, c, err)
-		return
-	}
-	// The access token is auth's token_... record itself, passed through
-	// untouched: the same token works on /api/oauth.
-	out := tokenResponse{AccessToken: g.GetAccessToken(), TokenType: "Bearer", ExpiresIn: g.GetExpiresIn(),
-		RefreshToken: g.GetRefreshToken(), Scope: strings.Join(g.GetScopes(), " ")}
-	if g.GetSubject() != "" && slices.Contains(g.GetScopes(), "openid") {
-		out.IDToken, err = e.idToken(metadata.NewOutgoingContext(r.Context(), e.plainMD(r)), c.id, g)
-		if err != nil {
-			e.log.Error("oidc: sign the ID token", "client_id", c.id, "error", err.Error())
-			e.jsonFailure(w, r, err)
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
+	e.viaOP(w, r)
 }
 
 // idClaims are the ID token's claims (OpenID Connect Core 2; SPEC 8).
@@ -240,74 +163,36 @@ func (e *Edge) idToken(ctx context.Context, clientID string, g *authv1.OIDCGrant
 	return e.sign(ctx, claims)
 }
 
-// introspect is POST /oidc/introspect (RFC 7662).
-func (e *Edge) introspect(w http.ResponseWriter, r *http.Request) {
+// backChannel is a client-authenticated endpoint the library serves
+// (introspection, revocation, device authorization) after the edge's form
+// checks.
+func (e *Edge) backChannel(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
 	c, ok := e.backForm(w, r)
 	if !ok {
 		return
 	}
-	res, err := e.back.Introspect(e.backCtx(r, c), &authv1.IntrospectRequest{ClientId: c.id, Token: r.PostForm.Get("token")})
-	if err != nil {
-		e.backFailure(w, r, c, err)
+	if r.URL.Path == IntrospectPath && c.secret == "" {
+		// The library refuses a client without a secret too (RFC 7662
+		// section 2.1: the caller authenticates, which a public client
+		// cannot), but with 400; invalid_client is 401 everywhere here.
+		e.invalidClient(w, r, c.basic, "introspection needs the client secret")
 		return
 	}
-	if !res.GetActive() {
-		writeJSON(w, http.StatusOK, map[string]any{"active": false})
-		return
-	}
-	out := map[string]any{"active": true, "iss": e.issuer}
-	for k, v := range map[string]string{"scope": res.GetScope(), "client_id": res.GetClientId(), "sub": res.GetSub(),
-		"username": res.GetUsername(), "token_type": res.GetTokenType()} {
-		if v != "" {
-			out[k] = v
-		}
-	}
-	if t := res.GetIssuedAt(); t != nil {
-		out["iat"] = t.AsTime().Unix()
-	}
-	if t := res.GetExpiresAt(); t != nil {
-		out["exp"] = t.AsTime().Unix()
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// revoke is POST /oidc/revoke (RFC 7009): 200 with an empty body whether
-// or not the token was this client's.
-func (e *Edge) revoke(w http.ResponseWriter, r *http.Request) {
-	c, ok := e.backForm(w, r)
-	if !ok {
-		return
-	}
-	if r.PostForm.Get("token") == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
-		return
-	}
-	_, err := e.back.Revoke(e.backCtx(r, c), &authv1.RevokeRequest{ClientId: c.id, Token: r.PostForm.Get("token"),
-		TokenTypeHint: r.PostForm.Get("token_type_hint")})
-	if err != nil {
-		e.backFailure(w, r, c, err)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	e.viaOP(w, r)
 }
 
 // userCodeAlphabet has no vowels (no words in codes) and none of the
 // letters that read alike (SPEC 8: 8 letters, shown XXXX-XXXX).
-const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+const userCodeAlphabet = op.CharSetBase20
 
 // deviceCodeLen: 43 alphanumeric characters, about 256 bits.
 const deviceCodeLen = 43
 
-// deviceAuthorization is POST /oidc/device_authorization (RFC 8628
-// section 3.1). The edge draws the codes; auth stores only their hashes.
-func (e *Edge) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	c, ok := e.backForm(w, r)
-	if !ok {
-		return
-	}
-	ctx := e.backCtx(r, c)
-	scopes := strings.Fields(r.PostForm.Get("scope"))
+// startDevice draws the device code and the user code and registers
+// them with auth (StartDevice); auth stores only their hashes. It returns
+// the codes as the client is to see them.
+func (e *Edge) startDevice(ctx context.Context, clientID string, scopes []string) (*authv1.StartDeviceResponse, string, string, error) {
 	device := secret.New("mldc_", deviceCodeLen, secret.Alphanumeric)
 	var res *authv1.StartDeviceResponse
 	var user string
@@ -317,29 +202,15 @@ func (e *Edge) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	for range 5 {
 		// The display form: auth compares a normalised copy and keeps
 		// this one to show on the verification page.
-		code := secret.New("", 8, userCodeAlphabet)
-		user = code[:4] + "-" + code[4:]
-		res, err = e.back.StartDevice(ctx, &authv1.StartDeviceRequest{ClientId: c.id, DeviceCode: device, UserCode: user,
+		user, err = op.NewUserCode([]rune(userCodeAlphabet), 8, 4)
+		if err != nil {
+			return nil, "", "", err
+		}
+		res, err = e.back.StartDevice(ctx, &authv1.StartDeviceRequest{ClientId: clientID, DeviceCode: device, UserCode: user,
 			Scopes: scopes, ExpiresIn: int32(deviceCodeTTL / time.Second)})
 		if err == nil || page.Details(err).Kind != apierr.Conflict {
 			break
 		}
 	}
-	if err != nil {
-		e.backFailure(w, r, c, err)
-		return
-	}
-	interval := res.GetInterval()
-	if interval <= 0 {
-		interval = 5
-	}
-	display := user
-	writeJSON(w, http.StatusOK, map[string]any{
-		"device_code":               device,
-		"user_code":                 display,
-		"verification_uri":          e.url(DevicePath),
-		"verification_uri_complete": e.url(DevicePath) + "?user_code=" + url.QueryEscape(display),
-		"expires_in":                int32(deviceCodeTTL / time.Second),
-		"interval":                  interval,
-	})
+	return res, device, user, err
 }
