@@ -17,6 +17,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/moreline/moreid/platform/buildinfo"
@@ -50,6 +51,10 @@ func command(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg, err := readSettings(config.FromEnv(), roles)
 		log := logging.New(roles.name(), cfg.level)
+		// A library that logs only to slog's default logger (zitadel/oidc's
+		// op ignores the logger it is given) then writes the process's JSON
+		// lines too, not plain text beside them.
+		slog.SetDefault(log)
 		if err != nil {
 			return logging.Status(log, err)
 		}
