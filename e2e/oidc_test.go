@@ -626,4 +626,3 @@ func TestOIDCEndSession(t *testing.T) {
 		t.Errorf("end_session without a post-logout URI: %s (status %d), want /oidc/logged-out", pg.URL, pg.Status)
 	}
 }
-
