@@ -156,7 +156,7 @@ func TestOIDCDeviceFlow(t *testing.T) {
 	d2 := f.startDevice(t, f.native, "openid")
 	browse(t, ctx, "device page, signed in", chromedp.Navigate(d2.uri), chromedp.WaitVisible(chromedp.CSS(`form#device input[name="user_code"]`)))
 	browse(t, ctx, "type the code",
-		chromedp.SetValue(chromedp.CSS(`form#device input[name="user_code"]`), ""),
+		chromedp.Clear(chromedp.CSS(`form#device input[name="user_code"]`)),
 		chromedp.SendKeys(chromedp.CSS(`form#device input[name="user_code"]`), strings.ToLower(norm(d2.userCode))),
 	)
 	navigate(t, ctx, "submit the typed code", 200, chromedp.Submit(chromedp.CSS(`form#device`)))
@@ -166,7 +166,8 @@ func TestOIDCDeviceFlow(t *testing.T) {
 
 	// A wrong code shows no consent.
 	browse(t, ctx, "device page, wrong code", chromedp.Navigate(d2.uri), chromedp.WaitVisible(chromedp.CSS(`form#device input[name="user_code"]`)),
-		chromedp.SetValue(chromedp.CSS(`form#device input[name="user_code"]`), "BCDF-GHJK"))
+		chromedp.Clear(chromedp.CSS(`form#device input[name="user_code"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form#device input[name="user_code"]`), "BCDF-GHJK"))
 	if _, err := chromedp.RunResponse(timeout(t, ctx), chromedp.Submit(chromedp.CSS(`form#device`))); err != nil {
 		t.Fatal(err)
 	}
