@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -364,4 +366,87 @@ func TestOIDCConcurrentRedemption(t *testing.T) {
 			t.Error("the family's first access token is still active after the reuse")
 		}
 	})
+}
+
+// A key's whitelist applies to the back channel (token, introspection,
+// revocation, device authorization), never to the browser's front channel:
+// a client whitelisted elsewhere still gets its person through the pages
+// and a code, and every back-channel call from here is refused.
+func TestOIDCWhitelistBackChannelOnly(t *testing.T) {
+	f := startOIDCSuite(t, nil)
+	office := createOIDCClient(t, f.Suite, "Office OIDC app", false, "--redirect-uri", f.rp.callback(), "--whitelist", "203.0.113.7,2001:db8::/32")
+	r := f.authURL(t, office, []string{oidc.ScopeOpenID})
+	code := f.checkCallback(t, f.authorize(t, newOIDCPerson(t, f.BaseURL), r, "alice", alicePassword), r)
+
+	calls := []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"code", "/oidc/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {f.rp.callback()}, "code_verifier": {r.verifier}}},
+		{"client_credentials", "/oidc/token", url.Values{"grant_type": {"client_credentials"}}},
+		{"introspection", "/oidc/introspect", url.Values{"token": {"token_x"}}},
+		{"revocation", "/oidc/revoke", url.Values{"token": {"token_x"}}},
+		{"device authorization", "/oidc/device_authorization", url.Values{"scope": {"openid"}}},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			a := f.post(t, office, c.path, c.form)
+			expectOAuthError(t, a, 401, "invalid_client")
+			if a.str("access_token") != "" || a.Body["active"] == true {
+				t.Errorf("a whitelisted-out call was answered: %s", a.Raw)
+			}
+		})
+	}
+}
+
+// Every grant, refusal and revocation is in the audit trail, and the trail
+// names no secret.
+func TestOIDCAuditTrail(t *testing.T) {
+	f := startOIDCSuite(t, nil)
+	l := f.login(t, newOIDCPerson(t, f.BaseURL), f.app, "alice", alicePassword)
+	code := f.rp.find("/callback", l.req.state).Get("code")
+	expectOAuthError(t, f.post(t, f.app, "/oidc/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {f.rp.callback()}, "code_verifier": {l.req.verifier}}), 400, "invalid_grant")
+	l = f.login(t, newOIDCPerson(t, f.BaseURL), f.app, "alice", alicePassword)
+	rotated := f.refresh(t, f.app, l.token.RefreshToken)
+	if rotated.Status != 200 {
+		t.Fatalf("refresh: %d %s", rotated.Status, rotated.Raw)
+	}
+	expectOAuthError(t, f.refresh(t, f.app, l.token.RefreshToken), 400, "invalid_grant")
+	l = f.login(t, newOIDCPerson(t, f.BaseURL), f.app, "alice", alicePassword)
+	f.post(t, f.app, "/oidc/revoke", url.Values{"token": {l.token.AccessToken}})
+	cc := f.post(t, f.app, "/oidc/token", url.Values{"grant_type": {"client_credentials"}})
+	d := f.startDevice(t, f.app, "openid")
+
+	want := []string{"oidc.authorize", "oidc.signin", "oidc.consent", "oidc.code", "oidc.token", "oidc.code_replay",
+		"oidc.refresh_reuse", "oidc.revoke", "oidc.client_credentials", "oidc.device"}
+	var out string
+	var missing []string
+	// The trail is written in batches (250 ms): wait for it, boundedly.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out = f.MustCtl(t, "", "audit", "list", "--since", "1h", "--limit", "1000", "--json")
+		var rows []auditRow
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("audit list --json: %v\n%s", err, out)
+		}
+		missing = missing[:0]
+		for _, w := range want {
+			if !slices.ContainsFunc(rows, func(r auditRow) bool { return r.Event == w }) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("the audit trail lacks %v:\n%s", missing, out)
+	}
+	for name, s := range map[string]string{"code": code, "access token": l.token.AccessToken, "refresh token": l.token.RefreshToken,
+		"rotated refresh token": rotated.str("refresh_token"), "client token": cc.str("access_token"), "device code": d.code,
+		"user code": d.userCode, "client secret": f.app.secret, "password": alicePassword} {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("the audit trail holds the %s", name)
+		}
+	}
 }
