@@ -123,7 +123,16 @@ func TestOIDCIntrospectionAndRevocation(t *testing.T) {
 		{"garbage", f.app, "x"},
 	}
 	for _, tc := range inactive {
-		a := f.introspect(t, tc.client, tc.token)
+		a := f.post(t, tc.client, "/oidc/introspect", url.Values{"token": {tc.token}})
+		if tc.client.public() && a.Status == 401 && a.str("error") == "invalid_client" {
+			// A public client cannot authenticate, and RFC 7662 2.1
+			// lets the endpoint refuse it outright: it learns nothing.
+			continue
+		}
+		if a.Status != 200 {
+			t.Errorf("%s: %d %s", tc.name, a.Status, a.Raw)
+			continue
+		}
 		if strings.ReplaceAll(a.Raw, " ", "") != `{"active":false}` && !(len(a.Body) == 1 && a.Body["active"] == false) {
 			t.Errorf("%s: %s, want exactly {\"active\":false}", tc.name, a.Raw)
 		}
