@@ -3,20 +3,31 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moreline/moreid/e2e/harness"
+	"github.com/moreline/moreid/platform/testenv"
 )
 
 // readmeBlocks returns the ```sh blocks of the README section titled
 // heading (a "## " line), in order.
 func readmeBlocks(t *testing.T, readme, heading string) []string {
+	t.Helper()
+	return readmeCode(t, readme, heading, "sh")
+}
+
+// readmeCode returns the ```lang blocks of the README section titled
+// heading, in order.
+func readmeCode(t *testing.T, readme, heading, lang string) []string {
 	t.Helper()
 	var blocks []string
 	var cur *strings.Builder
@@ -26,7 +37,7 @@ func readmeBlocks(t *testing.T, readme, heading string) []string {
 		case strings.HasPrefix(line, "## "):
 			in = strings.TrimSpace(strings.TrimPrefix(line, "## ")) == heading
 		case !in:
-		case cur == nil && line == "```sh":
+		case cur == nil && line == "```"+lang:
 			cur = &strings.Builder{}
 		case cur != nil && line == "```":
 			blocks = append(blocks, cur.String())
@@ -36,7 +47,7 @@ func readmeBlocks(t *testing.T, readme, heading string) []string {
 		}
 	}
 	if len(blocks) == 0 {
-		t.Fatalf("README has no ```sh block under %q", heading)
+		t.Fatalf("README has no ```%s block under %q", lang, heading)
 	}
 	return blocks
 }
@@ -184,4 +195,139 @@ func documented(s string) *regexp.Regexp {
 		parts[i] = regexp.QuoteMeta(p)
 	}
 	return regexp.MustCompile(strings.Join(parts, `[^"]*`))
+}
+
+// oidcSection is the README section with the OpenID Connect example.
+const oidcSection = "Sign in with MoreLine (OpenID Connect)"
+
+// lockedBuffer is an output buffer written by a process while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestReadmeOIDCExample runs the README's OpenID Connect example as a
+// newcomer does: the first ```sh block (a user and the app's client,
+// exported), the Go program saved as signin-example/main.go, the second
+// block (go mod init, go get, go run), and then a person signs in through
+// the app: its page leads to Moreid's sign-in and consent pages and back,
+// where the app shows the verified subject and the userinfo claims. What
+// is rewritten, as in TestReadmeWalkthroughs: localhost:8080 becomes the
+// harness's gateway and 127.0.0.1:5556 (the app's address, in its
+// redirect URI too) a free port; the Go commands run offline from the
+// module cache (the e2e module requires the same versions).
+func TestReadmeOIDCExample(t *testing.T) {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := readmeCode(t, string(data), oidcSection, "sh")
+	programs := readmeCode(t, string(data), oidcSection, "go")
+	if len(sh) != 2 || len(programs) != 1 {
+		t.Fatalf("%q has %d sh blocks and %d go blocks, want 2 (setup, run) and 1 (the program)", oidcSection, len(sh), len(programs))
+	}
+
+	s := harness.Start(t, harness.Options{})
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(harness.Bin(t, "moreidctl"), filepath.Join(dir, "bin", "moreidctl")); err != nil {
+		t.Fatal(err)
+	}
+	appAddr := testenv.FreeAddr(t)
+	addrs := map[string]string{
+		"localhost:8080": strings.TrimPrefix(s.BaseURL, "http://"),
+		"127.0.0.1:5556": appAddr,
+	}
+	program := programs[0]
+	for from, to := range addrs {
+		program = strings.ReplaceAll(program, from, to)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "signin-example"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "signin-example", "main.go"), []byte(program), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := rewriteBlock(t, sh[0], nil, addrs, s.DSN) + "\n" + rewriteBlock(t, sh[1], nil, addrs, s.DSN)
+
+	cmd := exec.Command("sh", "-e", "-c", script)
+	cmd.Dir = dir
+	// The last value of a variable wins: offline, from the module cache.
+	cmd.Env = append(s.Environ(), "GOWORK=off", "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod -buildvcs=false")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // go run's child too
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+	listening := "open http://" + appAddr + "/ in a browser"
+	for deadline := time.Now().Add(3 * time.Minute); !strings.Contains(out.String(), listening); time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the example ended (%v) before it listened:\nscript:\n%s\noutput:\n%s", err, script, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the example did not print %q within 3 minutes:\n%s", listening, out.String())
+		}
+	}
+
+	p := newOIDCPerson(t, s.BaseURL)
+	pg, _ := p.open(t, "http://"+appAddr+"/")
+	if !strings.HasPrefix(pg.URL.String(), s.BaseURL+"/oidc/login") {
+		t.Fatalf("the app's page led to %s (status %d), want Moreid's sign-in page\n%s\noutput:\n%s", pg.URL, pg.Status, pg.Body, out.String())
+	}
+	pg = p.signIn(t, pg, "oidcdemo", "Test123456")
+	if !strings.HasPrefix(pg.URL.String(), s.BaseURL+"/oidc/consent") || !strings.Contains(pg.text(), "示例网站") {
+		t.Fatalf("after signing in: %s (status %d), want the consent page naming 示例网站\n%s", pg.URL, pg.Status, pg.Body)
+	}
+	pg = p.press(t, pg, "confirm")
+	if !strings.HasPrefix(pg.URL.String(), "http://"+appAddr+"/callback?") || pg.Status != 200 {
+		t.Fatalf("after consent: %s (status %d)\n%s\noutput:\n%s", pg.URL, pg.Status, pg.Body, out.String())
+	}
+	var got struct {
+		Sub      string         `json:"sub"`
+		Userinfo map[string]any `json:"userinfo"`
+	}
+	if err := json.Unmarshal([]byte(pg.Body), &got); err != nil {
+		t.Fatalf("the app's answer is not the documented JSON: %v\n%s", err, pg.Body)
+	}
+	want := map[string]any{"preferred_username": "oidcdemo", "name": "示例用户", "email": "demo@example.com", "email_verified": false, "sub": got.Sub}
+	for k, v := range want {
+		if got.Userinfo[k] != v {
+			t.Errorf("userinfo %s = %v, want %v (README shows it)", k, got.Userinfo[k], v)
+		}
+	}
+	if got.Sub == "" {
+		t.Error("the app shows no sub")
+	}
+	if !strings.Contains(out.String(), "signed in: ") {
+		t.Errorf("the app did not log the sign-in:\n%s", out.String())
+	}
 }

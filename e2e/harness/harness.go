@@ -215,6 +215,10 @@ func Start(t TB, opts Options) *Suite {
 			"MOREID_AUTH_ADMIN_ADDR":   freeAddr(t),
 			"MOREID_DRAIN_TIMEOUT":     "5s",
 			"MOREID_LOG_LEVEL":         "debug",
+			// The OpenID Connect issuer is the gateway's own URL, so
+			// that discovery, ID tokens and a relying party all agree on
+			// it (the default, localhost:8080, is not where it listens).
+			"MOREID_ISSUER": "http://" + httpAddr,
 		}
 		// Every role's metrics address is set, so that a test scrapes a
 		// role's metrics alike in both shapes: in one process they are
