@@ -40,6 +40,16 @@ func NormalizeUserCode(s string) string {
 	}, s)
 }
 
+// DisplayUserCode is a normalised user code as the person is shown it:
+// XXXX-XXXX. The stored device record holds no form of the user code (it
+// is a secret until redeemed), so the page shows the one the person typed.
+func DisplayUserCode(normalised string) string {
+	if len(normalised) != 8 {
+		return normalised
+	}
+	return normalised[:4] + "-" + normalised[4:]
+}
+
 // Client is an API key seen as an OAuth client (apikeyv1.APIKey's OAuth
 // fields).
 type Client struct {
@@ -96,10 +106,7 @@ type DeviceRecord struct {
 	KeyID    int64    `json:"k"`
 	KeyName  string   `json:"kn"`
 	Scopes   []string `json:"sc"`
-	// UserCode is the display form (XXXX-XXXX), shown on the
-	// verification page; the device code itself is never stored.
-	UserCode string `json:"ucd"`
-	State    string `json:"st"`
+	State    string   `json:"st"`
 	// User, UserID and AuthTime are set by the person's approval.
 	User     int32  `json:"u,omitempty"`
 	UserID   string `json:"uid,omitempty"`

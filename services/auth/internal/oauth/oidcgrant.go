@@ -524,7 +524,7 @@ func (s *Service) StartDevice(ctx context.Context, c Client, deviceCode, userCod
 	if expiresIn <= 0 || expiresIn > maxDeviceExpiry {
 		expiresIn = OIDCCodeTTL
 	}
-	rec := DeviceRecord{ClientID: c.ClientID, KeyID: c.KeyID, KeyName: c.Name, Scopes: scopes, UserCode: userCode,
+	rec := DeviceRecord{ClientID: c.ClientID, KeyID: c.KeyID, KeyName: c.Name, Scopes: scopes,
 		State: DevicePending, Interval: deviceInterval, ExpiresAt: s.now().Add(expiresIn).Unix()}
 	ok, err := s.store.PutDevice(ctx, secret.Hash(deviceCode), secret.Hash(norm), rec, expiresIn)
 	if err != nil {

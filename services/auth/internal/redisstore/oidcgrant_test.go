@@ -422,7 +422,7 @@ func TestPollDevice(t *testing.T) {
 	start := func(t *testing.T) string {
 		t.Helper()
 		dc := secret.New("", 43, secret.Alphanumeric)
-		rec := oauth.DeviceRecord{ClientID: clientA.ClientID, KeyID: 1, Scopes: []string{}, UserCode: "BCDF-GHJK", State: oauth.DevicePending, Interval: 5, ExpiresAt: t0.Add(10 * time.Minute).Unix()}
+		rec := oauth.DeviceRecord{ClientID: clientA.ClientID, KeyID: 1, Scopes: []string{}, State: oauth.DevicePending, Interval: 5, ExpiresAt: t0.Add(10 * time.Minute).Unix()}
 		ok, err := s.PutDevice(ctx, secret.Hash(dc), hash(), rec, 10*time.Minute)
 		if err != nil || !ok {
 			t.Fatalf("PutDevice = %v, %v", ok, err)

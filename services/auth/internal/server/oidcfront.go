@@ -120,7 +120,7 @@ func (o *OIDC) GetDevice(ctx context.Context, req *authv1.GetDeviceRequest) (*au
 		return nil, err
 	}
 	d := &authv1.DeviceAuthorization{
-		UserCode: p.Record.UserCode, ClientId: p.Record.ClientID, AppName: p.Record.KeyName,
+		UserCode: oauth.DisplayUserCode(oauth.NormalizeUserCode(req.GetUserCode())), ClientId: p.Record.ClientID, AppName: p.Record.KeyName,
 		Scopes: p.Record.Scopes, ExpiresAt: timestamppb.New(p.ExpiresAt), CsrfToken: p.CSRF,
 	}
 	if p.User != nil {

@@ -600,7 +600,7 @@ func (e *env) deviceRecord(t *testing.T, dh string) oauth.DeviceRecord {
 
 func pendingDevice(code string, exp int64) oauth.DeviceRecord {
 	return oauth.DeviceRecord{ClientID: clientA, KeyID: 1, KeyName: "app A", Scopes: []string{"openid", "profile"},
-		UserCode: code, State: oauth.DevicePending, Interval: 5, ExpiresAt: exp}
+		State: oauth.DevicePending, Interval: 5, ExpiresAt: exp}
 }
 
 func TestOIDCDevice(t *testing.T) {
@@ -610,7 +610,7 @@ func TestOIDCDevice(t *testing.T) {
 	exp := clk.now().Add(10 * time.Minute).Unix()
 	s := oidcSession(t, c, aliceID, alicePass)
 	dh := e.seedDevice(t, "BCDF-GHJK", pendingDevice("BCDF-GHJK", exp))
-	e.seedDevice(t, "BBBB-CCCC", oauth.DeviceRecord{ClientID: clientA, KeyID: 1, UserCode: "BBBB-CCCC", State: oauth.DeviceApproved, ExpiresAt: exp})
+	e.seedDevice(t, "BBBB-CCCC", oauth.DeviceRecord{ClientID: clientA, KeyID: 1, State: oauth.DeviceApproved, ExpiresAt: exp})
 	e.seedDevice(t, "DDDD-FFFF", pendingDevice("DDDD-FFFF", clk.now().Unix()-1))
 
 	tests := []struct {
@@ -730,7 +730,7 @@ func TestOIDCDevice(t *testing.T) {
 
 func equalDevice(a, b oauth.DeviceRecord) bool {
 	return a.ClientID == b.ClientID && a.KeyID == b.KeyID && a.KeyName == b.KeyName && slices.Equal(a.Scopes, b.Scopes) &&
-		a.UserCode == b.UserCode && a.State == b.State && a.User == b.User && a.UserID == b.UserID &&
+		a.State == b.State && a.User == b.User && a.UserID == b.UserID &&
 		a.AuthTime == b.AuthTime && a.Interval == b.Interval && a.LastPoll == b.LastPoll && a.ExpiresAt == b.ExpiresAt
 }
 
