@@ -20,7 +20,7 @@
 // the OAuth answers; opServer's methods are auth's RPCs. The authorization
 // endpoint, its pages, the device page and logout stay the edge's: the
 // library has no pages, and its authorize and end-session handlers answer
-// in JSON where the SPEC wants the kit's error page (see notes/gwop.md).
+// in JSON where the SPEC wants the kit's error page (docs/ARCHITECTURE.md, "OpenID Connect provider").
 package oidc
 
 import (

@@ -28,7 +28,7 @@ import (
 // the required parameters of each grant and the client's allowed grants,
 // and writes the JSON answers and OAuth errors. opServer implements the
 // op.Server methods over auth's RPCs. The edge's wrappers in front of it
-// keep what the SPEC pins and the library does differently (see notes/gwop.md).
+// keep what the SPEC pins and the library does differently (docs/ARCHITECTURE.md, "OpenID Connect provider").
 type opServer struct {
 	op.UnimplementedServer
 	e *Edge

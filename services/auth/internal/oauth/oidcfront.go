@@ -28,7 +28,7 @@ import (
 const AuthRequestTTL = 10 * time.Minute
 
 // The OIDC audit events of the front channel (names shared with the back
-// channel's: SPEC section 8, docs/plans/oidc.md section 3).
+// channel's: SPEC section 8, docs/ARCHITECTURE.md "OpenID Connect provider").
 const (
 	EventOIDCAuthorize = "oidc.authorize"
 	EventOIDCSignIn    = "oidc.signin"
