@@ -63,7 +63,7 @@ func (c *command) usage() string {
 	return "Usage:\n  moreidctl " + c.synopsis + "\n\n" + c.help
 }
 
-var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, apikeyRedirectURIs, auditList, auditPrune, signingKeyRotate, signingKeyList}
+var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, userWithdrawConsent, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, apikeyRedirectURIs, auditList, auditPrune, signingKeyRotate, signingKeyList}
 
 // env is what a command works with.
 type env struct {

@@ -20,6 +20,7 @@ func TestHelpListing(t *testing.T) {
 		{"user disable", "  user disable         Disable a user and revoke their access tokens."},
 		{"user enable", "  user enable          Re-enable a disabled user."},
 		{"user revoke-tokens", "  user revoke-tokens   Revoke every access token of a user."},
+		{"user withdraw-consent", "  user withdraw-consent Withdraw a user's consent to OpenID Connect apps."},
 		{"apikey create", "  apikey create        Issue an API key, shown only this once."},
 		{"apikey list", "  apikey list          List every API key, revoked ones included."},
 		{"apikey revoke", "  apikey revoke        Revoke an API key for good."},
