@@ -68,7 +68,7 @@ var userWithdrawConsent = &command{
 	help: `Withdraw the consent a user gave to OpenID Connect apps, and print how many
 apps' consents ended. The access tokens and refresh tokens those apps hold for
 the user end too, so an app must ask the user again before it gets new ones.
-The user stays signed in and keeps the tokens of other apps.
+The user stays signed in, and the tokens of the other apps live on.
   --client CLIENT_ID  only this app (its mlc_... client ID); without it, every
                       app the user consented to`,
 }
