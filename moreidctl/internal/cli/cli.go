@@ -63,7 +63,7 @@ func (c *command) usage() string {
 	return "Usage:\n  moreidctl " + c.synopsis + "\n\n" + c.help
 }
 
-var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, apikeyRedirectURIs, auditList, auditPrune, signingKeyRotate, signingKeyList}
+var commands = []*command{userCreate, userDisable, userEnable, userRevokeTokens, userWithdrawConsent, apikeyCreate, apikeyList, apikeyRevoke, apikeyWhitelist, apikeyRedirectURIs, auditList, auditPrune, signingKeyRotate, signingKeyList}
 
 // env is what a command works with.
 type env struct {
@@ -243,10 +243,10 @@ func mainUsage() string {
 	}
 	b.WriteString("  moreidctl help\n  moreidctl --version\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-20s %s\n", c.path(), c.summary)
+		fmt.Fprintf(&b, "  %-21s %s\n", c.path(), c.summary)
 	}
-	fmt.Fprintf(&b, "  %-20s %s\n", "help", "Print this listing.")
-	fmt.Fprintf(&b, "  %-20s %s\n", "--version", "Print the version moreidctl was built from.")
+	fmt.Fprintf(&b, "  %-21s %s\n", "help", "Print this listing.")
+	fmt.Fprintf(&b, "  %-21s %s\n", "--version", "Print the version moreidctl was built from.")
 	b.WriteString("'moreidctl COMMAND SUBCOMMAND --help' prints one command's flags.\n")
 	fmt.Fprintf(&b, `
 TLS flags, before the command (moreidctl --cert F --key F --ca F user ...):

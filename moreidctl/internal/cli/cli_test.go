@@ -541,6 +541,7 @@ func TestUsage(t *testing.T) {
 		"moreidctl user disable USER_ID",
 		"moreidctl user enable USER_ID",
 		"moreidctl user revoke-tokens USER_ID",
+		"moreidctl user withdraw-consent USER_ID [--client CLIENT_ID]",
 		"moreidctl apikey create --name NAME [--whitelist IP_OR_CIDR[,...]] [--no-password-login] " +
 			"[--redirect-uri URI]... [--post-logout-redirect-uri URI]... [--public]",
 		"moreidctl apikey list [--json]",
@@ -565,7 +566,7 @@ func TestUsage(t *testing.T) {
 		{name: "no command", args: nil, wantCode: 2, wantStderr: "no command given", fullUsage: true},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`, fullUsage: true},
 		{name: "missing subcommand", args: []string{"apikey"}, wantCode: 2, wantStderr: "create, list, revoke, whitelist, redirect-uris", fullUsage: true},
-		{name: "missing user subcommand", args: []string{"user"}, wantCode: 2, wantStderr: "create, disable, enable, revoke-tokens", fullUsage: true},
+		{name: "missing user subcommand", args: []string{"user"}, wantCode: 2, wantStderr: "create, disable, enable, revoke-tokens, withdraw-consent", fullUsage: true},
 		{name: "unknown subcommand", args: []string{"user", "delete"}, wantCode: 2, wantStderr: `unknown command "user delete"`, fullUsage: true},
 		{name: "unknown flag", args: []string{"apikey", "list", "--yaml"}, wantCode: 2, wantStderr: "unknown flag --yaml (see 'moreidctl apikey list --help')"},
 		{name: "stray argument", args: []string{"apikey", "list", "all"}, wantCode: 2, wantStderr: `unexpected argument "all"`},
@@ -684,6 +685,13 @@ func TestUnreachable(t *testing.T) {
 			within:     defaultTimeout,
 		},
 		{
+			name:       "user withdraw-consent, refused",
+			env:        refused,
+			args:       []string{"user", "withdraw-consent", "alice", "--client", "mlc_1"},
+			wantStderr: []string{"withdraw the consent of user alice to client mlc_1: cannot reach the auth admin service at 127.0.0.1:1", envAuthAdminAddr},
+			within:     defaultTimeout,
+		},
+		{
 			name:       "audit list, refused",
 			env:        refused,
 			args:       []string{"audit", "list", "--user", "alice"},
@@ -702,6 +710,13 @@ func TestUnreachable(t *testing.T) {
 			env:        hanging,
 			args:       []string{"user", "revoke-tokens", "alice"},
 			wantStderr: []string{"no answer from the auth admin service at " + silent.Addr().String() + " within 300ms"},
+			within:     5 * time.Second,
+		},
+		{
+			name:       "user withdraw-consent, silent server",
+			env:        hanging,
+			args:       []string{"user", "withdraw-consent", "alice"},
+			wantStderr: []string{"withdraw the consent of user alice: no answer from the auth admin service at " + silent.Addr().String() + " within 300ms"},
 			within:     5 * time.Second,
 		},
 		{

@@ -233,12 +233,48 @@ func (f *fakeKeys) received() []proto.Message {
 	return append([]proto.Message(nil), f.calls...)
 }
 
-// fakeAuth is auth's admin listener over a count of live tokens per user.
+// fakeAuth is auth's admin listener over a count of live tokens per user
+// and the apps (client IDs) each user consented to.
 type fakeAuth struct {
 	authv1.UnimplementedAuthAdminServiceServer
-	mu     sync.Mutex
-	tokens map[string]int32
-	reqs   []*authv1.RevokeUserTokensRequest
+	mu          sync.Mutex
+	tokens      map[string]int32
+	reqs        []*authv1.RevokeUserTokensRequest
+	consents    map[string][]string
+	withdrawals []*authv1.WithdrawConsentRequest
+}
+
+// WithdrawConsent refuses an unknown user as auth does (the user is looked
+// up first) and ends the matching consents, "" matching every app.
+func (f *fakeAuth) WithdrawConsent(_ context.Context, req *authv1.WithdrawConsentRequest) (*authv1.WithdrawConsentResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.withdrawals = append(f.withdrawals, proto.Clone(req).(*authv1.WithdrawConsentRequest))
+	apps, known := f.consents[req.GetUserId()]
+	if !known {
+		return nil, apierr.Newf(apierr.NotFound, "用户不存在")
+	}
+	var kept []string
+	for _, c := range apps {
+		if req.GetClientId() != "" && c != req.GetClientId() {
+			kept = append(kept, c)
+		}
+	}
+	f.consents[req.GetUserId()] = kept
+	return &authv1.WithdrawConsentResponse{Withdrawn: int32(len(apps) - len(kept))}, nil
+}
+
+// consented is the apps userID still consents to.
+func (f *fakeAuth) consented(userID string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.consents[userID]...)
+}
+
+func (f *fakeAuth) withdrawRequests() []*authv1.WithdrawConsentRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*authv1.WithdrawConsentRequest(nil), f.withdrawals...)
 }
 
 func (f *fakeAuth) RevokeUserTokens(_ context.Context, req *authv1.RevokeUserTokensRequest) (*authv1.RevokeUserTokensResponse, error) {
@@ -323,7 +359,7 @@ type suite struct {
 
 func newSuite(t *testing.T) *suite {
 	t.Helper()
-	s := &suite{users: &fakeUsers{}, keys: &fakeKeys{}, auth: &fakeAuth{tokens: map[string]int32{}}, audit: &fakeAudit{}}
+	s := &suite{users: &fakeUsers{}, keys: &fakeKeys{}, auth: &fakeAuth{tokens: map[string]int32{}, consents: map[string][]string{}}, audit: &fakeAudit{}}
 	userAddr := serve(t, func(g *grpc.Server) { userv1.RegisterUserAdminServiceServer(g, s.users) })
 	keyAddr := serve(t, func(g *grpc.Server) { apikeyv1.RegisterAPIKeyAdminServiceServer(g, s.keys) })
 	authAddr := serve(t, func(g *grpc.Server) {

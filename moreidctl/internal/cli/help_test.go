@@ -16,19 +16,20 @@ func TestHelpListing(t *testing.T) {
 	}
 	listing := got.stdout[strings.Index(got.stdout, "\nCommands:\n"):]
 	tests := []struct{ command, line string }{
-		{"user create", "  user create          Create a user (the password on standard input)."},
-		{"user disable", "  user disable         Disable a user and revoke their access tokens."},
-		{"user enable", "  user enable          Re-enable a disabled user."},
-		{"user revoke-tokens", "  user revoke-tokens   Revoke every access token of a user."},
-		{"apikey create", "  apikey create        Issue an API key, shown only this once."},
-		{"apikey list", "  apikey list          List every API key, revoked ones included."},
-		{"apikey revoke", "  apikey revoke        Revoke an API key for good."},
-		{"apikey whitelist", "  apikey whitelist     Replace an API key's IP whitelist."},
-		{"apikey redirect-uris", "  apikey redirect-uris Replace an API key's OAuth redirect URIs."},
-		{"audit list", "  audit list           List the audit trail, newest first."},
-		{"audit prune", "  audit prune          Drop whole months of the audit trail before a date."},
-		{"help", "  help                 Print this listing."},
-		{"--version", "  --version            Print the version moreidctl was built from."},
+		{"user create", "  user create           Create a user (the password on standard input)."},
+		{"user disable", "  user disable          Disable a user and revoke their access tokens."},
+		{"user enable", "  user enable           Re-enable a disabled user."},
+		{"user revoke-tokens", "  user revoke-tokens    Revoke every access token of a user."},
+		{"user withdraw-consent", "  user withdraw-consent Withdraw a user's consent to OpenID Connect apps."},
+		{"apikey create", "  apikey create         Issue an API key, shown only this once."},
+		{"apikey list", "  apikey list           List every API key, revoked ones included."},
+		{"apikey revoke", "  apikey revoke         Revoke an API key for good."},
+		{"apikey whitelist", "  apikey whitelist      Replace an API key's IP whitelist."},
+		{"apikey redirect-uris", "  apikey redirect-uris  Replace an API key's OAuth redirect URIs."},
+		{"audit list", "  audit list            List the audit trail, newest first."},
+		{"audit prune", "  audit prune           Drop whole months of the audit trail before a date."},
+		{"help", "  help                  Print this listing."},
+		{"--version", "  --version             Print the version moreidctl was built from."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.command, func(t *testing.T) {

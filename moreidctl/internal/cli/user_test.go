@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	userv1 "github.com/moreline/moreid/proto/gen/go/moreid/user/v1"
 )
 
@@ -167,6 +168,120 @@ func TestUserDisableEnableRevoke(t *testing.T) {
 				if n := s.auth.live(u); n != want {
 					t.Errorf("%s has %d live tokens, want %d", u, n, want)
 				}
+			}
+		})
+	}
+}
+
+// TestUserWithdrawConsent drives 'user withdraw-consent' against the fake
+// auth admin listener, each case on a fresh suite where alice consented to
+// two apps and carol to none.
+func TestUserWithdrawConsent(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string // overrides of the suite's environment
+		wantCode   int
+		wantStdout string
+		wantStderr []string // substrings; none: stderr must be empty
+		wantSent   []*authv1.WithdrawConsentRequest
+		wantLeft   []string // the apps alice still consents to
+	}{
+		{
+			name:       "every app",
+			args:       []string{"user", "withdraw-consent", "alice"},
+			wantStdout: "withdrew the consent of 2 apps for user alice\n",
+			wantSent:   []*authv1.WithdrawConsentRequest{{UserId: "alice"}},
+		},
+		{
+			name:       "one app",
+			args:       []string{"user", "withdraw-consent", "alice", "--client", "mlc_a"},
+			wantStdout: "withdrew the consent of 1 app for user alice (client mlc_a)\n",
+			wantSent:   []*authv1.WithdrawConsentRequest{{UserId: "alice", ClientId: "mlc_a"}},
+			wantLeft:   []string{"mlc_b"},
+		},
+		{
+			name:       "flag before the user",
+			args:       []string{"user", "withdraw-consent", "--client=mlc_b", "alice"},
+			wantStdout: "withdrew the consent of 1 app for user alice (client mlc_b)\n",
+			wantSent:   []*authv1.WithdrawConsentRequest{{UserId: "alice", ClientId: "mlc_b"}},
+			wantLeft:   []string{"mlc_a"},
+		},
+		{
+			name:       "an app the user never consented to",
+			args:       []string{"user", "withdraw-consent", "alice", "--client", "mlc_z"},
+			wantStdout: "withdrew the consent of 0 apps for user alice (client mlc_z)\n",
+			wantSent:   []*authv1.WithdrawConsentRequest{{UserId: "alice", ClientId: "mlc_z"}},
+			wantLeft:   []string{"mlc_a", "mlc_b"},
+		},
+		{
+			name:       "a user without consents",
+			args:       []string{"user", "withdraw-consent", "carol"},
+			wantStdout: "withdrew the consent of 0 apps for user carol\n",
+			wantSent:   []*authv1.WithdrawConsentRequest{{UserId: "carol"}},
+			wantLeft:   []string{"mlc_a", "mlc_b"},
+		},
+		{
+			name:       "an unknown user",
+			args:       []string{"user", "withdraw-consent", "nobody"},
+			wantCode:   1,
+			wantStderr: []string{"moreidctl: withdraw the consent of user nobody: 用户不存在 (not_found)\n"},
+			wantSent:   []*authv1.WithdrawConsentRequest{{UserId: "nobody"}},
+			wantLeft:   []string{"mlc_a", "mlc_b"},
+		},
+		{
+			name:       "wrong listener",
+			args:       []string{"user", "withdraw-consent", "alice"},
+			env:        map[string]string{envAuthAdminAddr: "USER_ADMIN"},
+			wantCode:   1,
+			wantStderr: []string{"is not the auth admin service", envAuthAdminAddr},
+			wantLeft:   []string{"mlc_a", "mlc_b"},
+		},
+		{
+			// An unset shell variable must not turn into "every app".
+			name:       "empty --client",
+			args:       []string{"user", "withdraw-consent", "alice", "--client", ""},
+			wantCode:   2,
+			wantStderr: []string{"--client needs a client ID", "Usage:\n  moreidctl user withdraw-consent USER_ID [--client CLIENT_ID]"},
+			wantLeft:   []string{"mlc_a", "mlc_b"},
+		},
+		{name: "without USER_ID", args: []string{"user", "withdraw-consent", "--client", "mlc_a"}, wantCode: 2, wantStderr: []string{"USER_ID is required"}, wantLeft: []string{"mlc_a", "mlc_b"}},
+		{name: "two ids", args: []string{"user", "withdraw-consent", "alice", "bob"}, wantCode: 2, wantStderr: []string{`unexpected argument "bob"`}, wantLeft: []string{"mlc_a", "mlc_b"}},
+		{name: "--client without a value", args: []string{"user", "withdraw-consent", "alice", "--client"}, wantCode: 2, wantStderr: []string{"flag --client needs a value"}, wantLeft: []string{"mlc_a", "mlc_b"}},
+		{name: "unknown flag", args: []string{"user", "withdraw-consent", "alice", "--all"}, wantCode: 2, wantStderr: []string{"unknown flag --all (see 'moreidctl user withdraw-consent --help')"}, wantLeft: []string{"mlc_a", "mlc_b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSuite(t)
+			s.auth.consents["alice"] = []string{"mlc_a", "mlc_b"}
+			s.auth.consents["carol"] = nil
+			for k, v := range tt.env {
+				s.env[k] = strings.ReplaceAll(v, "USER_ADMIN", s.env[envUserAdminAddr])
+			}
+
+			got := run(t, s.env, "", tt.args...)
+			if got.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", got.code, tt.wantCode, got.stderr)
+			}
+			if got.stdout != tt.wantStdout {
+				t.Errorf("stdout = %q, want %q", got.stdout, tt.wantStdout)
+			}
+			if len(tt.wantStderr) == 0 && got.stderr != "" {
+				t.Errorf("stderr = %q, want none", got.stderr)
+			}
+			for _, w := range tt.wantStderr {
+				if !strings.Contains(got.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, got.stderr)
+				}
+			}
+			if r := s.auth.withdrawRequests(); !slices.EqualFunc(r, tt.wantSent, func(a, b *authv1.WithdrawConsentRequest) bool { return proto.Equal(a, b) }) {
+				t.Errorf("auth admin received %v, want %v", r, tt.wantSent)
+			}
+			if left := s.auth.consented("alice"); !slices.Equal(left, tt.wantLeft) {
+				t.Errorf("alice still consents to %v, want %v", left, tt.wantLeft)
+			}
+			if r := s.auth.revoked(); len(r) != 0 {
+				t.Errorf("RevokeUserTokens called for %v: withdraw-consent ends tokens through WithdrawConsent alone", r)
 			}
 		})
 	}
