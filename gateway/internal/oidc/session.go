@@ -109,6 +109,11 @@ const logoutCookie = "moreid_logout_csrf"
 // form posts back here with the parameters, a form token bound to the
 // session and the page posts' origin check. A browser without a session
 // has nothing to lose: it goes straight on.
+//
+// The hint's sub is not compared with the session's user: EndSessionRequest
+// carries no subject and no call tells the edge who is signed in without
+// a pending request, so a valid hint of another user still ends the
+// session (notes/logout.md has the contract change that would close it).
 func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, page.MaxFormBytes)
