@@ -113,7 +113,7 @@ const logoutCookie = "moreid_logout_csrf"
 // The hint's sub is not compared with the session's user: EndSessionRequest
 // carries no subject and no call tells the edge who is signed in without
 // a pending request, so a valid hint of another user still ends the
-// session (notes/logout.md has the contract change that would close it).
+// session; a subject in EndSessionRequest, checked by auth, would close it.
 func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, page.MaxFormBytes)
