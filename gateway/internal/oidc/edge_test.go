@@ -773,28 +773,40 @@ func TestEndSession(t *testing.T) {
 		url.Values{"grant_type": {"authorization_code"}, "code": {"code_ok"}, "code_verifier": {"verifier"}, "redirect_uri": {confRedirect}},
 		basic(confID, confSecret))
 	hint, _ := tok.json(t)["id_token"].(string)
+	// Without a hint a signed-in browser is asked first (200, the
+	// confirmation page; TestEndSessionAsksWithoutAHint); a browser with no
+	// session has nothing to end and goes straight on.
 	cases := []struct {
-		name     string
-		params   url.Values
-		status   int
-		location string
-		ended    bool
+		name      string
+		params    url.Values
+		noSession bool
+		status    int
+		location  string
+		ended     bool
 	}{
-		{"no redirect", url.Values{}, 302, LoggedOutPath, true},
-		{"hint and post-logout URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {confLogout}, "state": {"bye1"}}, 302, confLogout + "?state=bye1", true},
-		{"client_id and redirect URI", url.Values{"client_id": {confID}, "post_logout_redirect_uri": {confRedirect}}, 302, confRedirect, true},
-		{"unregistered URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://evil.example/"}}, 400, "", false},
-		{"URI without client", url.Values{"post_logout_redirect_uri": {confLogout}}, 400, "", false},
-		{"other client's URI", url.Values{"client_id": {pubID}, "post_logout_redirect_uri": {confLogout}}, 400, "", false},
-		{"forged hint", url.Values{"id_token_hint": {hint[:len(hint)-6] + "AAAAAA"}, "post_logout_redirect_uri": {confLogout}}, 400, "", false},
-		{"hint of another client", url.Values{"id_token_hint": {hint}, "client_id": {pubID}}, 400, "", false},
+		{"hint, no redirect", url.Values{"id_token_hint": {hint}}, false, 302, LoggedOutPath, true},
+		{"hint and post-logout URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {confLogout}, "state": {"bye1"}}, false, 302, confLogout + "?state=bye1", true},
+		{"hint and redirect URI", url.Values{"id_token_hint": {hint}, "client_id": {confID}, "post_logout_redirect_uri": {confRedirect}}, false, 302, confRedirect, true},
+		{"no hint asks", url.Values{}, false, 200, "", false},
+		{"client_id and redirect URI asks", url.Values{"client_id": {confID}, "post_logout_redirect_uri": {confRedirect}}, false, 200, "", false},
+		{"no session, no redirect", url.Values{}, true, 302, LoggedOutPath, false},
+		{"no session, client_id and URI", url.Values{"client_id": {confID}, "post_logout_redirect_uri": {confLogout}, "state": {"s"}}, true, 302, confLogout + "?state=s", false},
+		{"unregistered URI", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://evil.example/"}}, false, 400, "", false},
+		{"unregistered URI without hint", url.Values{"client_id": {confID}, "post_logout_redirect_uri": {"https://evil.example/"}}, false, 400, "", false},
+		{"unregistered URI without session", url.Values{"client_id": {confID}, "post_logout_redirect_uri": {"https://evil.example/"}}, true, 400, "", false},
+		{"URI without client", url.Values{"post_logout_redirect_uri": {confLogout}}, false, 400, "", false},
+		{"other client's URI", url.Values{"client_id": {pubID}, "post_logout_redirect_uri": {confLogout}}, false, 400, "", false},
+		{"forged hint", url.Values{"id_token_hint": {hint[:len(hint)-6] + "AAAAAA"}, "post_logout_redirect_uri": {confLogout}}, false, 400, "", false},
+		{"hint of another client", url.Values{"id_token_hint": {hint}, "client_id": {pubID}}, false, 400, "", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := rg.auth.count("EndSession")
 			br := rg.browser(t)
-			u, _ := url.Parse(rg.srv.URL)
-			br.Jar.SetCookies(u, []*http.Cookie{{Name: wire.SessionCookie, Value: session, Path: "/"}})
+			if !c.noSession {
+				u, _ := url.Parse(rg.srv.URL)
+				br.Jar.SetCookies(u, []*http.Cookie{{Name: wire.SessionCookie, Value: session, Path: "/"}})
+			}
 			a := do(t, br, "GET", rg.srv.URL+EndSessionPath+"?"+c.params.Encode(), nil, nil)
 			if a.status != c.status || a.header.Get("Location") != c.location {
 				t.Fatalf("%d %q: %s", a.status, a.header.Get("Location"), a.body)

@@ -93,14 +93,28 @@ type hintClaims struct {
 	AZP      string        `json:"azp"`
 }
 
-// endSession is /oidc/end_session (RP-initiated logout 1.0). It ends the
-// web session and clears its cookie, then goes to post_logout_redirect_uri
-// when it exactly matches one of the client's redirect or post-logout URIs
-// (else nowhere: an error page, never an open redirect), or to the kit's
-// logged-out page.
+// logoutCookie holds the double-submit token of the logout confirmation.
+const logoutCookie = "moreid_logout_csrf"
+
+// endSession is /oidc/end_session (RP-initiated logout 1.0). The
+// post-logout target is checked first: post_logout_redirect_uri must
+// exactly match one of the client's redirect or post-logout URIs (else an
+// error page, never an open redirect).
+//
+// Any site can send a browser here, so a bare request must not sign the
+// person out (logout CSRF). RP-Initiated Logout 1.0 section 2 has the OP
+// ask the person unless the request proves itself: a valid id_token_hint
+// (our signature and issuer, naming the client) ends the session at once;
+// without one, a browser that has a session gets a confirmation page whose
+// form posts back here with the parameters, a form token bound to the
+// session and the page posts' origin check. A browser without a session
+// has nothing to lose: it goes straight on.
+//
+// The hint's sub is not compared with the session's user: EndSessionRequest
+// carries no subject and no call tells the edge who is signed in without
+// a pending request, so a valid hint of another user still ends the
+// session; a subject in EndSessionRequest, checked by auth, would close it.
 func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
-	// No origin check: the request comes from the relying party's site,
-	// cross-site by nature.
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, page.MaxFormBytes)
 	}
@@ -110,10 +124,18 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.Form
 	hint, target, clientID := q.Get("id_token_hint"), q.Get("post_logout_redirect_uri"), q.Get("client_id")
-	if !page.Sendable("", hint, target, clientID, q.Get("state")) {
+	// action is set only by the confirmation page's own forms, which always
+	// post; a relying party's logout POST (allowed by the specification)
+	// has none and is read like a GET.
+	action := ""
+	if r.Method == http.MethodPost {
+		action = r.PostForm.Get("action")
+	}
+	if !page.Sendable(r.PostForm.Get("csrf_token"), hint, target, clientID, q.Get("state"), action) {
 		e.kit.FailKind(w, r, apierr.InvalidRequest)
 		return
 	}
+	proven := false
 	if hint != "" {
 		aud, ok := e.checkHint(r, hint)
 		if !ok {
@@ -124,33 +146,46 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 			e.logoutErrorPage(w, r, "退出请求中的 client_id 与 id_token_hint 不符。")
 			return
 		}
-		clientID = aud
+		clientID, proven = aud, true
 	}
+	var client *authv1.OIDCClient
 	if target != "" {
 		if clientID == "" {
 			e.logoutErrorPage(w, r, "退出后的跳转地址需要 client_id 或 id_token_hint。")
 			return
 		}
-		res, err := e.front.GetClient(metadata.NewOutgoingContext(r.Context(), e.plainMD(r)), &authv1.GetClientRequest{ClientId: clientID})
-		if err != nil {
-			if k := page.Details(err).Kind; k == apierr.NotFound || k == apierr.InvalidClient || k == apierr.InvalidRequest {
-				e.logoutErrorPage(w, r, "发起退出的应用不存在或已停用。")
-				return
-			}
-			e.kit.Fail(w, r, err)
+		c, ok := e.logoutClient(w, r, clientID)
+		if !ok {
 			return
 		}
-		c := res.GetClient()
 		if !slices.Contains(c.GetPostLogoutRedirectUris(), target) && !slices.Contains(c.GetRedirectUris(), target) {
 			e.logoutErrorPage(w, r, "应用提供的退出后跳转地址未登记。")
 			return
 		}
+		client = c
 	}
-	if _, err := e.front.EndSession(metadata.NewOutgoingContext(r.Context(), e.frontMD(r, "")), &authv1.EndSessionRequest{}); err != nil {
-		e.kit.Fail(w, r, err)
+	sess := ""
+	if c, err := r.Cookie(wire.SessionCookie); err == nil {
+		sess = c.Value
+	}
+	switch {
+	case action != "":
+		if !e.logoutAnswer(w, r, action, sess) {
+			return
+		}
+	case sess == "" || proven:
+	default:
+		e.logoutConfirm(w, r, client, clientID, target, q.Get("state"), sess)
 		return
 	}
-	e.kit.ClearCookie(w, r, wire.SessionCookie, "/")
+	if sess != "" {
+		if _, err := e.front.EndSession(metadata.NewOutgoingContext(r.Context(), e.frontMD(r, "")), &authv1.EndSessionRequest{}); err != nil {
+			e.kit.Fail(w, r, err)
+			return
+		}
+		e.kit.ClearCookie(w, r, wire.SessionCookie, "/")
+		e.kit.ClearCookie(w, r, logoutCookie, EndSessionPath)
+	}
 	if target == "" {
 		e.see(w, r, LoggedOutPath)
 		return
@@ -166,6 +201,85 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 		u.RawQuery = v.Encode()
 	}
 	e.redirect(w, r, u.String())
+}
+
+// logoutClient looks the client of a logout up, answering the error page
+// itself when it cannot.
+func (e *Edge) logoutClient(w http.ResponseWriter, r *http.Request, clientID string) (*authv1.OIDCClient, bool) {
+	res, err := e.front.GetClient(metadata.NewOutgoingContext(r.Context(), e.plainMD(r)), &authv1.GetClientRequest{ClientId: clientID})
+	if err != nil {
+		if k := page.Details(err).Kind; k == apierr.NotFound || k == apierr.InvalidClient || k == apierr.InvalidRequest {
+			e.logoutErrorPage(w, r, "发起退出的应用不存在或已停用。")
+			return nil, false
+		}
+		e.kit.Fail(w, r, err)
+		return nil, false
+	}
+	return res.GetClient(), true
+}
+
+// logoutBind binds the confirmation's form token to the web session, so
+// that a token minted for one browser's session (an attacker's own) is
+// worth nothing for another's. The session's derived CSRF value stands in
+// for the secret itself.
+func logoutBind(sess string) string { return "logout:" + wire.CSRFToken(sess) }
+
+// logoutConfirm asks the person whether to sign out. The confirm form
+// carries the request's parameters on; its answer redirects to the
+// post-logout URI, which the form-action of the page must admit.
+func (e *Edge) logoutConfirm(w http.ResponseWriter, r *http.Request, client *authv1.OIDCClient, clientID, target, state, sess string) {
+	if client == nil && clientID != "" {
+		// Only for the app's name: an unknown client_id with nowhere to
+		// go names no app.
+		res, err := e.front.GetClient(metadata.NewOutgoingContext(r.Context(), e.plainMD(r)), &authv1.GetClientRequest{ClientId: clientID})
+		if err == nil {
+			client = res.GetClient()
+		} else {
+			clientID = ""
+		}
+	}
+	var hidden []page.Field
+	for _, f := range []page.Field{{Name: "post_logout_redirect_uri", Value: target}, {Name: "state", Value: state}, {Name: "client_id", Value: clientID}} {
+		if f.Value != "" {
+			hidden = append(hidden, f)
+		}
+	}
+	token := e.kit.FormToken(w, r, logoutCookie, EndSessionPath, logoutBind(sess))
+	if target != "" {
+		e.kit.AllowFormTarget(w, target)
+	}
+	e.kit.Render(w, r, http.StatusOK, &page.View{
+		Kind: "logout_confirm", Title: "退出登录", App: client.GetName(), Post: EndSessionPath,
+		CSRF: token, Hidden: hidden,
+	})
+}
+
+// logoutAnswer checks the confirmation page's post (origin, then the form
+// token of this session) and answers a deny itself. It reports whether the
+// session is to be ended.
+func (e *Edge) logoutAnswer(w http.ResponseWriter, r *http.Request, action, sess string) bool {
+	if !page.SameOrigin(r) {
+		e.kit.ErrorPage(w, r, apierr.Forbidden, http.StatusForbidden, "操作被拒绝", "请求来源不被允许", "请回到应用重新退出。")
+		return false
+	}
+	if action != "confirm" && action != "deny" {
+		e.kit.FailKind(w, r, apierr.InvalidRequest)
+		return false
+	}
+	// Signed out meanwhile (no session): nothing to end or to keep, so no
+	// token to check either.
+	if sess != "" && !e.kit.FormTokenValid(r, logoutCookie, logoutBind(sess)) {
+		e.kit.FailKind(w, r, apierr.CSRFFailed)
+		return false
+	}
+	if action == "deny" {
+		// Never a redirect: the request to sign out came from elsewhere,
+		// and the person said no to it.
+		e.kit.ClearCookie(w, r, logoutCookie, EndSessionPath)
+		e.kit.Render(w, r, http.StatusOK, &page.View{Kind: "logout_cancelled", Title: "已取消退出"})
+		return false
+	}
+	return true
 }
 
 // checkHint verifies an id_token_hint: signed by one of the published

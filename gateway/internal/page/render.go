@@ -45,7 +45,13 @@ type View struct {
 	UserCode string
 	Scopes   []Scope
 	Link     string
+	// Hidden are the parameters a form carries on unchanged (the logout
+	// confirmation's post_logout_redirect_uri, state and client_id).
+	Hidden []Field
 }
+
+// Field is one hidden form field.
+type Field struct{ Name, Value string }
 
 // Scope is one line of the consent page: a scope and what it lets the app
 // see, in words.
