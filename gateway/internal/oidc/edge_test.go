@@ -798,10 +798,14 @@ func TestEndSession(t *testing.T) {
 		{"other client's URI", url.Values{"client_id": {pubID}, "post_logout_redirect_uri": {confLogout}}, false, 400, "", false},
 		{"forged hint", url.Values{"id_token_hint": {hint[:len(hint)-6] + "AAAAAA"}, "post_logout_redirect_uri": {confLogout}}, false, 400, "", false},
 		{"hint of another client", url.Values{"id_token_hint": {hint}, "client_id": {pubID}}, false, 400, "", false},
+		{"hint of another user asks", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {confLogout}}, false, 200, "", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := rg.auth.count("EndSession")
+			rg.auth.mu.Lock()
+			rg.auth.othersSession = strings.HasSuffix(c.name, "another user asks")
+			rg.auth.mu.Unlock()
 			br := rg.browser(t)
 			if !c.noSession {
 				u, _ := url.Parse(rg.srv.URL)

@@ -70,7 +70,9 @@ type fakeAuth struct {
 	conflict int                    // StartDevice answers ALREADY_EXISTS this many times
 	started  []*authv1.StartDeviceRequest
 	revoked  []string
-	decided  []*authv1.DecideDeviceRequest
+	// othersSession: the browser's session is not the grants' user (42).
+	othersSession bool
+	decided       []*authv1.DecideDeviceRequest
 }
 
 func newFakeAuth() *fakeAuth {
@@ -218,7 +220,19 @@ func (f *fakeAuth) DecideDevice(ctx context.Context, req *authv1.DecideDeviceReq
 	return &authv1.DecideDeviceResponse{}, nil
 }
 
-func (f *fakeAuth) EndSession(ctx context.Context, _ *authv1.EndSessionRequest) (*authv1.EndSessionResponse, error) {
+// EndSession ends the session ("EndSession" counted) unless a subject other
+// than the session's user is named, as auth does.
+func (f *fakeAuth) EndSession(ctx context.Context, req *authv1.EndSessionRequest) (*authv1.EndSessionResponse, error) {
+	f.mu.Lock()
+	user := "42"
+	if f.othersSession {
+		user = "43"
+	}
+	f.mu.Unlock()
+	if s := req.GetSubject(); s != "" && s != user {
+		f.record(ctx, "EndSessionOtherUser")
+		return &authv1.EndSessionResponse{OtherUser: true}, nil
+	}
 	f.record(ctx, "EndSession")
 	return &authv1.EndSessionResponse{}, nil
 }

@@ -89,6 +89,7 @@ func (e *Edge) bearerError(w http.ResponseWriter, r *http.Request, code, desc st
 // hintClaims are the claims of an id_token_hint that logout reads.
 type hintClaims struct {
 	Issuer   string        `json:"iss"`
+	Subject  string        `json:"sub"`
 	Audience oidc.Audience `json:"aud"`
 	AZP      string        `json:"azp"`
 }
@@ -110,10 +111,9 @@ const logoutCookie = "moreid_logout_csrf"
 // session and the page posts' origin check. A browser without a session
 // has nothing to lose: it goes straight on.
 //
-// The hint's sub is not compared with the session's user: EndSessionRequest
-// carries no subject and no call tells the edge who is signed in without
-// a pending request, so a valid hint of another user still ends the
-// session; a subject in EndSessionRequest, checked by auth, would close it.
+// A hint proves the request only for its own user: EndSession carries its
+// sub, and when the session is another user's auth leaves it alone and the
+// person is asked as if there were no hint.
 func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, page.MaxFormBytes)
@@ -135,9 +135,9 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 		e.kit.FailKind(w, r, apierr.InvalidRequest)
 		return
 	}
-	proven := false
+	proven, subject := false, ""
 	if hint != "" {
-		aud, ok := e.checkHint(r, hint)
+		aud, sub, ok := e.checkHint(r, hint)
 		if !ok {
 			e.logoutErrorPage(w, r, "退出请求中的 id_token_hint 无效。")
 			return
@@ -146,7 +146,7 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 			e.logoutErrorPage(w, r, "退出请求中的 client_id 与 id_token_hint 不符。")
 			return
 		}
-		clientID, proven = aud, true
+		clientID, subject, proven = aud, sub, true
 	}
 	var client *authv1.OIDCClient
 	if target != "" {
@@ -179,8 +179,19 @@ func (e *Edge) endSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess != "" {
-		if _, err := e.front.EndSession(metadata.NewOutgoingContext(r.Context(), e.frontMD(r, "")), &authv1.EndSessionRequest{}); err != nil {
+		// The confirmed page ends whoever's session this is; a hint only
+		// its own user's.
+		req := &authv1.EndSessionRequest{}
+		if action == "" {
+			req.Subject = subject
+		}
+		res, err := e.front.EndSession(metadata.NewOutgoingContext(r.Context(), e.frontMD(r, "")), req)
+		if err != nil {
 			e.kit.Fail(w, r, err)
+			return
+		}
+		if res.GetOtherUser() {
+			e.logoutConfirm(w, r, client, clientID, target, q.Get("state"), sess)
 			return
 		}
 		e.kit.ClearCookie(w, r, wire.SessionCookie, "/")
@@ -284,15 +295,16 @@ func (e *Edge) logoutAnswer(w http.ResponseWriter, r *http.Request, action, sess
 
 // checkHint verifies an id_token_hint: signed by one of the published
 // keys and issued here. Its expiry does not matter (logout often comes
-// after the ID token expired). It returns the client it was issued to.
-func (e *Edge) checkHint(r *http.Request, hint string) (string, bool) {
+// after the ID token expired). It returns the client it was issued to and
+// its subject.
+func (e *Edge) checkHint(r *http.Request, hint string) (aud, sub string, ok bool) {
 	jws, err := jose.ParseSignedCompact(hint, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
-		return "", false
+		return "", "", false
 	}
 	set, err := e.keys.get(metadata.NewOutgoingContext(r.Context(), e.plainMD(r)))
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	kid := jws.Signatures[0].Header.KeyID
 	for i := range set.keys {
@@ -301,21 +313,21 @@ func (e *Edge) checkHint(r *http.Request, hint string) (string, bool) {
 		}
 		payload, err := jws.Verify(&set.keys[i])
 		if err != nil {
-			return "", false
+			return "", "", false
 		}
 		var c hintClaims
 		if json.Unmarshal(payload, &c) != nil || c.Issuer != e.issuer {
-			return "", false
+			return "", "", false
 		}
 		switch {
 		case c.AZP != "":
-			return c.AZP, true
+			return c.AZP, c.Subject, true
 		case len(c.Audience) == 1:
-			return c.Audience[0], true
+			return c.Audience[0], c.Subject, true
 		}
-		return "", false
+		return "", "", false
 	}
-	return "", false
+	return "", "", false
 }
 
 func (e *Edge) logoutErrorPage(w http.ResponseWriter, r *http.Request, msg string) {

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -723,22 +724,28 @@ func (s *Service) DecideDevice(ctx context.Context, session, csrf, userCode stri
 }
 
 // EndSession ends the web session (RP-initiated logout); no session, or an
-// ended one, is no error.
-func (s *Service) EndSession(ctx context.Context, session string) error {
+// ended one, is no error. With subject (the logout request's id_token_hint
+// sub), a session of another user is left alone and reported (otherUser).
+func (s *Service) EndSession(ctx context.Context, session, subject string) (otherUser bool, err error) {
 	if !wellFormedSession(session) {
-		return nil
+		return false, nil
 	}
 	h := secret.Hash(session)
 	rec, found, err := s.store.Session(ctx, h)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !found {
-		return nil
+		return false, nil
+	}
+	if subject != "" && subject != strconv.Itoa(int(rec.User)) {
+		// A valid id_token_hint of one user proves nothing about another's
+		// session: the gateway asks the person instead.
+		return true, nil
 	}
 	err = s.store.DeleteSession(ctx, h)
 	s.recordResult(ctx, EventOIDCLogout, 0, rec.UserID, err, "end_session")
-	return err
+	return false, err
 }
 
 // Userinfo is the OIDC userinfo of a token: its user and the scopes that

@@ -138,11 +138,12 @@ func (o *OIDC) DecideDevice(ctx context.Context, req *authv1.DecideDeviceRequest
 }
 
 // EndSession implements OIDCService.
-func (o *OIDC) EndSession(ctx context.Context, _ *authv1.EndSessionRequest) (*authv1.EndSessionResponse, error) {
-	if err := o.flows.EndSession(ctx, incoming(ctx, wire.Session)); err != nil {
+func (o *OIDC) EndSession(ctx context.Context, req *authv1.EndSessionRequest) (*authv1.EndSessionResponse, error) {
+	other, err := o.flows.EndSession(ctx, incoming(ctx, wire.Session), req.GetSubject())
+	if err != nil {
 		return nil, err
 	}
-	return &authv1.EndSessionResponse{}, nil
+	return &authv1.EndSessionResponse{OtherUser: other}, nil
 }
 
 // GetUserinfo implements OIDCService.

@@ -805,6 +805,37 @@ func TestOIDCEndSession(t *testing.T) {
 	}
 }
 
+// An id_token_hint proves a logout only for its own user: with the sub of
+// another user the session stays and the gateway is told to ask.
+func TestOIDCEndSessionSubject(t *testing.T) {
+	e := newEnv(t, options{})
+	c := e.front(t)
+	s := oidcSession(t, c, aliceID, alicePass) // alice is users.id 7, bob 8
+	tests := []struct {
+		subject   string
+		wantOther bool
+		wantEnded bool
+	}{
+		{"8", true, false},
+		{"7x", true, false},
+		{"7", false, true},
+	}
+	for _, tt := range tests {
+		t.Run("subject "+tt.subject, func(t *testing.T) {
+			r, err := c.EndSession(browser(t, s), &authv1.EndSessionRequest{Subject: tt.subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.GetOtherUser() != tt.wantOther {
+				t.Errorf("other_user = %v, want %v", r.GetOtherUser(), tt.wantOther)
+			}
+			if ended := !e.exists(t, "session", s.GetSession()); ended != tt.wantEnded {
+				t.Errorf("session ended = %v, want %v", ended, tt.wantEnded)
+			}
+		})
+	}
+}
+
 func TestOIDCUserinfo(t *testing.T) {
 	e := newEnv(t, options{})
 	c := e.front(t)

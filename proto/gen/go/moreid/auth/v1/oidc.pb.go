@@ -1013,7 +1013,9 @@ func (*DecideDeviceResponse) Descriptor() ([]byte, []int) {
 }
 
 type EndSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subject, when set, must be the session's user (decimal users.id).
+	Subject       string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1048,8 +1050,18 @@ func (*EndSessionRequest) Descriptor() ([]byte, []int) {
 	return file_moreid_auth_v1_oidc_proto_rawDescGZIP(), []int{12}
 }
 
+func (x *EndSessionRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
 type EndSessionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// other_user: the session belongs to another user than subject, and was
+	// not ended.
+	OtherUser     bool `protobuf:"varint,1,opt,name=other_user,json=otherUser,proto3" json:"other_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1082,6 +1094,13 @@ func (x *EndSessionResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use EndSessionResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionResponse) Descriptor() ([]byte, []int) {
 	return file_moreid_auth_v1_oidc_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EndSessionResponse) GetOtherUser() bool {
+	if x != nil {
+		return x.OtherUser
+	}
+	return false
 }
 
 type OIDCServiceGetUserinfoRequest struct {
@@ -2756,9 +2775,12 @@ const file_moreid_auth_v1_oidc_proto_rawDesc = "" +
 	"\x13DecideDeviceRequest\x12\x1b\n" +
 	"\tuser_code\x18\x01 \x01(\tR\buserCode\x12\x18\n" +
 	"\aapprove\x18\x02 \x01(\bR\aapprove\"\x16\n" +
-	"\x14DecideDeviceResponse\"\x13\n" +
-	"\x11EndSessionRequest\"\x14\n" +
-	"\x12EndSessionResponse\"\x1f\n" +
+	"\x14DecideDeviceResponse\"-\n" +
+	"\x11EndSessionRequest\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\"3\n" +
+	"\x12EndSessionResponse\x12\x1d\n" +
+	"\n" +
+	"other_user\x18\x01 \x01(\bR\totherUser\"\x1f\n" +
 	"\x1dOIDCServiceGetUserinfoRequest\"\xe4\x01\n" +
 	"\fOIDCUserinfo\x12\x10\n" +
 	"\x03sub\x18\x01 \x01(\tR\x03sub\x12-\n" +

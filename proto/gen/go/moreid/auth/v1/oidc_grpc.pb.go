@@ -77,7 +77,10 @@ type OIDCServiceClient interface {
 	// person (session and CSRF).
 	DecideDevice(ctx context.Context, in *DecideDeviceRequest, opts ...grpc.CallOption) (*DecideDeviceResponse, error)
 	// EndSession ends the web session of the session metadata (RP-initiated
-	// logout). Ending no session, or an ended one, succeeds.
+	// logout). Ending no session, or an ended one, succeeds. With a subject
+	// (the sub of the logout request's id_token_hint) a session of another
+	// user is left alone and the answer says so: the hint proves the request
+	// only for its own user.
 	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
 	// GetUserinfo returns the claims of the token's user that the token's
 	// scopes allow; the token is the "authorization: Bearer ..." metadata.
@@ -257,7 +260,10 @@ type OIDCServiceServer interface {
 	// person (session and CSRF).
 	DecideDevice(context.Context, *DecideDeviceRequest) (*DecideDeviceResponse, error)
 	// EndSession ends the web session of the session metadata (RP-initiated
-	// logout). Ending no session, or an ended one, succeeds.
+	// logout). Ending no session, or an ended one, succeeds. With a subject
+	// (the sub of the logout request's id_token_hint) a session of another
+	// user is left alone and the answer says so: the hint proves the request
+	// only for its own user.
 	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
 	// GetUserinfo returns the claims of the token's user that the token's
 	// scopes allow; the token is the "authorization: Bearer ..." metadata.
