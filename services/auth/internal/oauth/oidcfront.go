@@ -9,6 +9,7 @@ import (
 
 	"github.com/moreline/moreid/platform/apierr"
 	"github.com/moreline/moreid/platform/audit"
+	"github.com/moreline/moreid/platform/redirecturi"
 	"github.com/moreline/moreid/platform/secret"
 	"github.com/moreline/moreid/proto/wire"
 )
@@ -221,7 +222,7 @@ func (s *Service) CreateAuthRequest(ctx context.Context, p AuthRequestParams) (r
 	keyID = c.KeyID
 	// Exact string match (RFC 9700 section 4.1.3): no normalisation, no
 	// loopback port leniency.
-	if !slices.Contains(c.RedirectURIs, p.RedirectURI) {
+	if !redirecturi.Matches(c.RedirectURIs, p.RedirectURI, c.Public) {
 		return AuthRequest{}, apierr.Newf(apierr.InvalidRequest, "redirect_uri未注册")
 	}
 	rec, err := validAuthRequest(p)
@@ -286,20 +287,11 @@ func validAuthRequest(p AuthRequestParams) (AuthRequestRecord, error) {
 	case p.CodeChallengeMethod != "":
 		return AuthRequestRecord{}, apierr.Newf(apierr.InvalidRequest, "缺少code_challenge")
 	}
-	if len(p.Scopes) > maxAuthReqScopes {
-		return AuthRequestRecord{}, apierr.Newf(apierr.InvalidScope, "scope过多")
+	scopes, err := grantableScopes(p.Scopes)
+	if err != nil {
+		return AuthRequestRecord{}, err
 	}
-	for _, sc := range p.Scopes {
-		if len(sc) > maxScope {
-			return AuthRequestRecord{}, apierr.Newf(apierr.InvalidScope, "scope过长")
-		}
-		if slices.Contains(knownScopes, sc) && !slices.Contains(rec.Scopes, sc) {
-			rec.Scopes = append(rec.Scopes, sc)
-		}
-	}
-	if len(rec.Scopes) == 0 {
-		return AuthRequestRecord{}, apierr.Newf(apierr.InvalidScope, "没有可授予的scope")
-	}
+	rec.Scopes = scopes
 	for _, pr := range p.Prompt {
 		if pr != PromptNone && pr != PromptLogin && pr != PromptConsent {
 			return AuthRequestRecord{}, apierr.Newf(apierr.InvalidRequest, "不支持的prompt值")
@@ -779,11 +771,57 @@ func (s *Service) OIDCUserinfo(ctx context.Context, token string) (Userinfo, err
 		return Userinfo{}, apierr.New(apierr.InvalidToken)
 	}
 	info := Userinfo{User: t.User, Scopes: t.Record.Scopes}
+	info.Profile, info.Email = claimsAllowed(t.Record)
 	if len(t.Record.Scopes) == 0 {
-		info.Profile, info.Email = true, true
-		return info, nil
+		info.Scopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail}
 	}
-	info.Profile = slices.Contains(t.Record.Scopes, ScopeProfile)
-	info.Email = slices.Contains(t.Record.Scopes, ScopeEmail)
 	return info, nil
+}
+
+// grantableScopes is the one rule of what a person can be asked to grant
+// (an authorization request, a device authorization): the known scopes of
+// the request, each once; unknown ones are ignored (OpenID Connect Core
+// 3.1.2.1), and invalid_scope when nothing is left.
+func grantableScopes(requested []string) ([]string, error) {
+	if len(requested) > maxAuthReqScopes {
+		return nil, apierr.Newf(apierr.InvalidScope, "scope过多")
+	}
+	var out []string
+	for _, sc := range requested {
+		if len(sc) > maxScope {
+			return nil, apierr.Newf(apierr.InvalidScope, "scope过长")
+		}
+		if slices.Contains(knownScopes, sc) && !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	if len(out) == 0 {
+		return nil, apierr.Newf(apierr.InvalidScope, "没有可授予的scope")
+	}
+	return out, nil
+}
+
+// claimsAllowed is the one rule of which profile fields a token shows, on
+// every surface: an OpenID Connect token those its scopes name (SPEC
+// section 8: profile, email), a token of /api/oauth (no scopes) all of
+// them, as the API document has it.
+func claimsAllowed(rec TokenRecord) (profile, email bool) {
+	if len(rec.Scopes) == 0 {
+		return true, true
+	}
+	return slices.Contains(rec.Scopes, ScopeProfile), slices.Contains(rec.Scopes, ScopeEmail)
+}
+
+// scopedUser is the token's user with only the fields its scopes allow;
+// the id (the OIDC sub) always stays.
+func scopedUser(t ActiveToken) User {
+	u := t.User
+	profile, email := claimsAllowed(t.Record)
+	if !profile {
+		u.UserID, u.Username, u.Bio, u.AvatarURL = "", "", "", ""
+	}
+	if !email {
+		u.Email = ""
+	}
+	return u
 }
