@@ -61,6 +61,8 @@ type CodeRedemption struct {
 	Outcome  Outcome
 	ClientID string
 	Grant    string
+	// Challenge is the redeemed code's PKCE challenge (Replayed only).
+	Challenge string
 }
 
 // FamilyRecord is a refresh token family: the grant every refresh token of
@@ -330,12 +332,21 @@ func (s *Service) RedeemCode(ctx context.Context, c Client, code, verifier, redi
 		if err != nil {
 			return Grant{}, err
 		}
-		return Grant{}, s.codeGone(ctx, c, h, r)
+		return Grant{}, s.codeGone(ctx, c, h, verifier, r)
 	}
 	if rec.ClientID != c.ClientID || rec.RedirectURI != redirectURI || !pkceOK(rec.Challenge, verifier) || (c.Public && rec.Challenge == "") {
 		return Grant{}, apierr.New(apierr.InvalidGrant)
 	}
 	userID = rec.UserID
+	// A user disabled or deleted since the code was issued gets no ID
+	// token: the relying party would sign them in. (The calling key was
+	// just checked by the interceptor.)
+	if _, active, err := s.enabledUser(ctx, rec.UserID); err != nil || !active {
+		if err != nil {
+			return Grant{}, err
+		}
+		return Grant{}, apierr.New(apierr.InvalidGrant)
+	}
 	m, ok, err := s.newFamily(ctx, c, rec.User, rec.UserID, rec.Scopes, rec.AuthTime, rec.Grant)
 	if err != nil {
 		return Grant{}, err
@@ -353,16 +364,21 @@ func (s *Service) RedeemCode(ctx context.Context, c Client, code, verifier, redi
 	if err != nil {
 		return Grant{}, err
 	}
-	return Grant{}, s.codeGone(ctx, c, h, r)
+	return Grant{}, s.codeGone(ctx, c, h, verifier, r)
 }
 
 // codeGone answers a code that is not (or no longer) redeemable:
 // invalid_grant, after revoking everything its grant issued when the
 // client that redeemed it presents it again (RFC 6749 section 4.1.2).
 // Another client's replay touches nothing: it must not be able to end
-// this client's tokens.
-func (s *Service) codeGone(ctx context.Context, c Client, codeHash string, r CodeRedemption) error {
+// this client's tokens. Nor may anyone who merely saw a public client's
+// code (its client_id is no secret): for a public client only a replay
+// that proves the code's PKCE verifier revokes.
+func (s *Service) codeGone(ctx context.Context, c Client, codeHash, verifier string, r CodeRedemption) error {
 	if r.Outcome != Replayed || r.ClientID != c.ClientID || r.Grant == "" {
+		return apierr.New(apierr.InvalidGrant)
+	}
+	if c.Public && !pkceOK(r.Challenge, verifier) {
 		return apierr.New(apierr.InvalidGrant)
 	}
 	n, err := s.revokeGrant(ctx, r.Grant)
@@ -418,6 +434,11 @@ func (s *Service) activeUser(ctx context.Context, keyID int64, userID string) (U
 	if err != nil || !active {
 		return User{}, false, err
 	}
+	return s.enabledUser(ctx, userID)
+}
+
+// enabledUser is the user when it exists and is not disabled.
+func (s *Service) enabledUser(ctx context.Context, userID string) (User, bool, error) {
 	u, err := s.users.GetUser(ctx, userID)
 	if apierr.Is(err, apierr.NotFound) {
 		return User{}, false, nil
@@ -524,6 +545,16 @@ func (s *Service) StartDevice(ctx context.Context, c Client, deviceCode, userCod
 	if expiresIn <= 0 || expiresIn > maxDeviceExpiry {
 		expiresIn = OIDCCodeTTL
 	}
+	// The same scopes the authorization endpoint grants: the consent page
+	// must not show, nor tokens carry, a scope the client made up. Without
+	// any (RFC 8628 makes scope optional) the person grants sign-in only.
+	if len(scopes) == 0 {
+		scopes = []string{ScopeOpenID}
+	}
+	scopes, err = grantableScopes(scopes)
+	if err != nil {
+		return 0, err
+	}
 	rec := DeviceRecord{ClientID: c.ClientID, KeyID: c.KeyID, KeyName: c.Name, Scopes: scopes,
 		State: DevicePending, Interval: deviceInterval, ExpiresAt: s.now().Add(expiresIn).Unix()}
 	ok, err := s.store.PutDevice(ctx, secret.Hash(deviceCode), secret.Hash(norm), rec, expiresIn)
@@ -565,6 +596,12 @@ func (s *Service) PollDevice(ctx context.Context, c Client, deviceCode string) (
 	}
 	rec := p.Record
 	userID = rec.UserID
+	if _, active, err := s.enabledUser(ctx, rec.UserID); err != nil || !active {
+		if err != nil {
+			return Grant{}, err
+		}
+		return Grant{}, apierr.New(apierr.InvalidGrant)
+	}
 	// The tokens are minted after the redemption: a device code has no
 	// replay to revoke on, and a failure here costs the device its code
 	// (it starts again), never a second grant.

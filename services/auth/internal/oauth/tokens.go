@@ -117,17 +117,24 @@ func (s *Service) RevokeToken(ctx context.Context, key Key, token string) error 
 	return nil
 }
 
-// Userinfo returns the profile of the token's user, for any holder of it.
+// Userinfo returns the profile of the token's user, for any holder of it,
+// with only the fields an OpenID Connect token's scopes allow.
 func (s *Service) Userinfo(ctx context.Context, token string) (User, error) {
 	t, err := s.ResolveToken(ctx, token)
-	return t.User, err
+	if err != nil {
+		return User{}, err
+	}
+	return scopedUser(t), nil
 }
 
 // TokenUser returns the profile of the token's user; the token must have been
-// issued to key.
+// issued to key. An OpenID Connect token shows what its scopes allow.
 func (s *Service) TokenUser(ctx context.Context, key Key, token string) (User, error) {
 	t, err := s.keyToken(ctx, key, token)
-	return t.User, err
+	if err != nil {
+		return User{}, err
+	}
+	return scopedUser(t), nil
 }
 
 // RevokeUserTokens ends every access token of a user and says how many were

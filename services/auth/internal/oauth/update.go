@@ -87,7 +87,16 @@ func (s *Service) consentingUser(ctx context.Context, key Key, consent Consent) 
 		return user, nil
 	case consent.Bearer != "":
 		t, err := s.keyToken(ctx, key, consent.Bearer)
-		return t.User, err
+		if err != nil {
+			return User{}, err
+		}
+		// The profile is what an OpenID Connect token must hold the
+		// profile scope to touch: consent to sign in is not consent to
+		// change one's name.
+		if profile, _ := claimsAllowed(t.Record); !profile {
+			return User{}, apierr.Newf(apierr.Forbidden, "该访问令牌未获授权修改资料（缺少 profile 权限）")
+		}
+		return t.User, nil
 	default:
 		return User{}, apierr.Newf(apierr.Unauthenticated, "缺少用户凭证（cookie 或 Authorization: Bearer）")
 	}

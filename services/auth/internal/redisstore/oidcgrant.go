@@ -65,7 +65,7 @@ if v then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl < 1000 then ttl = 1000 end
   redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], cjson.encode({c = ARGV[1], g = rec.g}), 'PX', ttl)
+  redis.call('SET', KEYS[2], cjson.encode({c = ARGV[1], g = rec.g, pc = rec.pc}), 'PX', ttl)
   return {'ok', v}
 end
 local used = redis.call('GET', KEYS[2])
@@ -90,13 +90,14 @@ func (s *Store) RedeemOIDCCode(ctx context.Context, codeHash, clientID string) (
 		return oauth.CodeRedemption{Outcome: oauth.Mismatch}, nil
 	case "used":
 		var m struct {
-			C string `json:"c"`
-			G string `json:"g"`
+			C  string `json:"c"`
+			G  string `json:"g"`
+			PC string `json:"pc"`
 		}
 		if err := decode([]byte(res[1]), &m); err != nil {
 			return oauth.CodeRedemption{}, err
 		}
-		return oauth.CodeRedemption{Outcome: oauth.Replayed, ClientID: m.C, Grant: m.G}, nil
+		return oauth.CodeRedemption{Outcome: oauth.Replayed, ClientID: m.C, Grant: m.G, Challenge: m.PC}, nil
 	default:
 		return oauth.CodeRedemption{Outcome: oauth.Missing}, nil
 	}

@@ -28,11 +28,6 @@ const EventSigningKey = "oidc.signing_key"
 // claims are well under a kilobyte.
 const maxSigningInput = 16 << 10
 
-// clockSkew is how far a signed token's exp may reach beyond the
-// retention of its key (Keys.Lifetime): the library computes exp from its
-// own clock, a moment before auth's.
-const clockSkew = time.Minute
-
 // Signing implements OIDCService's SignJWT and GetJWKS; Server serves them
 // beside the front channel's other calls (Server.WithSigning).
 type Signing struct {
@@ -139,7 +134,7 @@ func (s *Signing) check(ctx context.Context, input []byte) (string, error) {
 	exp, err := c.Exp.Int64()
 	// A token outliving its key's retention could not be verified to its
 	// end: refuse it rather than publish the key longer.
-	if err != nil || time.Unix(exp, 0).After(s.keys.Now().Add(s.keys.Lifetime()+clockSkew)) {
+	if err != nil || time.Unix(exp, 0).After(s.keys.Now().Add(s.keys.Lifetime()+signing.ExpSlack)) {
 		return bad("exp", "过期时间无效")
 	}
 	aud, err := audiences(c.Aud)

@@ -316,7 +316,7 @@ func TestRotateSigningKey(t *testing.T) {
 			map[string]string{first: signing.StateRetired, next.GetKid(): signing.StateCurrent}, true, true},
 		{"stale kid refused", signingProp, []string{first, next.GetKid()}, next.GetKid(),
 			map[string]string{first: signing.StateRetired, next.GetKid(): signing.StateCurrent}, false, true},
-		{"first key's tokens expired", signingLife, []string{next.GetKid()}, next.GetKid(),
+		{"first key's last tokens expired", signingLife + signing.ExpSlack, []string{next.GetKid()}, next.GetKid(),
 			map[string]string{first: signing.StateExpired, next.GetKid(): signing.StateCurrent}, false, true},
 	}
 	for _, s := range steps {

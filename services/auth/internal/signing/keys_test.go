@@ -202,7 +202,7 @@ func TestRotation(t *testing.T) {
 		{"just before the switch", testProp - time.Microsecond, []string{first, next.KID}, first, true, false},
 		{"the switch", time.Microsecond, []string{first, next.KID}, next.KID, true, true},
 		{"stale signers no longer honoured", testProp, []string{first, next.KID}, next.KID, false, true},
-		{"the first key's tokens have expired", testLife - testProp, []string{next.KID}, next.KID, false, true},
+		{"the first key's last tokens have expired", testLife + ExpSlack, []string{next.KID}, next.KID, false, true},
 	}
 	for _, s := range steps {
 		c.Add(s.advance)

@@ -53,11 +53,16 @@ func Signer(keys []Key, now time.Time) (Key, bool) {
 	return best, found
 }
 
+// ExpSlack is how far beyond now+Lifetime a signed token's exp may reach:
+// the signer computes exp from its own clock.
+const ExpSlack = time.Minute
+
 // Published reports whether k belongs in the JWKS at now: published ahead of
-// signing, not retired, or retired less than Lifetime ago (tokens it
-// signed may still be presented).
+// signing, not retired, or retired less recently than the last token it may
+// sign can live. A retired key still signs for Propagation (MaySign), and
+// that token lives Lifetime (+ExpSlack), so it stays published that long.
 func (r Rules) Published(k Key, now time.Time) bool {
-	return k.ActivateAt.After(now) || k.RetiredAt == nil || k.RetiredAt.Add(r.Lifetime).After(now)
+	return k.ActivateAt.After(now) || k.RetiredAt == nil || k.RetiredAt.Add(r.Propagation+r.Lifetime+ExpSlack).After(now)
 }
 
 // MaySign reports whether a signing request naming k is honoured at now:

@@ -14,7 +14,8 @@ func ptr(t time.Time) *time.Time { return &t }
 
 // A rotation at t0 with 60 s propagation and a 1 h lifetime: old signs until
 // t0+60s (and may still sign for 60 s more), new from t0+60s; old stays
-// published until t0+60s+1h.
+// published until the last token it may sign has expired: t0+60s+60s+1h
+// (+ExpSlack).
 func TestRulesAtBoundaries(t *testing.T) {
 	const prop, life = 60 * time.Second, time.Hour
 	r := Rules{Propagation: prop, Lifetime: life}
@@ -37,8 +38,9 @@ func TestRulesAtBoundaries(t *testing.T) {
 		{"the switch", at(prop), "new", true, true, true, StateRetired, StateCurrent},
 		{"last moment a stale signer is honoured", at(2*prop - time.Nanosecond), "new", true, true, true, StateRetired, StateCurrent},
 		{"stale signer refused", at(2 * prop), "new", true, false, true, StateRetired, StateCurrent},
-		{"last moment old is published", at(prop + life - time.Nanosecond), "new", true, false, true, StateRetired, StateCurrent},
-		{"old tokens all expired", at(prop + life), "new", false, false, true, StateExpired, StateCurrent},
+		{"old's last token signed by a stale signer still verifies", at(2*prop + life - time.Nanosecond), "new", true, false, true, StateRetired, StateCurrent},
+		{"last moment old is published", at(2*prop + life + ExpSlack - time.Nanosecond), "new", true, false, true, StateRetired, StateCurrent},
+		{"old tokens all expired", at(2*prop + life + ExpSlack), "new", false, false, true, StateExpired, StateCurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
