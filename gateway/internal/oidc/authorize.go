@@ -11,6 +11,7 @@ import (
 
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/redirecturi"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/proto/wire"
 )
@@ -66,10 +67,11 @@ func (e *Edge) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := res.GetClient()
-	// Exact string match (RFC 9700 section 4.1.3): no port leeway, no
-	// prefix, no normalisation. redirect_uri is required even with one
-	// registered URI, since OpenID Connect requires it.
-	if redirectURI == "" || !slices.Contains(client.GetRedirectUris(), redirectURI) {
+	// The one rule auth applies too (platform/redirecturi): the exact
+	// string, except a public client's loopback redirect on any port (RFC
+	// 8252 section 7.3). redirect_uri is required even with one registered
+	// URI, since OpenID Connect requires it.
+	if redirectURI == "" || !redirecturi.Matches(client.GetRedirectUris(), redirectURI, client.GetPublic()) {
 		e.authorizeErrorPage(w, r, "应用提供的回调地址（redirect_uri）未登记。")
 		return
 	}

@@ -127,7 +127,9 @@ func TestAuthorizeNeverRedirectsToAnUnknownPlace(t *testing.T) {
 		{"no redirect_uri", with("client_id", confID)},
 		{"unregistered", with("client_id", confID, "redirect_uri", "https://evil.example/cb")},
 		{"prefix only", with("client_id", confID, "redirect_uri", confRedirect+"&x=1")},
-		{"other port", with("client_id", pubID, "redirect_uri", "http://127.0.0.1:7778/cb")},
+		{"other port, confidential", with("client_id", confLoopID, "redirect_uri", "http://127.0.0.1:7778/cb")},
+		{"loopback, other path", with("client_id", pubID, "redirect_uri", "http://127.0.0.1:7778/other")},
+		{"localhost, other port", with("client_id", pubID, "redirect_uri", "http://localhost:7778/cb")},
 		{"trailing slash", with("client_id", pubID, "redirect_uri", pubRedirect+"/")},
 		{"bad response_type with bad redirect", with("client_id", confID, "redirect_uri", "https://evil.example/cb", "response_type", "token")},
 		{"repeated redirect_uri", with("client_id", confID, "redirect_uri", confRedirect) + "&redirect_uri=" + url.QueryEscape("https://evil.example/cb")},
@@ -169,6 +171,7 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 		params map[string]string
 		code   string
 	}{
+		{"public loopback, any port", pubID, map[string]string{"response_type": "id_token", "redirect_uri": "http://127.0.0.1:51234/cb"}, "unsupported_response_type"},
 		{"implicit", confID, map[string]string{"response_type": "id_token"}, "unsupported_response_type"},
 		{"plain PKCE", confID, map[string]string{"code_challenge_method": "plain", "code_challenge": challenge}, "invalid_request"},
 		{"PKCE without method", confID, map[string]string{"code_challenge_method": "", "code_challenge": challenge}, "invalid_request"},
@@ -185,6 +188,9 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			redirectURI := clients[c.client].GetRedirectUris()[0]
+			if r, ok := c.params["redirect_uri"]; ok {
+				redirectURI = r
+			}
 			v := url.Values{"client_id": {c.client}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid"},
 				"state": {"st&ate"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 			for k, val := range c.params {

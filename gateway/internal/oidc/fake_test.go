@@ -38,6 +38,7 @@ const (
 	confRedirect = "https://app.example/cb?tenant=1"
 	confLogout   = "https://app.example/bye"
 	pubID        = "mlc_pub"
+	confLoopID   = "mlc_conf_loop"
 	pubRedirect  = "http://127.0.0.1:7777/cb"
 	session      = "sess_good"
 	csrfToken    = "csrf_good"
@@ -110,6 +111,8 @@ func first(md metadata.MD, k string) string {
 var clients = map[string]*authv1.OIDCClient{
 	confID: {ClientId: confID, Name: "Example App", RedirectUris: []string{confRedirect}, PostLogoutRedirectUris: []string{confLogout}},
 	pubID:  {ClientId: pubID, Name: "Native App", Public: true, RedirectUris: []string{pubRedirect}},
+	// A confidential client gets no loopback port leeway.
+	confLoopID: {ClientId: confLoopID, Name: "Loopback Web App", RedirectUris: []string{pubRedirect}},
 }
 
 func (f *fakeAuth) GetClient(ctx context.Context, req *authv1.GetClientRequest) (*authv1.GetClientResponse, error) {
