@@ -110,14 +110,17 @@ func authRequest(client *authv1.OIDCClient, q url.Values) (*authv1.CreateAuthReq
 	if m := q.Get("response_mode"); m != "" && m != "query" {
 		return nil, &problem{"invalid_request", "only response_mode=query is supported"}
 	}
-	scopes := strings.Fields(q.Get("scope"))
+	// Unknown scopes are ignored (OpenID Connect Core 3.1.2.1), as auth
+	// ignores them: a relying party asking for more than is served still
+	// signs in with what is.
+	var scopes []string
+	for _, s := range strings.Fields(q.Get("scope")) {
+		if slices.Contains(knownScopes, s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
 	if !slices.Contains(scopes, "openid") {
 		return nil, &problem{"invalid_scope", "the openid scope is required"}
-	}
-	for _, s := range scopes {
-		if !slices.Contains(knownScopes, s) {
-			return nil, &problem{"invalid_scope", "unknown scope " + s}
-		}
 	}
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {

@@ -178,7 +178,7 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 		{"method without challenge", confID, map[string]string{"code_challenge": ""}, "invalid_request"},
 		{"public client without PKCE", pubID, map[string]string{"code_challenge": "", "code_challenge_method": ""}, "invalid_request"},
 		{"no openid", confID, map[string]string{"scope": "profile"}, "invalid_scope"},
-		{"unknown scope", confID, map[string]string{"scope": "openid admin"}, "invalid_scope"},
+		{"only unknown scopes", confID, map[string]string{"scope": "admin write"}, "invalid_scope"},
 		{"prompt none with login", confID, map[string]string{"prompt": "none login"}, "invalid_request"},
 		{"bad max_age", confID, map[string]string{"max_age": "-1"}, "invalid_request"},
 		{"fragment mode", confID, map[string]string{"response_mode": "fragment"}, "invalid_request"},
@@ -224,6 +224,35 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 			}
 			if q.Get("error") != c.code || q.Get("state") != "st&ate" || q.Get("iss") != testIssuer || q.Get("code") != "" {
 				t.Fatalf("query %v", q)
+			}
+		})
+	}
+}
+
+// TestAuthorizeIgnoresUnknownScopes: unknown scopes are dropped (OpenID
+// Connect Core 3.1.2.1), the known ones reach auth.
+func TestAuthorizeIgnoresUnknownScopes(t *testing.T) {
+	cases := []struct {
+		scope string
+		want  []string
+	}{
+		{"openid admin", []string{"openid"}},
+		{"admin openid email write:all", []string{"openid", "email"}},
+		{"openid profile openid", []string{"openid", "profile"}},
+	}
+	for _, c := range cases {
+		t.Run(c.scope, func(t *testing.T) {
+			rg := newRig(t)
+			v := url.Values{"client_id": {confID}, "redirect_uri": {confRedirect}, "response_type": {"code"}, "scope": {c.scope},
+				"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			a := do(t, rg.browser(t), "GET", rg.srv.URL+AuthorizePath+"?"+v.Encode(), nil, nil)
+			loc := a.header.Get("Location")
+			if a.status != http.StatusFound || !strings.HasPrefix(loc, LoginPath+"?id=") {
+				t.Fatalf("%d %q", a.status, loc)
+			}
+			req := rg.auth.request(strings.TrimPrefix(loc, LoginPath+"?id="))
+			if req == nil || !slices.Equal(req.GetScopes(), c.want) {
+				t.Fatalf("scopes sent to auth %v, want %v", req.GetScopes(), c.want)
 			}
 		})
 	}
