@@ -89,7 +89,8 @@ func (e *Edge) authorize(w http.ResponseWriter, r *http.Request) {
 		if code == "invalid_grant" || code == "invalid_client" || code == "unauthorized_client" {
 			code = "invalid_request"
 		}
-		e.redirect(w, r, back.err(code, d.Message))
+		// Auth's message is for people (not ASCII, RFC 6749 4.1.2.1).
+		e.redirect(w, r, back.err(code, oauthDescription(code, 0)))
 		return
 	}
 	e.decide(w, r, created.GetAuthRequest().GetId(), authv1.Decision_DECISION_AUTO, e.frontMD(r, ""), back)
@@ -204,7 +205,9 @@ func (e *Edge) decide(w http.ResponseWriter, r *http.Request, id string, d authv
 			return
 		}
 		if res.GetError() != "" {
-			e.redirect(w, r, to.err(res.GetError(), res.GetErrorDescription()))
+			// auth's description is for people; the client gets the
+			// code's fixed ASCII one (RFC 6749 section 4.1.2.1).
+			e.redirect(w, r, to.err(res.GetError(), oauthDescription(res.GetError(), 0)))
 			return
 		}
 		e.redirect(w, r, to.code(res.GetCode()))

@@ -151,6 +151,21 @@ func TestAuthorizeNeverRedirectsToAnUnknownPlace(t *testing.T) {
 	}
 }
 
+// checkDescription: an OAuth error_description is there and printable
+// ASCII (RFC 6749 sections 4.1.2.1 and 5.2), never auth's Chinese message.
+func checkDescription(t *testing.T, desc string) {
+	t.Helper()
+	if desc == "" {
+		t.Error("no error_description")
+	}
+	for _, c := range desc {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			t.Errorf("error_description %q is not printable ASCII", desc)
+			return
+		}
+	}
+}
+
 func checkPageHeaders(t *testing.T, a answer) {
 	t.Helper()
 	if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
@@ -225,6 +240,7 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 			if q.Get("error") != c.code || q.Get("state") != "st&ate" || q.Get("iss") != testIssuer || q.Get("code") != "" {
 				t.Fatalf("query %v", q)
 			}
+			checkDescription(t, q.Get("error_description"))
 		})
 	}
 }
@@ -490,6 +506,8 @@ func TestTokenEndpointGrants(t *testing.T) {
 				if m["error"] != c.err {
 					t.Fatalf("error %v, want %s", m["error"], c.err)
 				}
+				desc, _ := m["error_description"].(string)
+				checkDescription(t, desc)
 				_, isBasic := c.headers["Authorization"]
 				if c.err == "invalid_client" && isBasic != strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Basic") {
 					t.Fatalf("WWW-Authenticate %q (basic %v)", a.header.Get("WWW-Authenticate"), isBasic)
@@ -648,6 +666,10 @@ func TestDevicePollingErrors(t *testing.T) {
 				url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"mldc_x"}, "client_id": {pubID}}, nil)
 			if a.status != c.status || (c.err != "" && a.json(t)["error"] != c.err) {
 				t.Fatalf("%d %s", a.status, a.body)
+			}
+			if c.err != "" {
+				desc, _ := a.json(t)["error_description"].(string)
+				checkDescription(t, desc)
 			}
 			if got := a.header.Get("Retry-After"); got != c.retryAfter {
 				t.Fatalf("Retry-After %q, want %q", got, c.retryAfter)

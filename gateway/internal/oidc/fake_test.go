@@ -173,7 +173,8 @@ func (f *fakeAuth) Decide(ctx context.Context, req *authv1.DecideRequest) (*auth
 	case authv1.Decision_DECISION_AUTO:
 		switch {
 		case !signedIn && len(ar.GetPrompt()) == 1 && ar.GetPrompt()[0] == "none":
-			return &authv1.DecideResponse{Next: authv1.Next_NEXT_REDIRECT, RedirectUri: ar.GetRedirectUri(), State: ar.GetState(), Error: "login_required"}, nil
+			return &authv1.DecideResponse{Next: authv1.Next_NEXT_REDIRECT, RedirectUri: ar.GetRedirectUri(), State: ar.GetState(), Error: "login_required",
+				ErrorDescription: "需要登录"}, nil
 		case !signedIn:
 			return &authv1.DecideResponse{Next: authv1.Next_NEXT_LOGIN}, nil
 		case !f.consent:

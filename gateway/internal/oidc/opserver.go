@@ -126,14 +126,11 @@ func (e *Edge) fail(ctx context.Context, err error) error {
 	if d.RetryAfter != "" {
 		x.w.Header().Set("Retry-After", d.RetryAfter)
 	}
-	msg := d.Message
-	if status >= 500 {
-		msg = apierr.DefaultMessage(d.Kind)
-	}
 	if code == "invalid_client" {
 		e.challengeBasic(x)
 	}
-	return oauthFailure(code, status, msg)
+	// Never auth's message: it is for people and not ASCII.
+	return oauthFailure(code, status, oauthDescription(code, status))
 }
 
 func (e *Edge) challengeBasic(x exchange) {
@@ -232,6 +229,13 @@ func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCred
 		e.kit.Note(x.r, apierr.InvalidClient)
 		e.challengeBasic(x)
 		return nil, oauthFailure("invalid_client", http.StatusUnauthorized, "this client must authenticate with its secret")
+	}
+	if res.GetClient().GetPublic() && x.r.PostForm.Get("grant_type") == string(oidc.GrantTypeClientCredentials) {
+		// Refused here rather than by the library (GrantTypes), whose
+		// error_description quotes the grant, and a '"' is not allowed
+		// there (RFC 6749 section 5.2).
+		e.kit.Note(x.r, apierr.UnauthorizedClient)
+		return nil, oauthFailure("unauthorized_client", http.StatusBadRequest, "a public client cannot use client_credentials")
 	}
 	return &opClient{c: res.GetClient(), auth: c}, nil
 }
