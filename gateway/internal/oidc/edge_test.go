@@ -44,12 +44,14 @@ func TestDiscoveryAdvertisesOnlyWhatIsServed(t *testing.T) {
 		}
 	}
 	lists := map[string][]string{
-		"response_types_supported":              {"code"},
-		"response_modes_supported":              {"query"},
-		"code_challenge_methods_supported":      {"S256"},
-		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
-		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
-		"id_token_signing_alg_values_supported": {"RS256"},
+		"response_types_supported":                      {"code"},
+		"response_modes_supported":                      {"query"},
+		"code_challenge_methods_supported":              {"S256"},
+		"grant_types_supported":                         {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
+		"token_endpoint_auth_methods_supported":         {"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":    {"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post"},
+		"id_token_signing_alg_values_supported":         {"RS256"},
 	}
 	for k, v := range lists {
 		got, _ := json.Marshal(doc[k])
