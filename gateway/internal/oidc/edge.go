@@ -42,23 +42,26 @@ import (
 
 // The fixed paths of the OpenID Connect surface.
 const (
-	DiscoveryPath     = "/.well-known/openid-configuration"
-	JWKSPath          = "/oidc/jwks"
-	AuthorizePath     = "/oidc/authorize"
-	LoginPath         = "/oidc/login"
-	ConsentPath       = "/oidc/consent"
-	TokenPath         = "/oidc/token"
-	UserinfoPath      = "/oidc/userinfo"
-	IntrospectPath    = "/oidc/introspect"
-	RevokePath        = "/oidc/revoke"
-	DeviceAuthPath    = "/oidc/device_authorization"
-	DevicePath        = "/device"
-	EndSessionPath    = "/oidc/end_session"
-	LoggedOutPath     = "/oidc/logged-out"
-	DefaultIssuer     = "http://localhost:8080"
-	idTokenLifetime   = time.Hour
-	deviceCodeTTL     = 10 * time.Minute
-	jwksCacheLifetime = 5 * time.Second
+	DiscoveryPath = "/.well-known/openid-configuration"
+	// ServerMetadataPath is RFC 8414's metadata path (section 3), for
+	// OAuth clients that do not know OpenID Connect discovery.
+	ServerMetadataPath = "/.well-known/oauth-authorization-server"
+	JWKSPath           = "/oidc/jwks"
+	AuthorizePath      = "/oidc/authorize"
+	LoginPath          = "/oidc/login"
+	ConsentPath        = "/oidc/consent"
+	TokenPath          = "/oidc/token"
+	UserinfoPath       = "/oidc/userinfo"
+	IntrospectPath     = "/oidc/introspect"
+	RevokePath         = "/oidc/revoke"
+	DeviceAuthPath     = "/oidc/device_authorization"
+	DevicePath         = "/device"
+	EndSessionPath     = "/oidc/end_session"
+	LoggedOutPath      = "/oidc/logged-out"
+	DefaultIssuer      = "http://localhost:8080"
+	idTokenLifetime    = time.Hour
+	deviceCodeTTL      = 10 * time.Minute
+	jwksCacheLifetime  = 5 * time.Second
 )
 
 // Config is what the edge is built from.
@@ -107,19 +110,20 @@ func New(auth grpc.ClientConnInterface, cfg Config) (*Edge, error) {
 	e.op = newOPHandler(e)
 	cors := publicCORS()
 	e.handler = map[string]http.HandlerFunc{
-		DiscoveryPath:  cors(readOnly(e.public)).ServeHTTP,
-		JWKSPath:       cors(readOnly(e.public)).ServeHTTP,
-		AuthorizePath:  e.pageMethods(e.authorize),
-		LoginPath:      e.pageMethods(e.login),
-		ConsentPath:    e.pageMethods(e.consent),
-		TokenPath:      cors(postOnly(e.token)).ServeHTTP,
-		UserinfoPath:   cors(http.HandlerFunc(e.userinfoMethods)).ServeHTTP,
-		IntrospectPath: postOnly(e.backChannel),
-		RevokePath:     postOnly(e.backChannel),
-		DeviceAuthPath: postOnly(e.backChannel),
-		DevicePath:     e.pageMethods(e.device),
-		EndSessionPath: e.pageMethods(e.endSession),
-		LoggedOutPath:  e.pageReadOnly(e.loggedOut),
+		DiscoveryPath:      cors(readOnly(e.public)).ServeHTTP,
+		ServerMetadataPath: cors(readOnly(e.serverMetadata)).ServeHTTP,
+		JWKSPath:           cors(readOnly(e.public)).ServeHTTP,
+		AuthorizePath:      e.pageMethods(e.authorize),
+		LoginPath:          e.pageMethods(e.login),
+		ConsentPath:        e.pageMethods(e.consent),
+		TokenPath:          cors(postOnly(e.token)).ServeHTTP,
+		UserinfoPath:       cors(http.HandlerFunc(e.userinfoMethods)).ServeHTTP,
+		IntrospectPath:     postOnly(e.backChannel),
+		RevokePath:         postOnly(e.backChannel),
+		DeviceAuthPath:     postOnly(e.backChannel),
+		DevicePath:         e.pageMethods(e.device),
+		EndSessionPath:     e.pageMethods(e.endSession),
+		LoggedOutPath:      e.pageReadOnly(e.loggedOut),
 	}
 	return e, nil
 }
@@ -209,6 +213,17 @@ func postOnly(h http.HandlerFunc) http.HandlerFunc {
 func (e *Edge) public(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	e.viaOP(w, r)
+}
+
+// serverMetadata is the discovery document again at RFC 8414's path: the
+// library routes only the OpenID Connect path, so the request goes to it
+// under that one.
+func (e *Edge) serverMetadata(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path, u.RawPath = DiscoveryPath, ""
+	r2 := r.WithContext(r.Context())
+	r2.URL = &u
+	e.public(w, r2)
 }
 
 // frontMD is the metadata of a front-channel call: the edge's (client IP,

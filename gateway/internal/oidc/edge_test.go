@@ -19,9 +19,17 @@ import (
 
 const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" // S256 of the RFC 7636 example verifier
 
+// TestDiscoveryAdvertisesOnlyWhatIsServed, at the OpenID Connect path and
+// at RFC 8414's.
 func TestDiscoveryAdvertisesOnlyWhatIsServed(t *testing.T) {
+	for _, path := range []string{DiscoveryPath, ServerMetadataPath} {
+		t.Run(path, func(t *testing.T) { checkDiscovery(t, path) })
+	}
+}
+
+func checkDiscovery(t *testing.T, path string) {
 	rg := newRig(t)
-	a := do(t, http.DefaultClient, "GET", rg.srv.URL+DiscoveryPath, nil, map[string]string{"Origin": "https://spa.example"})
+	a := do(t, http.DefaultClient, "GET", rg.srv.URL+path, nil, map[string]string{"Origin": "https://spa.example"})
 	if a.status != 200 {
 		t.Fatalf("status %d", a.status)
 	}
@@ -71,7 +79,7 @@ func TestCORSOnlyOnPublicEndpoints(t *testing.T) {
 		path string
 		cors bool
 	}{
-		{DiscoveryPath, true}, {JWKSPath, true}, {TokenPath, true}, {UserinfoPath, true},
+		{DiscoveryPath, true}, {ServerMetadataPath, true}, {JWKSPath, true}, {TokenPath, true}, {UserinfoPath, true},
 		{IntrospectPath, false}, {RevokePath, false}, {DeviceAuthPath, false}, {AuthorizePath, false}, {LoginPath, false},
 	}
 	for _, c := range cases {
@@ -905,7 +913,8 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 		method, path string
 		status       int
 	}{
-		{"GET", TokenPath, 405}, {"PUT", AuthorizePath, 405}, {"POST", JWKSPath, 405}, {"DELETE", UserinfoPath, 405},
+		{"GET", TokenPath, 405}, {"PUT", AuthorizePath, 405}, {"POST", JWKSPath, 405}, {"POST", ServerMetadataPath, 405},
+		{"POST", DiscoveryPath, 405}, {"HEAD", ServerMetadataPath, 200}, {"DELETE", UserinfoPath, 405},
 		{"GET", RevokePath, 405}, {"POST", LoggedOutPath, 405}, {"GET", "/oidc/nothing", 404},
 		// The library's router has these; the edge does not hand them over.
 		{"GET", "/healthz", 404}, {"GET", "/ready", 404},
