@@ -136,13 +136,21 @@ func authRequest(client *authv1.OIDCClient, q url.Values) (*authv1.CreateAuthReq
 	case challenge != "" && !validChallenge(challenge):
 		return nil, &problem{"invalid_request", "code_challenge must be 43 base64url characters"}
 	}
-	prompt := strings.Fields(q.Get("prompt"))
-	for _, p := range prompt {
-		if p != "none" && p != "login" && p != "consent" {
+	asked := strings.Fields(q.Get("prompt"))
+	var prompt []string
+	for _, p := range asked {
+		switch p {
+		case "none", "login", "consent":
+			prompt = append(prompt, p)
+		case "select_account":
+			// One account per session: there is nothing to choose, so it
+			// reads as no prompt, and auth, which knows only the other
+			// three, never sees it.
+		default:
 			return nil, &problem{"invalid_request", "unsupported prompt " + p}
 		}
 	}
-	if slices.Contains(prompt, "none") && len(prompt) > 1 {
+	if slices.Contains(asked, "none") && len(asked) > 1 {
 		return nil, &problem{"invalid_request", "prompt=none cannot be combined"}
 	}
 	req := &authv1.CreateAuthRequestRequest{

@@ -205,6 +205,8 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 		{"no openid", confID, map[string]string{"scope": "profile"}, "invalid_scope"},
 		{"only unknown scopes", confID, map[string]string{"scope": "admin write"}, "invalid_scope"},
 		{"prompt none with login", confID, map[string]string{"prompt": "none login"}, "invalid_request"},
+		{"prompt none with select_account", confID, map[string]string{"prompt": "none select_account"}, "invalid_request"},
+		{"unknown prompt", confID, map[string]string{"prompt": "create"}, "invalid_request"},
 		{"bad max_age", confID, map[string]string{"max_age": "-1"}, "invalid_request"},
 		{"fragment mode", confID, map[string]string{"response_mode": "fragment"}, "invalid_request"},
 		{"request object", confID, map[string]string{"request": "eyJ"}, "request_not_supported"},
@@ -279,6 +281,35 @@ func TestAuthorizeIgnoresUnknownScopes(t *testing.T) {
 			req := rg.auth.request(strings.TrimPrefix(loc, LoginPath+"?id="))
 			if req == nil || !slices.Equal(req.GetScopes(), c.want) {
 				t.Fatalf("scopes sent to auth %v, want %v", req.GetScopes(), c.want)
+			}
+		})
+	}
+}
+
+// TestAuthorizePrompts: select_account is accepted and read as no prompt
+// (one account per session); auth gets only the prompts it knows.
+func TestAuthorizePrompts(t *testing.T) {
+	cases := []struct {
+		prompt string
+		want   []string
+	}{
+		{"select_account", nil},
+		{"select_account login", []string{"login"}},
+		{"consent login", []string{"consent", "login"}},
+	}
+	for _, c := range cases {
+		t.Run(c.prompt, func(t *testing.T) {
+			rg := newRig(t)
+			v := url.Values{"client_id": {confID}, "redirect_uri": {confRedirect}, "response_type": {"code"}, "scope": {"openid"},
+				"prompt": {c.prompt}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			a := do(t, rg.browser(t), "GET", rg.srv.URL+AuthorizePath+"?"+v.Encode(), nil, nil)
+			loc := a.header.Get("Location")
+			if a.status != http.StatusFound || !strings.HasPrefix(loc, LoginPath+"?id=") {
+				t.Fatalf("%d %q", a.status, loc)
+			}
+			req := rg.auth.request(strings.TrimPrefix(loc, LoginPath+"?id="))
+			if req == nil || !slices.Equal(req.GetPrompt(), c.want) {
+				t.Fatalf("prompt sent to auth %q, want %q", req.GetPrompt(), c.want)
 			}
 		})
 	}
