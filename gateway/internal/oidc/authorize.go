@@ -105,7 +105,13 @@ func authRequest(client *authv1.OIDCClient, q url.Values) (*authv1.CreateAuthReq
 	if q.Get("request") != "" || q.Get("request_uri") != "" {
 		return nil, &problem{"request_not_supported", "request objects are not supported"}
 	}
-	if q.Get("response_type") != "code" {
+	switch q.Get("response_type") {
+	case "code":
+	case "":
+		// Missing is a malformed request, not an unsupported type (RFC
+		// 6749 section 4.1.2.1).
+		return nil, &problem{"invalid_request", "response_type is required"}
+	default:
 		return nil, &problem{"unsupported_response_type", "only response_type=code is supported"}
 	}
 	if m := q.Get("response_mode"); m != "" && m != "query" {

@@ -198,6 +198,7 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 	}{
 		{"public loopback, any port", pubID, map[string]string{"response_type": "id_token", "redirect_uri": "http://127.0.0.1:51234/cb"}, "unsupported_response_type"},
 		{"implicit", confID, map[string]string{"response_type": "id_token"}, "unsupported_response_type"},
+		{"no response_type", confID, map[string]string{"response_type": ""}, "invalid_request"},
 		{"plain PKCE", confID, map[string]string{"code_challenge_method": "plain", "code_challenge": challenge}, "invalid_request"},
 		{"PKCE without method", confID, map[string]string{"code_challenge_method": "", "code_challenge": challenge}, "invalid_request"},
 		{"method without challenge", confID, map[string]string{"code_challenge": ""}, "invalid_request"},
