@@ -805,7 +805,10 @@ func TestUserinfo(t *testing.T) {
 		{"POST form", "POST", "", url.Values{"access_token": {accessToken}}, 200, map[string]any{"sub": "42", "email_verified": false}},
 		{"scopes limit claims", "GET", "Bearer token_openid_only", nil, 200, map[string]any{"sub": "42", "email": nil, "preferred_username": nil}},
 		{"dead token", "GET", "Bearer token_dead", nil, 401, map[string]any{"error": "invalid_token"}},
-		{"no token", "GET", "", nil, 401, map[string]any{"error": "invalid_token"}},
+		{"empty form token", "POST", "", url.Values{"access_token": {""}}, 401, map[string]any{"error": "invalid_token"}},
+		// No credentials at all: the bare challenge (RFC 6750 section 3.1).
+		{"no token", "GET", "", nil, 401, nil},
+		{"no token, POST", "POST", "", url.Values{}, 401, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -817,14 +820,21 @@ func TestUserinfo(t *testing.T) {
 			if a.status != c.status {
 				t.Fatalf("%d %s", a.status, a.body)
 			}
+			challenge := a.header.Get("WWW-Authenticate")
+			if c.status == 401 && c.want == nil {
+				if challenge != "Bearer" || strings.Contains(a.body, "error") {
+					t.Fatalf("WWW-Authenticate %q, body %q", challenge, a.body)
+				}
+				return
+			}
 			m := a.json(t)
 			for k, v := range c.want {
 				if m[k] != v {
 					t.Errorf("%s = %v, want %v", k, m[k], v)
 				}
 			}
-			if c.status == 401 && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
-				t.Errorf("WWW-Authenticate %q", a.header.Get("WWW-Authenticate"))
+			if c.status == 401 && !strings.HasPrefix(challenge, `Bearer error="invalid_token"`) {
+				t.Errorf("WWW-Authenticate %q", challenge)
 			}
 		})
 	}
