@@ -62,6 +62,11 @@ const (
 	idTokenLifetime    = time.Hour
 	deviceCodeTTL      = 10 * time.Minute
 	jwksCacheLifetime  = 5 * time.Second
+	// jwksMaxAge is how long a relying party may cache the JWKS. A new
+	// key is published 60 s before it signs; a relying party's cache, the
+	// gateway's (jwksCacheLifetime) and auth's (10 s) together must stay
+	// under that, or a token signed by the new key fails there.
+	jwksMaxAge = 30 * time.Second
 )
 
 // Config is what the edge is built from.

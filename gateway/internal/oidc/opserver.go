@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -248,7 +249,7 @@ func (s *opServer) Discovery(context.Context, *op.Request[struct{}]) (*op.Respon
 }
 
 // Keys is the JWKS: auth's published keys as auth wrote them, cacheable
-// for a minute (a relying party that sees an unknown kid fetches again).
+// for jwksMaxAge (a relying party that sees an unknown kid fetches again).
 func (s *opServer) Keys(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
 	e := s.e
 	set, err := e.keys.get(metadata.NewOutgoingContext(ctx, e.plainMD(exchangeOf(ctx).r)))
@@ -260,7 +261,7 @@ func (s *opServer) Keys(ctx context.Context, _ *op.Request[struct{}]) (*op.Respo
 		keys = []json.RawMessage{}
 	}
 	resp := op.NewResponse(map[string]any{"keys": keys})
-	resp.Header.Set("Cache-Control", "public, max-age=60")
+	resp.Header.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(jwksMaxAge/time.Second)))
 	return resp, nil
 }
 
