@@ -852,6 +852,22 @@ func TestIntrospectAndRevoke(t *testing.T) {
 	if a.status != 200 || m["active"] != true || m["sub"] != "42" || m["client_id"] != confID || m["exp"] != float64(authTime.Add(time.Hour).Unix()) {
 		t.Fatalf("%d %v", a.status, m)
 	}
+	fields := []struct {
+		token string
+		want  map[string]any // nil: absent
+	}{
+		{accessToken, map[string]any{"aud": confID, "token_type": "Bearer", "iss": testIssuer}},
+		// A refresh token has no access-token type.
+		{"mlrt_live", map[string]any{"active": true, "aud": confID, "client_id": confID, "token_type": nil}},
+	}
+	for _, f := range fields {
+		m := do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {f.token}}, basic(confID, confSecret)).json(t)
+		for k, v := range f.want {
+			if got, has := m[k]; got != v || (v == nil && has) {
+				t.Errorf("%s: %s = %v, want %v", f.token, k, got, v)
+			}
+		}
+	}
 	// A token not issued to the caller is just inactive.
 	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {"token_other"}}, basic(confID, confSecret))
 	if m := a.json(t); a.status != 200 || len(m) != 1 || m["active"] != false {

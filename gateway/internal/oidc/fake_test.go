@@ -375,6 +375,10 @@ func (f *fakeAuth) Introspect(ctx context.Context, req *authv1.IntrospectRequest
 	if err := authenticated(md, req.GetClientId()); err != nil {
 		return nil, err
 	}
+	if req.GetToken() == "mlrt_live" && req.GetClientId() == confID {
+		return &authv1.IntrospectResponse{Active: true, Scope: "openid offline_access", ClientId: confID, Sub: "42", Username: "alice",
+			TokenType: "refresh_token", IssuedAt: timestamppb.New(authTime), ExpiresAt: timestamppb.New(authTime.Add(30 * 24 * time.Hour))}, nil
+	}
 	if req.GetToken() != accessToken || req.GetClientId() != confID {
 		return &authv1.IntrospectResponse{}, nil
 	}

@@ -373,8 +373,15 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 		return op.NewResponse(map[string]any{"active": false}), nil
 	}
 	out := map[string]any{"active": true, "iss": e.issuer}
-	for k, v := range map[string]string{"scope": res.GetScope(), "client_id": res.GetClientId(), "sub": res.GetSub(),
-		"username": res.GetUsername(), "token_type": res.GetTokenType()} {
+	// aud: the token is for the client it was issued to (RFC 7662 section
+	// 2.2). token_type is an access token's type (RFC 6749 section 7.1),
+	// which a refresh token has none of.
+	tokenType := res.GetTokenType()
+	if tokenType == "refresh_token" {
+		tokenType = ""
+	}
+	for k, v := range map[string]string{"scope": res.GetScope(), "client_id": res.GetClientId(), "aud": res.GetClientId(),
+		"sub": res.GetSub(), "username": res.GetUsername(), "token_type": tokenType} {
 		if v != "" {
 			out[k] = v
 		}
