@@ -153,7 +153,7 @@ func authRequest(client *authv1.OIDCClient, q url.Values) (*authv1.CreateAuthReq
 			// reads as no prompt, and auth, which knows only the other
 			// three, never sees it.
 		default:
-			return nil, &problem{"invalid_request", "unsupported prompt " + p}
+			return nil, &problem{"invalid_request", "unsupported prompt " + descValue(p)}
 		}
 	}
 	if slices.Contains(asked, "none") && len(asked) > 1 {

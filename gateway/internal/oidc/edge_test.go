@@ -208,6 +208,7 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 		{"prompt none with login", confID, map[string]string{"prompt": "none login"}, "invalid_request"},
 		{"prompt none with select_account", confID, map[string]string{"prompt": "none select_account"}, "invalid_request"},
 		{"unknown prompt", confID, map[string]string{"prompt": "create"}, "invalid_request"},
+		{"non-ASCII prompt", confID, map[string]string{"prompt": "创建\""}, "invalid_request"},
 		{"bad max_age", confID, map[string]string{"max_age": "-1"}, "invalid_request"},
 		{"fragment mode", confID, map[string]string{"response_mode": "fragment"}, "invalid_request"},
 		{"request object", confID, map[string]string{"request": "eyJ"}, "request_not_supported"},
@@ -533,6 +534,7 @@ func TestTokenEndpointGrants(t *testing.T) {
 		{"client credentials, public", url.Values{"grant_type": {"client_credentials"}, "client_id": {pubID}}, nil, 400, "unauthorized_client", false, ""},
 		{"password grant", url.Values{"grant_type": {"password"}}, basic(confID, confSecret), 400, "unsupported_grant_type", false, ""},
 		{"no grant", url.Values{}, basic(confID, confSecret), 400, "invalid_request", false, ""},
+		{"repeated non-ASCII parameter", url.Values{"grant_type": {"authorization_code"}, "参\"数": {"a", "b"}}, basic(confID, confSecret), 400, "invalid_request", false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -94,3 +94,19 @@ func oauthDescription(code string, status int) string {
 	}
 	return oauthDescriptions[code]
 }
+
+// descValue is a value from the request as it may appear inside an
+// error_description: a short name of letters, digits and "_-.:", else a
+// placeholder, so that nothing the client sent can make it non-ASCII or
+// break out of the WWW-Authenticate quoting (RFC 6749 section 5.2).
+func descValue(s string) string {
+	if s == "" || len(s) > 40 {
+		return "(value not shown)"
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			return "(value not shown)"
+		}
+	}
+	return s
+}
