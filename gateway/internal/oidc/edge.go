@@ -8,10 +8,11 @@
 // with the web session and CSRF metadata, like the confirmation page), the
 // back channel OIDCClientService with the client secret as x-api-key (or a
 // public client's id as x-oidc-client-id). The edge parses, checks what
-// only the edge can see (exact redirect URI before anything can redirect,
-// PKCE S256, the origin of page posts), builds and signs the ID token
-// through OIDCService.SignJWT and maps auth's error kinds to the OAuth
-// error vocabulary.
+// only the edge can see (a registered redirect URI, by auth's own rule in
+// platform/redirecturi, before anything can redirect; PKCE S256; the
+// origin of page posts), builds and signs the ID token through
+// OIDCService.SignJWT and maps auth's error kinds to the OAuth error
+// vocabulary, with fixed ASCII descriptions.
 //
 // The back channel (discovery, JWKS, token, introspection, userinfo,
 // revocation, device authorization) is served by zitadel/oidc's certified
