@@ -11,6 +11,7 @@ import (
 
 	"github.com/moreline/moreid/gateway/internal/page"
 	"github.com/moreline/moreid/platform/apierr"
+	"github.com/moreline/moreid/platform/redirecturi"
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/proto/wire"
 )
@@ -66,10 +67,11 @@ func (e *Edge) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := res.GetClient()
-	// Exact string match (RFC 9700 section 4.1.3): no port leeway, no
-	// prefix, no normalisation. redirect_uri is required even with one
-	// registered URI, since OpenID Connect requires it.
-	if redirectURI == "" || !slices.Contains(client.GetRedirectUris(), redirectURI) {
+	// The one rule auth applies too (platform/redirecturi): the exact
+	// string, except a public client's loopback redirect on any port (RFC
+	// 8252 section 7.3). redirect_uri is required even with one registered
+	// URI, since OpenID Connect requires it.
+	if redirectURI == "" || !redirecturi.Matches(client.GetRedirectUris(), redirectURI, client.GetPublic()) {
 		e.authorizeErrorPage(w, r, "应用提供的回调地址（redirect_uri）未登记。")
 		return
 	}
@@ -87,7 +89,8 @@ func (e *Edge) authorize(w http.ResponseWriter, r *http.Request) {
 		if code == "invalid_grant" || code == "invalid_client" || code == "unauthorized_client" {
 			code = "invalid_request"
 		}
-		e.redirect(w, r, back.err(code, d.Message))
+		// Auth's message is for people (not ASCII, RFC 6749 4.1.2.1).
+		e.redirect(w, r, back.err(code, oauthDescription(code, 0)))
 		return
 	}
 	e.decide(w, r, created.GetAuthRequest().GetId(), authv1.Decision_DECISION_AUTO, e.frontMD(r, ""), back)
@@ -102,20 +105,29 @@ func authRequest(client *authv1.OIDCClient, q url.Values) (*authv1.CreateAuthReq
 	if q.Get("request") != "" || q.Get("request_uri") != "" {
 		return nil, &problem{"request_not_supported", "request objects are not supported"}
 	}
-	if q.Get("response_type") != "code" {
+	switch q.Get("response_type") {
+	case "code":
+	case "":
+		// Missing is a malformed request, not an unsupported type (RFC
+		// 6749 section 4.1.2.1).
+		return nil, &problem{"invalid_request", "response_type is required"}
+	default:
 		return nil, &problem{"unsupported_response_type", "only response_type=code is supported"}
 	}
 	if m := q.Get("response_mode"); m != "" && m != "query" {
 		return nil, &problem{"invalid_request", "only response_mode=query is supported"}
 	}
-	scopes := strings.Fields(q.Get("scope"))
+	// Unknown scopes are ignored (OpenID Connect Core 3.1.2.1), as auth
+	// ignores them: a relying party asking for more than is served still
+	// signs in with what is.
+	var scopes []string
+	for _, s := range strings.Fields(q.Get("scope")) {
+		if slices.Contains(knownScopes, s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
 	if !slices.Contains(scopes, "openid") {
 		return nil, &problem{"invalid_scope", "the openid scope is required"}
-	}
-	for _, s := range scopes {
-		if !slices.Contains(knownScopes, s) {
-			return nil, &problem{"invalid_scope", "unknown scope " + s}
-		}
 	}
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
@@ -130,13 +142,21 @@ func authRequest(client *authv1.OIDCClient, q url.Values) (*authv1.CreateAuthReq
 	case challenge != "" && !validChallenge(challenge):
 		return nil, &problem{"invalid_request", "code_challenge must be 43 base64url characters"}
 	}
-	prompt := strings.Fields(q.Get("prompt"))
-	for _, p := range prompt {
-		if p != "none" && p != "login" && p != "consent" {
-			return nil, &problem{"invalid_request", "unsupported prompt " + p}
+	asked := strings.Fields(q.Get("prompt"))
+	var prompt []string
+	for _, p := range asked {
+		switch p {
+		case "none", "login", "consent":
+			prompt = append(prompt, p)
+		case "select_account":
+			// One account per session: there is nothing to choose, so it
+			// reads as no prompt, and auth, which knows only the other
+			// three, never sees it.
+		default:
+			return nil, &problem{"invalid_request", "unsupported prompt " + descValue(p)}
 		}
 	}
-	if slices.Contains(prompt, "none") && len(prompt) > 1 {
+	if slices.Contains(asked, "none") && len(asked) > 1 {
 		return nil, &problem{"invalid_request", "prompt=none cannot be combined"}
 	}
 	req := &authv1.CreateAuthRequestRequest{
@@ -199,7 +219,9 @@ func (e *Edge) decide(w http.ResponseWriter, r *http.Request, id string, d authv
 			return
 		}
 		if res.GetError() != "" {
-			e.redirect(w, r, to.err(res.GetError(), res.GetErrorDescription()))
+			// auth's description is for people; the client gets the
+			// code's fixed ASCII one (RFC 6749 section 4.1.2.1).
+			e.redirect(w, r, to.err(res.GetError(), oauthDescription(res.GetError(), 0)))
 			return
 		}
 		e.redirect(w, r, to.code(res.GetCode()))

@@ -14,13 +14,17 @@ type discoveryDoc struct {
 // Scopes the provider knows.
 var knownScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
 
-// discoveryDoc is GET /.well-known/openid-configuration (served by the
+// discoveryDoc is GET /.well-known/openid-configuration and
+// /.well-known/oauth-authorization-server (served by the
 // library through opServer.Discovery). It advertises only what is served:
 // the code flow in query mode, S256, the four grants and the three client
 // authentication methods (no implicit, no hybrid, no private_key_jwt, no
-// request objects). The library's own op.CreateDiscoveryConfig would
-// advertise what its Provider configuration enables, which is not the
-// SPEC's list, and lacks the RFC 9207 flag.
+// request objects); introspection takes only the two with a secret, since
+// a public client cannot introspect (RFC 7662 section 2.1). The library's
+// own op.CreateDiscoveryConfig would advertise what its Provider
+// configuration enables, which is not the SPEC's list, and lacks the RFC
+// 9207 flag. The same document is RFC 8414's authorization server
+// metadata (ServerMetadataPath).
 func (e *Edge) discoveryDoc() discoveryDoc {
 	auth := []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
 	doc := discoveryDoc{
@@ -43,7 +47,7 @@ func (e *Edge) discoveryDoc() discoveryDoc {
 			IDTokenSigningAlgValuesSupported:          []string{"RS256"},
 			TokenEndpointAuthMethodsSupported:         auth,
 			RevocationEndpointAuthMethodsSupported:    auth,
-			IntrospectionEndpointAuthMethodsSupported: auth,
+			IntrospectionEndpointAuthMethodsSupported: []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost},
 			ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "amr",
 				"preferred_username", "name", "picture", "bio", "email", "email_verified"},
 			CodeChallengeMethodsSupported: []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},

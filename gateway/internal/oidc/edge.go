@@ -8,10 +8,11 @@
 // with the web session and CSRF metadata, like the confirmation page), the
 // back channel OIDCClientService with the client secret as x-api-key (or a
 // public client's id as x-oidc-client-id). The edge parses, checks what
-// only the edge can see (exact redirect URI before anything can redirect,
-// PKCE S256, the origin of page posts), builds and signs the ID token
-// through OIDCService.SignJWT and maps auth's error kinds to the OAuth
-// error vocabulary.
+// only the edge can see (a registered redirect URI, by auth's own rule in
+// platform/redirecturi, before anything can redirect; PKCE S256; the
+// origin of page posts), builds and signs the ID token through
+// OIDCService.SignJWT and maps auth's error kinds to the OAuth error
+// vocabulary, with fixed ASCII descriptions.
 //
 // The back channel (discovery, JWKS, token, introspection, userinfo,
 // revocation, device authorization) is served by zitadel/oidc's certified
@@ -42,23 +43,31 @@ import (
 
 // The fixed paths of the OpenID Connect surface.
 const (
-	DiscoveryPath     = "/.well-known/openid-configuration"
-	JWKSPath          = "/oidc/jwks"
-	AuthorizePath     = "/oidc/authorize"
-	LoginPath         = "/oidc/login"
-	ConsentPath       = "/oidc/consent"
-	TokenPath         = "/oidc/token"
-	UserinfoPath      = "/oidc/userinfo"
-	IntrospectPath    = "/oidc/introspect"
-	RevokePath        = "/oidc/revoke"
-	DeviceAuthPath    = "/oidc/device_authorization"
-	DevicePath        = "/device"
-	EndSessionPath    = "/oidc/end_session"
-	LoggedOutPath     = "/oidc/logged-out"
-	DefaultIssuer     = "http://localhost:8080"
-	idTokenLifetime   = time.Hour
-	deviceCodeTTL     = 10 * time.Minute
-	jwksCacheLifetime = 5 * time.Second
+	DiscoveryPath = "/.well-known/openid-configuration"
+	// ServerMetadataPath is RFC 8414's metadata path (section 3), for
+	// OAuth clients that do not know OpenID Connect discovery.
+	ServerMetadataPath = "/.well-known/oauth-authorization-server"
+	JWKSPath           = "/oidc/jwks"
+	AuthorizePath      = "/oidc/authorize"
+	LoginPath          = "/oidc/login"
+	ConsentPath        = "/oidc/consent"
+	TokenPath          = "/oidc/token"
+	UserinfoPath       = "/oidc/userinfo"
+	IntrospectPath     = "/oidc/introspect"
+	RevokePath         = "/oidc/revoke"
+	DeviceAuthPath     = "/oidc/device_authorization"
+	DevicePath         = "/device"
+	EndSessionPath     = "/oidc/end_session"
+	LoggedOutPath      = "/oidc/logged-out"
+	DefaultIssuer      = "http://localhost:8080"
+	idTokenLifetime    = time.Hour
+	deviceCodeTTL      = 10 * time.Minute
+	jwksCacheLifetime  = 5 * time.Second
+	// jwksMaxAge is how long a relying party may cache the JWKS. A new
+	// key is published 60 s before it signs; a relying party's cache, the
+	// gateway's (jwksCacheLifetime) and auth's (10 s) together must stay
+	// under that, or a token signed by the new key fails there.
+	jwksMaxAge = 30 * time.Second
 )
 
 // Config is what the edge is built from.
@@ -107,19 +116,20 @@ func New(auth grpc.ClientConnInterface, cfg Config) (*Edge, error) {
 	e.op = newOPHandler(e)
 	cors := publicCORS()
 	e.handler = map[string]http.HandlerFunc{
-		DiscoveryPath:  cors(readOnly(e.public)).ServeHTTP,
-		JWKSPath:       cors(readOnly(e.public)).ServeHTTP,
-		AuthorizePath:  e.pageMethods(e.authorize),
-		LoginPath:      e.pageMethods(e.login),
-		ConsentPath:    e.pageMethods(e.consent),
-		TokenPath:      cors(postOnly(e.token)).ServeHTTP,
-		UserinfoPath:   cors(http.HandlerFunc(e.userinfoMethods)).ServeHTTP,
-		IntrospectPath: postOnly(e.backChannel),
-		RevokePath:     postOnly(e.backChannel),
-		DeviceAuthPath: postOnly(e.backChannel),
-		DevicePath:     e.pageMethods(e.device),
-		EndSessionPath: e.pageMethods(e.endSession),
-		LoggedOutPath:  e.pageReadOnly(e.loggedOut),
+		DiscoveryPath:      cors(readOnly(e.public)).ServeHTTP,
+		ServerMetadataPath: cors(readOnly(e.serverMetadata)).ServeHTTP,
+		JWKSPath:           cors(readOnly(e.public)).ServeHTTP,
+		AuthorizePath:      e.pageMethods(e.authorize),
+		LoginPath:          e.pageMethods(e.login),
+		ConsentPath:        e.pageMethods(e.consent),
+		TokenPath:          cors(postOnly(e.token)).ServeHTTP,
+		UserinfoPath:       cors(http.HandlerFunc(e.userinfoMethods)).ServeHTTP,
+		IntrospectPath:     postOnly(e.backChannel),
+		RevokePath:         postOnly(e.backChannel),
+		DeviceAuthPath:     postOnly(e.backChannel),
+		DevicePath:         e.pageMethods(e.device),
+		EndSessionPath:     e.pageMethods(e.endSession),
+		LoggedOutPath:      e.pageReadOnly(e.loggedOut),
 	}
 	return e, nil
 }
@@ -209,6 +219,17 @@ func postOnly(h http.HandlerFunc) http.HandlerFunc {
 func (e *Edge) public(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	e.viaOP(w, r)
+}
+
+// serverMetadata is the discovery document again at RFC 8414's path: the
+// library routes only the OpenID Connect path, so the request goes to it
+// under that one.
+func (e *Edge) serverMetadata(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path, u.RawPath = DiscoveryPath, ""
+	r2 := r.WithContext(r.Context())
+	r2.URL = &u
+	e.public(w, r2)
 }
 
 // frontMD is the metadata of a front-channel call: the edge's (client IP,

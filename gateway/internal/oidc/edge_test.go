@@ -19,9 +19,17 @@ import (
 
 const challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" // S256 of the RFC 7636 example verifier
 
+// TestDiscoveryAdvertisesOnlyWhatIsServed, at the OpenID Connect path and
+// at RFC 8414's.
 func TestDiscoveryAdvertisesOnlyWhatIsServed(t *testing.T) {
+	for _, path := range []string{DiscoveryPath, ServerMetadataPath} {
+		t.Run(path, func(t *testing.T) { checkDiscovery(t, path) })
+	}
+}
+
+func checkDiscovery(t *testing.T, path string) {
 	rg := newRig(t)
-	a := do(t, http.DefaultClient, "GET", rg.srv.URL+DiscoveryPath, nil, map[string]string{"Origin": "https://spa.example"})
+	a := do(t, http.DefaultClient, "GET", rg.srv.URL+path, nil, map[string]string{"Origin": "https://spa.example"})
 	if a.status != 200 {
 		t.Fatalf("status %d", a.status)
 	}
@@ -44,12 +52,14 @@ func TestDiscoveryAdvertisesOnlyWhatIsServed(t *testing.T) {
 		}
 	}
 	lists := map[string][]string{
-		"response_types_supported":              {"code"},
-		"response_modes_supported":              {"query"},
-		"code_challenge_methods_supported":      {"S256"},
-		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
-		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
-		"id_token_signing_alg_values_supported": {"RS256"},
+		"response_types_supported":                      {"code"},
+		"response_modes_supported":                      {"query"},
+		"code_challenge_methods_supported":              {"S256"},
+		"grant_types_supported":                         {"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
+		"token_endpoint_auth_methods_supported":         {"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":    {"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post"},
+		"id_token_signing_alg_values_supported":         {"RS256"},
 	}
 	for k, v := range lists {
 		got, _ := json.Marshal(doc[k])
@@ -69,7 +79,7 @@ func TestCORSOnlyOnPublicEndpoints(t *testing.T) {
 		path string
 		cors bool
 	}{
-		{DiscoveryPath, true}, {JWKSPath, true}, {TokenPath, true}, {UserinfoPath, true},
+		{DiscoveryPath, true}, {ServerMetadataPath, true}, {JWKSPath, true}, {TokenPath, true}, {UserinfoPath, true},
 		{IntrospectPath, false}, {RevokePath, false}, {DeviceAuthPath, false}, {AuthorizePath, false}, {LoginPath, false},
 	}
 	for _, c := range cases {
@@ -127,7 +137,9 @@ func TestAuthorizeNeverRedirectsToAnUnknownPlace(t *testing.T) {
 		{"no redirect_uri", with("client_id", confID)},
 		{"unregistered", with("client_id", confID, "redirect_uri", "https://evil.example/cb")},
 		{"prefix only", with("client_id", confID, "redirect_uri", confRedirect+"&x=1")},
-		{"other port", with("client_id", pubID, "redirect_uri", "http://127.0.0.1:7778/cb")},
+		{"other port, confidential", with("client_id", confLoopID, "redirect_uri", "http://127.0.0.1:7778/cb")},
+		{"loopback, other path", with("client_id", pubID, "redirect_uri", "http://127.0.0.1:7778/other")},
+		{"localhost, other port", with("client_id", pubID, "redirect_uri", "http://localhost:7778/cb")},
 		{"trailing slash", with("client_id", pubID, "redirect_uri", pubRedirect+"/")},
 		{"bad response_type with bad redirect", with("client_id", confID, "redirect_uri", "https://evil.example/cb", "response_type", "token")},
 		{"repeated redirect_uri", with("client_id", confID, "redirect_uri", confRedirect) + "&redirect_uri=" + url.QueryEscape("https://evil.example/cb")},
@@ -146,6 +158,21 @@ func TestAuthorizeNeverRedirectsToAnUnknownPlace(t *testing.T) {
 	}
 	if n := rg.auth.count("CreateAuthRequest"); n != 0 {
 		t.Fatalf("%d auth requests created", n)
+	}
+}
+
+// checkDescription: an OAuth error_description is there and printable
+// ASCII (RFC 6749 sections 4.1.2.1 and 5.2), never auth's Chinese message.
+func checkDescription(t *testing.T, desc string) {
+	t.Helper()
+	if desc == "" {
+		t.Error("no error_description")
+	}
+	for _, c := range desc {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			t.Errorf("error_description %q is not printable ASCII", desc)
+			return
+		}
 	}
 }
 
@@ -169,14 +196,19 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 		params map[string]string
 		code   string
 	}{
+		{"public loopback, any port", pubID, map[string]string{"response_type": "id_token", "redirect_uri": "http://127.0.0.1:51234/cb"}, "unsupported_response_type"},
 		{"implicit", confID, map[string]string{"response_type": "id_token"}, "unsupported_response_type"},
+		{"no response_type", confID, map[string]string{"response_type": ""}, "invalid_request"},
 		{"plain PKCE", confID, map[string]string{"code_challenge_method": "plain", "code_challenge": challenge}, "invalid_request"},
 		{"PKCE without method", confID, map[string]string{"code_challenge_method": "", "code_challenge": challenge}, "invalid_request"},
 		{"method without challenge", confID, map[string]string{"code_challenge": ""}, "invalid_request"},
 		{"public client without PKCE", pubID, map[string]string{"code_challenge": "", "code_challenge_method": ""}, "invalid_request"},
 		{"no openid", confID, map[string]string{"scope": "profile"}, "invalid_scope"},
-		{"unknown scope", confID, map[string]string{"scope": "openid admin"}, "invalid_scope"},
+		{"only unknown scopes", confID, map[string]string{"scope": "admin write"}, "invalid_scope"},
 		{"prompt none with login", confID, map[string]string{"prompt": "none login"}, "invalid_request"},
+		{"prompt none with select_account", confID, map[string]string{"prompt": "none select_account"}, "invalid_request"},
+		{"unknown prompt", confID, map[string]string{"prompt": "create"}, "invalid_request"},
+		{"non-ASCII prompt", confID, map[string]string{"prompt": "创建\""}, "invalid_request"},
 		{"bad max_age", confID, map[string]string{"max_age": "-1"}, "invalid_request"},
 		{"fragment mode", confID, map[string]string{"response_mode": "fragment"}, "invalid_request"},
 		{"request object", confID, map[string]string{"request": "eyJ"}, "request_not_supported"},
@@ -185,6 +217,9 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			redirectURI := clients[c.client].GetRedirectUris()[0]
+			if r, ok := c.params["redirect_uri"]; ok {
+				redirectURI = r
+			}
 			v := url.Values{"client_id": {c.client}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid"},
 				"state": {"st&ate"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 			for k, val := range c.params {
@@ -218,6 +253,65 @@ func TestAuthorizeErrorsGoBackWithIss(t *testing.T) {
 			}
 			if q.Get("error") != c.code || q.Get("state") != "st&ate" || q.Get("iss") != testIssuer || q.Get("code") != "" {
 				t.Fatalf("query %v", q)
+			}
+			checkDescription(t, q.Get("error_description"))
+		})
+	}
+}
+
+// TestAuthorizeIgnoresUnknownScopes: unknown scopes are dropped (OpenID
+// Connect Core 3.1.2.1), the known ones reach auth.
+func TestAuthorizeIgnoresUnknownScopes(t *testing.T) {
+	cases := []struct {
+		scope string
+		want  []string
+	}{
+		{"openid admin", []string{"openid"}},
+		{"admin openid email write:all", []string{"openid", "email"}},
+		{"openid profile openid", []string{"openid", "profile"}},
+	}
+	for _, c := range cases {
+		t.Run(c.scope, func(t *testing.T) {
+			rg := newRig(t)
+			v := url.Values{"client_id": {confID}, "redirect_uri": {confRedirect}, "response_type": {"code"}, "scope": {c.scope},
+				"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			a := do(t, rg.browser(t), "GET", rg.srv.URL+AuthorizePath+"?"+v.Encode(), nil, nil)
+			loc := a.header.Get("Location")
+			if a.status != http.StatusFound || !strings.HasPrefix(loc, LoginPath+"?id=") {
+				t.Fatalf("%d %q", a.status, loc)
+			}
+			req := rg.auth.request(strings.TrimPrefix(loc, LoginPath+"?id="))
+			if req == nil || !slices.Equal(req.GetScopes(), c.want) {
+				t.Fatalf("scopes sent to auth %v, want %v", req.GetScopes(), c.want)
+			}
+		})
+	}
+}
+
+// TestAuthorizePrompts: select_account is accepted and read as no prompt
+// (one account per session); auth gets only the prompts it knows.
+func TestAuthorizePrompts(t *testing.T) {
+	cases := []struct {
+		prompt string
+		want   []string
+	}{
+		{"select_account", nil},
+		{"select_account login", []string{"login"}},
+		{"consent login", []string{"consent", "login"}},
+	}
+	for _, c := range cases {
+		t.Run(c.prompt, func(t *testing.T) {
+			rg := newRig(t)
+			v := url.Values{"client_id": {confID}, "redirect_uri": {confRedirect}, "response_type": {"code"}, "scope": {"openid"},
+				"prompt": {c.prompt}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			a := do(t, rg.browser(t), "GET", rg.srv.URL+AuthorizePath+"?"+v.Encode(), nil, nil)
+			loc := a.header.Get("Location")
+			if a.status != http.StatusFound || !strings.HasPrefix(loc, LoginPath+"?id=") {
+				t.Fatalf("%d %q", a.status, loc)
+			}
+			req := rg.auth.request(strings.TrimPrefix(loc, LoginPath+"?id="))
+			if req == nil || !slices.Equal(req.GetPrompt(), c.want) {
+				t.Fatalf("prompt sent to auth %q, want %q", req.GetPrompt(), c.want)
 			}
 		})
 	}
@@ -440,6 +534,7 @@ func TestTokenEndpointGrants(t *testing.T) {
 		{"client credentials, public", url.Values{"grant_type": {"client_credentials"}, "client_id": {pubID}}, nil, 400, "unauthorized_client", false, ""},
 		{"password grant", url.Values{"grant_type": {"password"}}, basic(confID, confSecret), 400, "unsupported_grant_type", false, ""},
 		{"no grant", url.Values{}, basic(confID, confSecret), 400, "invalid_request", false, ""},
+		{"repeated non-ASCII parameter", url.Values{"grant_type": {"authorization_code"}, "参\"数": {"a", "b"}}, basic(confID, confSecret), 400, "invalid_request", false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -455,6 +550,8 @@ func TestTokenEndpointGrants(t *testing.T) {
 				if m["error"] != c.err {
 					t.Fatalf("error %v, want %s", m["error"], c.err)
 				}
+				desc, _ := m["error_description"].(string)
+				checkDescription(t, desc)
 				_, isBasic := c.headers["Authorization"]
 				if c.err == "invalid_client" && isBasic != strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Basic") {
 					t.Fatalf("WWW-Authenticate %q (basic %v)", a.header.Get("WWW-Authenticate"), isBasic)
@@ -519,7 +616,7 @@ func TestIDTokenVerifiesAgainstTheJWKS(t *testing.T) {
 	}
 	raw, _ := a.json(t)["id_token"].(string)
 	j := do(t, http.DefaultClient, "GET", rg.srv.URL+JWKSPath, nil, nil)
-	if j.header.Get("Cache-Control") != "public, max-age=60" {
+	if j.header.Get("Cache-Control") != "public, max-age=30" {
 		t.Errorf("JWKS Cache-Control %q", j.header.Get("Cache-Control"))
 	}
 	var set jose.JSONWebKeySet
@@ -574,7 +671,12 @@ func TestIDTokenVerifiesAgainstTheJWKS(t *testing.T) {
 func TestJWKSIsCachedBriefly(t *testing.T) {
 	rg := newRig(t)
 	for range 3 {
-		do(t, http.DefaultClient, "GET", rg.srv.URL+JWKSPath, nil, nil)
+		a := do(t, http.DefaultClient, "GET", rg.srv.URL+JWKSPath, nil, nil)
+		// 30 s at a relying party + 5 s here + 10 s in auth stay under
+		// the 60 s a new key is published before it signs.
+		if cc := a.header.Get("Cache-Control"); cc != "public, max-age=30" {
+			t.Fatalf("Cache-Control %q", cc)
+		}
 	}
 	if n := rg.auth.count("GetJWKS"); n != 1 {
 		t.Fatalf("GetJWKS called %d times within the cache lifetime", n)
@@ -613,6 +715,10 @@ func TestDevicePollingErrors(t *testing.T) {
 				url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"mldc_x"}, "client_id": {pubID}}, nil)
 			if a.status != c.status || (c.err != "" && a.json(t)["error"] != c.err) {
 				t.Fatalf("%d %s", a.status, a.body)
+			}
+			if c.err != "" {
+				desc, _ := a.json(t)["error_description"].(string)
+				checkDescription(t, desc)
 			}
 			if got := a.header.Get("Retry-After"); got != c.retryAfter {
 				t.Fatalf("Retry-After %q, want %q", got, c.retryAfter)
@@ -706,7 +812,10 @@ func TestUserinfo(t *testing.T) {
 		{"POST form", "POST", "", url.Values{"access_token": {accessToken}}, 200, map[string]any{"sub": "42", "email_verified": false}},
 		{"scopes limit claims", "GET", "Bearer token_openid_only", nil, 200, map[string]any{"sub": "42", "email": nil, "preferred_username": nil}},
 		{"dead token", "GET", "Bearer token_dead", nil, 401, map[string]any{"error": "invalid_token"}},
-		{"no token", "GET", "", nil, 401, map[string]any{"error": "invalid_token"}},
+		{"empty form token", "POST", "", url.Values{"access_token": {""}}, 401, map[string]any{"error": "invalid_token"}},
+		// No credentials at all: the bare challenge (RFC 6750 section 3.1).
+		{"no token", "GET", "", nil, 401, nil},
+		{"no token, POST", "POST", "", url.Values{}, 401, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -718,14 +827,21 @@ func TestUserinfo(t *testing.T) {
 			if a.status != c.status {
 				t.Fatalf("%d %s", a.status, a.body)
 			}
+			challenge := a.header.Get("WWW-Authenticate")
+			if c.status == 401 && c.want == nil {
+				if challenge != "Bearer" || strings.Contains(a.body, "error") {
+					t.Fatalf("WWW-Authenticate %q, body %q", challenge, a.body)
+				}
+				return
+			}
 			m := a.json(t)
 			for k, v := range c.want {
 				if m[k] != v {
 					t.Errorf("%s = %v, want %v", k, m[k], v)
 				}
 			}
-			if c.status == 401 && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer error="invalid_token"`) {
-				t.Errorf("WWW-Authenticate %q", a.header.Get("WWW-Authenticate"))
+			if c.status == 401 && !strings.HasPrefix(challenge, `Bearer error="invalid_token"`) {
+				t.Errorf("WWW-Authenticate %q", challenge)
 			}
 		})
 	}
@@ -737,6 +853,22 @@ func TestIntrospectAndRevoke(t *testing.T) {
 	m := a.json(t)
 	if a.status != 200 || m["active"] != true || m["sub"] != "42" || m["client_id"] != confID || m["exp"] != float64(authTime.Add(time.Hour).Unix()) {
 		t.Fatalf("%d %v", a.status, m)
+	}
+	fields := []struct {
+		token string
+		want  map[string]any // nil: absent
+	}{
+		{accessToken, map[string]any{"aud": confID, "token_type": "Bearer", "iss": testIssuer}},
+		// A refresh token has no access-token type.
+		{"mlrt_live", map[string]any{"active": true, "aud": confID, "client_id": confID, "token_type": nil}},
+	}
+	for _, f := range fields {
+		m := do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {f.token}}, basic(confID, confSecret)).json(t)
+		for k, v := range f.want {
+			if got, has := m[k]; got != v || (v == nil && has) {
+				t.Errorf("%s: %s = %v, want %v", f.token, k, got, v)
+			}
+		}
 	}
 	// A token not issued to the caller is just inactive.
 	a = do(t, http.DefaultClient, "POST", rg.srv.URL+IntrospectPath, url.Values{"token": {"token_other"}}, basic(confID, confSecret))
@@ -846,7 +978,8 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 		method, path string
 		status       int
 	}{
-		{"GET", TokenPath, 405}, {"PUT", AuthorizePath, 405}, {"POST", JWKSPath, 405}, {"DELETE", UserinfoPath, 405},
+		{"GET", TokenPath, 405}, {"PUT", AuthorizePath, 405}, {"POST", JWKSPath, 405}, {"POST", ServerMetadataPath, 405},
+		{"POST", DiscoveryPath, 405}, {"HEAD", ServerMetadataPath, 200}, {"DELETE", UserinfoPath, 405},
 		{"GET", RevokePath, 405}, {"POST", LoggedOutPath, 405}, {"GET", "/oidc/nothing", 404},
 		// The library's router has these; the edge does not hand them over.
 		{"GET", "/healthz", 404}, {"GET", "/ready", 404},

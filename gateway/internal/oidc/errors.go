@@ -62,3 +62,51 @@ func oauthKind(k apierr.Kind) (string, int) {
 	}
 	return "server_error", http.StatusInternalServerError
 }
+
+// oauthDescriptions is the error_description of each OAuth error code the
+// edge passes on from auth. It must be printable ASCII (RFC 6749 sections
+// 4.1.2.1 and 5.2), so auth's messages, written for people in Chinese, are
+// never sent on the OAuth channel; the pages keep them.
+var oauthDescriptions = map[string]string{
+	"invalid_request":         "the request is missing a parameter or is malformed",
+	"invalid_client":          "client authentication failed",
+	"invalid_grant":           "the grant is invalid, expired, revoked or was issued to another client",
+	"invalid_scope":           "the requested scope is invalid or not allowed",
+	"unauthorized_client":     "the client is not allowed to use this grant",
+	"unsupported_grant_type":  "unsupported grant_type",
+	"authorization_pending":   "the user has not completed the authorization yet",
+	"slow_down":               "polling too often, slow down",
+	"expired_token":           "the device code has expired",
+	"access_denied":           "the request was denied",
+	"invalid_token":           "the access token is not active",
+	"login_required":          "the user must sign in",
+	"consent_required":        "the user must consent",
+	"interaction_required":    "the user must interact with the authorization server",
+	"temporarily_unavailable": "the service is temporarily unavailable, retry later",
+	"server_error":            "the server could not complete the request",
+}
+
+// oauthDescription is the fixed error_description of an error code sent
+// with status (0 on a redirect); empty for a code without one.
+func oauthDescription(code string, status int) string {
+	if status == http.StatusTooManyRequests {
+		return "too many requests, retry later"
+	}
+	return oauthDescriptions[code]
+}
+
+// descValue is a value from the request as it may appear inside an
+// error_description: a short name of letters, digits and "_-.:", else a
+// placeholder, so that nothing the client sent can make it non-ASCII or
+// break out of the WWW-Authenticate quoting (RFC 6749 section 5.2).
+func descValue(s string) string {
+	if s == "" || len(s) > 40 {
+		return "(value not shown)"
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			return "(value not shown)"
+		}
+	}
+	return s
+}

@@ -34,5 +34,11 @@ func TestOAuthKind(t *testing.T) {
 		if code, status := oauthKind(c.kind); code != c.code || status != c.status {
 			t.Errorf("%s → %s %d, want %s %d", c.kind, code, status, c.code, c.status)
 		}
+		// Every code auth's kinds map to has its fixed ASCII description.
+		if code, status := oauthKind(c.kind); oauthDescription(code, status) == "" {
+			t.Errorf("%s: no error_description for %s", c.kind, code)
+		} else {
+			checkDescription(t, oauthDescription(code, status))
+		}
 	}
 }

@@ -38,6 +38,7 @@ const (
 	confRedirect = "https://app.example/cb?tenant=1"
 	confLogout   = "https://app.example/bye"
 	pubID        = "mlc_pub"
+	confLoopID   = "mlc_conf_loop"
 	pubRedirect  = "http://127.0.0.1:7777/cb"
 	session      = "sess_good"
 	csrfToken    = "csrf_good"
@@ -110,6 +111,8 @@ func first(md metadata.MD, k string) string {
 var clients = map[string]*authv1.OIDCClient{
 	confID: {ClientId: confID, Name: "Example App", RedirectUris: []string{confRedirect}, PostLogoutRedirectUris: []string{confLogout}},
 	pubID:  {ClientId: pubID, Name: "Native App", Public: true, RedirectUris: []string{pubRedirect}},
+	// A confidential client gets no loopback port leeway.
+	confLoopID: {ClientId: confLoopID, Name: "Loopback Web App", RedirectUris: []string{pubRedirect}},
 }
 
 func (f *fakeAuth) GetClient(ctx context.Context, req *authv1.GetClientRequest) (*authv1.GetClientResponse, error) {
@@ -170,7 +173,8 @@ func (f *fakeAuth) Decide(ctx context.Context, req *authv1.DecideRequest) (*auth
 	case authv1.Decision_DECISION_AUTO:
 		switch {
 		case !signedIn && len(ar.GetPrompt()) == 1 && ar.GetPrompt()[0] == "none":
-			return &authv1.DecideResponse{Next: authv1.Next_NEXT_REDIRECT, RedirectUri: ar.GetRedirectUri(), State: ar.GetState(), Error: "login_required"}, nil
+			return &authv1.DecideResponse{Next: authv1.Next_NEXT_REDIRECT, RedirectUri: ar.GetRedirectUri(), State: ar.GetState(), Error: "login_required",
+				ErrorDescription: "需要登录"}, nil
 		case !signedIn:
 			return &authv1.DecideResponse{Next: authv1.Next_NEXT_LOGIN}, nil
 		case !f.consent:
@@ -370,6 +374,10 @@ func (f *fakeAuth) Introspect(ctx context.Context, req *authv1.IntrospectRequest
 	md := f.record(ctx, "Introspect")
 	if err := authenticated(md, req.GetClientId()); err != nil {
 		return nil, err
+	}
+	if req.GetToken() == "mlrt_live" && req.GetClientId() == confID {
+		return &authv1.IntrospectResponse{Active: true, Scope: "openid offline_access", ClientId: confID, Sub: "42", Username: "alice",
+			TokenType: "refresh_token", IssuedAt: timestamppb.New(authTime), ExpiresAt: timestamppb.New(authTime.Add(30 * 24 * time.Hour))}, nil
 	}
 	if req.GetToken() != accessToken || req.GetClientId() != confID {
 		return &authv1.IntrospectResponse{}, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,14 +127,11 @@ func (e *Edge) fail(ctx context.Context, err error) error {
 	if d.RetryAfter != "" {
 		x.w.Header().Set("Retry-After", d.RetryAfter)
 	}
-	msg := d.Message
-	if status >= 500 {
-		msg = apierr.DefaultMessage(d.Kind)
-	}
 	if code == "invalid_client" {
 		e.challengeBasic(x)
 	}
-	return oauthFailure(code, status, msg)
+	// Never auth's message: it is for people and not ASCII.
+	return oauthFailure(code, status, oauthDescription(code, status))
 }
 
 func (e *Edge) challengeBasic(x exchange) {
@@ -233,6 +231,13 @@ func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCred
 		e.challengeBasic(x)
 		return nil, oauthFailure("invalid_client", http.StatusUnauthorized, "this client must authenticate with its secret")
 	}
+	if res.GetClient().GetPublic() && x.r.PostForm.Get("grant_type") == string(oidc.GrantTypeClientCredentials) {
+		// Refused here rather than by the library (GrantTypes), whose
+		// error_description quotes the grant, and a '"' is not allowed
+		// there (RFC 6749 section 5.2).
+		e.kit.Note(x.r, apierr.UnauthorizedClient)
+		return nil, oauthFailure("unauthorized_client", http.StatusBadRequest, "a public client cannot use client_credentials")
+	}
 	return &opClient{c: res.GetClient(), auth: c}, nil
 }
 
@@ -244,7 +249,7 @@ func (s *opServer) Discovery(context.Context, *op.Request[struct{}]) (*op.Respon
 }
 
 // Keys is the JWKS: auth's published keys as auth wrote them, cacheable
-// for a minute (a relying party that sees an unknown kid fetches again).
+// for jwksMaxAge (a relying party that sees an unknown kid fetches again).
 func (s *opServer) Keys(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
 	e := s.e
 	set, err := e.keys.get(metadata.NewOutgoingContext(ctx, e.plainMD(exchangeOf(ctx).r)))
@@ -256,7 +261,7 @@ func (s *opServer) Keys(ctx context.Context, _ *op.Request[struct{}]) (*op.Respo
 		keys = []json.RawMessage{}
 	}
 	resp := op.NewResponse(map[string]any{"keys": keys})
-	resp.Header.Set("Cache-Control", "public, max-age=60")
+	resp.Header.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(jwksMaxAge/time.Second)))
 	return resp, nil
 }
 
@@ -368,8 +373,15 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 		return op.NewResponse(map[string]any{"active": false}), nil
 	}
 	out := map[string]any{"active": true, "iss": e.issuer}
-	for k, v := range map[string]string{"scope": res.GetScope(), "client_id": res.GetClientId(), "sub": res.GetSub(),
-		"username": res.GetUsername(), "token_type": res.GetTokenType()} {
+	// aud: the token is for the client it was issued to (RFC 7662 section
+	// 2.2). token_type is an access token's type (RFC 6749 section 7.1),
+	// which a refresh token has none of.
+	tokenType := res.GetTokenType()
+	if tokenType == "refresh_token" {
+		tokenType = ""
+	}
+	for k, v := range map[string]string{"scope": res.GetScope(), "client_id": res.GetClientId(), "aud": res.GetClientId(),
+		"sub": res.GetSub(), "username": res.GetUsername(), "token_type": tokenType} {
 		if v != "" {
 			out[k] = v
 		}

@@ -19,10 +19,10 @@ import (
 
 // userinfoMethods is /oidc/userinfo, GET or POST (OpenID Connect Core
 // 5.3.1), with the access token as a Bearer header or, on POST, the
-// access_token form field (RFC 6750 section 2.2). The edge refuses a
-// missing token with RFC 6750's invalid_token challenge (the library would
-// answer invalid_request without one); the library reads the token and
-// calls opServer.UserInfo.
+// access_token form field (RFC 6750 section 2.2). The edge answers a
+// request without a token with RFC 6750's bare Bearer challenge (the
+// library would answer invalid_request without one); the library reads
+// the token and calls opServer.UserInfo.
 func (e *Edge) userinfoMethods(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -48,6 +48,15 @@ func (e *Edge) userinfoMethods(w http.ResponseWriter, r *http.Request) {
 	}
 	if token == "" {
 		token = r.PostForm.Get("access_token")
+	}
+	_, field := r.PostForm["access_token"]
+	if token == "" && r.Header.Get("Authorization") == "" && !field {
+		// No credentials at all: the bare challenge, no error code (RFC
+		// 6750 section 3.1); invalid_token is for a token that was sent.
+		e.kit.Note(r, apierr.Unauthenticated)
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
 	}
 	if token == "" || !page.Sendable(token) {
 		e.bearerError(w, r, "invalid_token", "an access token is required")

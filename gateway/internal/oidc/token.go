@@ -44,7 +44,7 @@ func (e *Edge) backForm(w http.ResponseWriter, r *http.Request) (clientAuth, boo
 	}
 	for k, vs := range r.PostForm {
 		if len(vs) > 1 {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "parameter "+descValue(k)+" is repeated")
 			return clientAuth{}, false
 		}
 	}
