@@ -27,7 +27,11 @@ func TestPostgresHung(t *testing.T) {
 	pg := harness.StartPostgres(t)
 	// No profile cache: user/info must read Postgres (a cached profile
 	// would be served, correctly, since a frozen Postgres changes nothing).
-	s := harness.Start(t, harness.Options{PostgresServer: pg.URL, Env: map[string]string{"MOREID_USER_CACHE_SIZE": "0"}})
+	s := harness.Start(t, harness.Options{PostgresServer: pg.URL, Env: map[string]string{
+		"MOREID_USER_CACHE_SIZE": "0",
+		// The production budget this test is about.
+		"MOREID_POSTGRES_TIMEOUT": harness.ProductionPostgresTimeout,
+	}})
 	s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
 	app := newClient(s.BaseURL, s.CreateKey(t, "Hung app"))
 	app.login(t, "alice", alicePassword) // auth knows the key now

@@ -60,7 +60,8 @@ func outageSuite(t *testing.T) (*harness.Suite, *apiClient, *harness.Server, *ha
 	t.Helper()
 	rs := harness.StartRedis(t)
 	pg := harness.StartPostgres(t)
-	s := harness.Start(t, harness.Options{PostgresServer: pg.URL, RedisURL: rs.URL})
+	s := harness.Start(t, harness.Options{PostgresServer: pg.URL, RedisURL: rs.URL,
+		Env: map[string]string{"MOREID_POSTGRES_TIMEOUT": harness.ProductionPostgresTimeout}})
 	s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
 	return s, newClient(s.BaseURL, s.CreateKey(t, "Outage app")), rs, pg
 }

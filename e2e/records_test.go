@@ -158,7 +158,9 @@ func TestLoginSafeDuringPostgresOutage(t *testing.T) {
 	pg := harness.StartPostgres(t)
 	// No profile cache: the user lookup must reach Postgres, not a profile
 	// cached before the outage.
-	s := harness.Start(t, harness.Options{PostgresServer: pg.URL, Env: map[string]string{"MOREID_USER_CACHE_SIZE": "0"}})
+	s := harness.Start(t, harness.Options{PostgresServer: pg.URL, Env: map[string]string{
+		"MOREID_USER_CACHE_SIZE": "0", "MOREID_POSTGRES_TIMEOUT": harness.ProductionPostgresTimeout,
+	}})
 	s.CreateUser(t, "alice", "Alice", "alice@example.com", alicePassword)
 	app := newClient(s.BaseURL, s.CreateKey(t, "Safe app"))
 	state, loginCode := app.safeLoginCode(t, "alice", alicePassword)
