@@ -125,6 +125,12 @@ func (k Keys) Client(ctx context.Context, clientID string) (oauth.Client, error)
 	if a == nil {
 		return oauth.Client{}, apierr.Wrap(apierr.Internal, errEmptyKey)
 	}
+	return ClientOf(a), nil
+}
+
+// ClientOf is a key's record as the OAuth client it is: the one mapping,
+// whether the record came from GetClient or from the key check of a call.
+func ClientOf(a *apikeyv1.APIKey) oauth.Client {
 	return oauth.Client{
 		KeyID:                  a.GetId(),
 		ClientID:               a.GetClientId(),
@@ -133,7 +139,7 @@ func (k Keys) Client(ctx context.Context, clientID string) (oauth.Client, error)
 		RedirectURIs:           a.GetRedirectUris(),
 		PostLogoutRedirectURIs: a.GetPostLogoutRedirectUris(),
 		Whitelist:              a.GetWhitelist(),
-	}, nil
+	}
 }
 
 // ActiveKeys is a keycache.Validator (auth's key cache) as the

@@ -29,11 +29,17 @@ func (o *OIDC) GetClient(ctx context.Context, req *authv1.GetClientRequest) (*au
 	if err != nil {
 		return nil, err
 	}
-	return &authv1.GetClientResponse{Client: &authv1.OIDCClient{
+	return &authv1.GetClientResponse{Client: oidcClient(c)}, nil
+}
+
+// oidcClient is the public view of a client (no whitelist), as GetClient
+// and AuthenticateClient answer it.
+func oidcClient(c oauth.Client) *authv1.OIDCClient {
+	return &authv1.OIDCClient{
 		ClientId: c.ClientID, Name: c.Name, Public: c.Public,
 		RedirectUris: c.RedirectURIs, PostLogoutRedirectUris: c.PostLogoutRedirectURIs,
 		ApiKeyId: c.KeyID,
-	}}, nil
+	}
 }
 
 // CreateAuthRequest implements OIDCService.

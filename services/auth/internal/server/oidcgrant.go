@@ -11,6 +11,7 @@ import (
 	authv1 "github.com/moreline/moreid/proto/gen/go/moreid/auth/v1"
 	"github.com/moreline/moreid/proto/wire"
 	"github.com/moreline/moreid/services/auth/internal/oauth"
+	"github.com/moreline/moreid/services/auth/internal/remote"
 )
 
 // OIDCClients implements authv1.OIDCClientServiceServer, the OpenID
@@ -32,15 +33,7 @@ func (o *OIDCClients) caller(ctx context.Context, clientID string) (oauth.Client
 		if clientID == "" || k.GetClientId() != clientID {
 			return oauth.Client{}, apierr.New(apierr.InvalidClient)
 		}
-		return oauth.Client{
-			KeyID:                  k.GetId(),
-			ClientID:               k.GetClientId(),
-			Name:                   k.GetName(),
-			Public:                 k.GetPublic(),
-			RedirectURIs:           k.GetRedirectUris(),
-			PostLogoutRedirectURIs: k.GetPostLogoutRedirectUris(),
-			Whitelist:              k.GetWhitelist(),
-		}, nil
+		return remote.ClientOf(k), nil
 	}
 	id := incoming(ctx, wire.OIDCClientID)
 	if id == "" || id != clientID {
@@ -55,14 +48,7 @@ func (o *OIDCClients) AuthenticateClient(ctx context.Context, req *authv1.Authen
 	if err != nil {
 		return nil, err
 	}
-	return &authv1.AuthenticateClientResponse{Client: &authv1.OIDCClient{
-		ClientId:               c.ClientID,
-		Name:                   c.Name,
-		Public:                 c.Public,
-		RedirectUris:           c.RedirectURIs,
-		PostLogoutRedirectUris: c.PostLogoutRedirectURIs,
-		ApiKeyId:               c.KeyID,
-	}}, nil
+	return &authv1.AuthenticateClientResponse{Client: oidcClient(c)}, nil
 }
 
 // RedeemCode implements OIDCClientService.
